@@ -1,0 +1,1 @@
+//! flowdrill-analysis: placeholder, see the crate README.

@@ -1,0 +1,1 @@
+//! flowdrill-filter: placeholder, see the crate README.

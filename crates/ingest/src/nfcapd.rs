@@ -1,0 +1,1 @@
+//! nfcapd (being written).

@@ -1,0 +1,1 @@
+//! nfcsv (being written).

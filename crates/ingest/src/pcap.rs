@@ -1,0 +1,1 @@
+//! pcap (being written).

@@ -1,0 +1,1 @@
+//! flowdrill-query: placeholder, see the crate README.

@@ -1,0 +1,1 @@
+//! flowdrill-server: placeholder, see the crate README.

@@ -1,0 +1,1 @@
+//! flowdrill-store: placeholder, see the crate README.

@@ -1,0 +1,1 @@
+//! Packet header parsing. (Being written.)

@@ -1,0 +1,1 @@
+//! sFlow v5 decoding. (Being written.)
