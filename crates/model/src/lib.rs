@@ -17,11 +17,13 @@
 //! ```
 
 pub mod addr;
+pub mod columns;
 pub mod custom;
 pub mod proto;
 pub mod schema;
 pub mod time;
 
 pub use addr::{Addr, AddrParseError, Prefix};
+pub use columns::{ColumnRef, ColumnSource, RecordColumns};
 pub use custom::{CustomField, CustomFields, CustomKind, CustomValue};
 pub use schema::{FIELDS, Field, FieldInfo, FlowRecord, Kind, Role, Value};
