@@ -1,0 +1,1138 @@
+//! Hierarchical heavy hitters in one dimension: Netpy's rule over any [`Hierarchy`].
+//!
+//! This module owns the HHH rule, the three built-in hierarchies (IP prefixes, applications,
+//! a user's prefix map) and the ordering of the result as Netpy's indented tree.
+//!
+//! ## The rule (ORACLES §1)
+//!
+//! Bottom-up over the levels. At the most specific level a key's residual is its traffic. A key
+//! is **reported when its residual is strictly greater than `T`**, and shown with its **total**
+//! traffic. A reported key passes 0 up to its parent; an unreported one passes its residual.
+//! `T = φ·N`, N the total of the input in the chosen metric.
+//!
+//! Invariants the code keeps (and the tests check against a naive reference):
+//! - the residuals of the reported keys plus the root's unreported residual sum to N;
+//! - a reported key's total is the sum of the input under it, and `total ≥ residual > T`;
+//! - the result depends neither on input order nor on how a key's traffic is split in records.
+//!
+//! ## IP addresses: two families, two roots, one overall root
+//!
+//! IPv4 and IPv6 prefixes form two separate trees, `0.0.0.0/0` and `::/0` being their roots
+//! (prefix lengths count in the family's own bits). Both roots are children of one overall root,
+//! [`IpKey::Any`], so a mixed input still has a single root and conservation holds across
+//! families. On single-family input with `/0` in the level set the overall root is never
+//! reported: the family root either is reported (passing 0) or holds at most T. When `/0` is
+//! left out of a family's level set, that family's coarsest level hangs directly from `Any`.
+//!
+//! [`hhh_addrs`] is the fast path for addresses (hash aggregation of the leaves on 2 threads,
+//! then one linear pass per level over sorted keys); [`hhh`] runs any hierarchy, and gives the
+//! same result for [`IpLevels`].
+//!
+//! ## Output order
+//!
+//! Rows come in the order of Netpy's Figure 1: a depth-first walk of the tree of reported keys
+//! (each key hangs from its nearest reported ancestor), parents before children, siblings in the
+//! key's natural order ([`Ord`]: by address for prefixes). `depth` is the number of reported
+//! ancestors, so a printer indents by `depth`.
+
+use crate::{AnalysisError, FastMap, Weights, fast_map, split_ranges, workers};
+use flowdrill_model::{Addr, Prefix, proto};
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+
+/// A hierarchy of keys: each key has at most one parent, and the root none.
+///
+/// Implementations MUST keep `rank(parent(k)) < rank(k)`, and every chain of parents MUST end
+/// at a key without parent (the root; several roots are allowed but the built-ins have one).
+pub trait Hierarchy {
+    /// What the input column holds for one record: an address, a `(proto, sport, dport)`...
+    type Leaf: Copy + Send + Sync;
+    /// A node of the hierarchy, at any level. Its `Display` shows the level (`10.0.0.0/8`).
+    type Key: Clone + Eq + Hash + Ord + fmt::Display + fmt::Debug + Send;
+    /// The most specific key of a record.
+    fn leaf(&self, x: Self::Leaf) -> Self::Key;
+    /// The enclosing key one level up, or `None` at the root.
+    fn parent(&self, key: &Self::Key) -> Option<Self::Key>;
+    /// The key's level: larger is more specific; the root has the smallest.
+    fn rank(&self, key: &Self::Key) -> u32;
+    /// The largest rank any key can have.
+    fn max_rank(&self) -> u32;
+    /// The key and all its ancestors, most specific first.
+    fn chain(&self, key: &Self::Key) -> Vec<Self::Key> {
+        let mut out = vec![key.clone()];
+        while let Some(p) = self.parent(out.last().expect("non-empty")) {
+            out.push(p);
+        }
+        out
+    }
+}
+
+/// The reporting threshold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Threshold {
+    /// φ: T = φ·N.
+    Share(f64),
+    /// T itself, in the metric's unit.
+    Absolute(f64),
+}
+
+impl Threshold {
+    /// T for an input of total `n`.
+    pub fn resolve(self, n: f64) -> Result<f64, AnalysisError> {
+        let (raw, t) = match self {
+            Threshold::Share(phi) => (phi, phi * n),
+            Threshold::Absolute(t) => (t, t),
+        };
+        if raw.is_finite() && raw >= 0.0 {
+            Ok(t)
+        } else {
+            Err(AnalysisError::BadThreshold(raw))
+        }
+    }
+}
+
+/// One reported key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HhhRow<K> {
+    pub key: K,
+    /// The key's level in its hierarchy (see [`Hierarchy::rank`]).
+    pub rank: u32,
+    /// All traffic under the key.
+    pub total: f64,
+    /// Traffic under the key not under a more specific reported key (what made it reported).
+    pub residual: f64,
+    /// `total / N` (0 when N is 0).
+    pub share: f64,
+    /// Variance of `total` (sum of the variance terms under the key).
+    pub variance: f64,
+    /// Number of reported ancestors: the indentation of Netpy's tree.
+    pub depth: u32,
+}
+
+/// The result of a one-dimensional HHH run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HhhReport<K> {
+    /// Reported keys in tree order (parents before children).
+    pub rows: Vec<HhhRow<K>>,
+    /// N: the total of the input.
+    pub total: f64,
+    /// Variance of N.
+    pub total_variance: f64,
+    /// T, resolved.
+    pub threshold: f64,
+    /// The root's residual when the root is not reported, else 0. With the reported residuals it
+    /// sums to N.
+    pub unreported_residual: f64,
+}
+
+/// Traffic accumulated at one node during the bottom-up pass.
+#[derive(Clone, Copy, Debug, Default)]
+struct Node {
+    total: f64,
+    var: f64,
+    resid: f64,
+}
+
+/// Runs the HHH rule over any hierarchy. `leaves[i]` is record i's leaf, weighted by `w`.
+pub fn hhh<H: Hierarchy>(
+    h: &H,
+    leaves: &[H::Leaf],
+    w: Weights<'_>,
+    threshold: Threshold,
+) -> Result<HhhReport<H::Key>, AnalysisError> {
+    let (n, nvar) = w.check(leaves.len())?;
+    let thr = threshold.resolve(n)?;
+    let mut agg: FastMap<H::Key, (f64, f64)> = fast_map(1024);
+    for (i, &x) in leaves.iter().enumerate() {
+        let e = agg.entry(h.leaf(x)).or_insert((0.0, 0.0));
+        e.0 += w.weight[i];
+        e.1 += w.var(i);
+    }
+    hhh_from_leaves(h, agg.into_iter(), n, nvar, thr)
+}
+
+/// The bottom-up pass over already aggregated leaves `(key, total, variance)`.
+pub(crate) fn hhh_from_leaves<H: Hierarchy>(
+    h: &H,
+    leaves: impl Iterator<Item = (H::Key, (f64, f64))>,
+    n: f64,
+    nvar: f64,
+    thr: f64,
+) -> Result<HhhReport<H::Key>, AnalysisError> {
+    let max = h.max_rank() as usize;
+    let mut buckets: Vec<Vec<H::Key>> = vec![Vec::new(); max + 1];
+    let mut nodes: FastMap<H::Key, Node> = fast_map(1024);
+    for (k, (total, var)) in leaves {
+        let r = h.rank(&k) as usize;
+        if r > max {
+            return Err(AnalysisError::Internal("hierarchy rank above max_rank"));
+        }
+        buckets[r].push(k.clone());
+        nodes.insert(
+            k,
+            Node {
+                total,
+                var,
+                resid: total,
+            },
+        );
+    }
+    let mut rows = Vec::new();
+    let mut unreported = 0.0;
+    for r in (0..=max).rev() {
+        let mut keys = std::mem::take(&mut buckets[r]);
+        // Sorted so that floating-point sums into parents happen in one fixed order.
+        keys.sort_unstable();
+        for k in keys {
+            let node = nodes[&k];
+            let reported = node.resid > thr;
+            let pass = if reported { 0.0 } else { node.resid };
+            if reported {
+                rows.push(row(k.clone(), r as u32, node, n));
+            }
+            match h.parent(&k) {
+                Some(p) => {
+                    let pr = h.rank(&p) as usize;
+                    if pr >= r {
+                        return Err(AnalysisError::Internal("parent rank not below child rank"));
+                    }
+                    let e = nodes.entry(p).or_insert_with_key(|p| {
+                        buckets[pr].push(p.clone());
+                        Node::default()
+                    });
+                    e.total += node.total;
+                    e.var += node.var;
+                    e.resid += pass;
+                }
+                None => unreported += pass,
+            }
+        }
+    }
+    Ok(HhhReport {
+        rows: tree_order(h, rows),
+        total: n,
+        total_variance: nvar,
+        threshold: thr,
+        unreported_residual: unreported,
+    })
+}
+
+fn row<K>(key: K, rank: u32, node: Node, n: f64) -> HhhRow<K> {
+    HhhRow {
+        key,
+        rank,
+        total: node.total,
+        residual: node.resid,
+        share: if n > 0.0 { node.total / n } else { 0.0 },
+        variance: node.var,
+        depth: 0,
+    }
+}
+
+/// Orders reported rows as a depth-first walk of the tree of reported keys and sets `depth`.
+pub fn tree_order<H: Hierarchy>(h: &H, rows: Vec<HhhRow<H::Key>>) -> Vec<HhhRow<H::Key>> {
+    let index: FastMap<H::Key, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.key.clone(), i))
+        .collect::<FastMap<_, _>>();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); rows.len()];
+    let mut roots = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let mut p = h.parent(&r.key);
+        let mut found = None;
+        while let Some(k) = p {
+            if let Some(&j) = index.get(&k) {
+                found = Some(j);
+                break;
+            }
+            p = h.parent(&k);
+        }
+        match found {
+            Some(j) => children[j].push(i),
+            None => roots.push(i),
+        }
+    }
+    let by_key = |a: &usize, b: &usize| rows[*a].key.cmp(&rows[*b].key);
+    roots.sort_by(by_key);
+    for c in &mut children {
+        c.sort_by(by_key);
+    }
+    let mut order: Vec<(usize, u32)> = Vec::with_capacity(rows.len());
+    let mut stack: Vec<(usize, u32)> = roots.iter().rev().map(|&i| (i, 0)).collect();
+    while let Some((i, d)) = stack.pop() {
+        order.push((i, d));
+        stack.extend(children[i].iter().rev().map(|&c| (c, d + 1)));
+    }
+    let mut slots: Vec<Option<HhhRow<H::Key>>> = rows.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .map(|(i, d)| {
+            let mut r = slots[i].take().expect("each row visited once");
+            r.depth = d;
+            r
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// IP prefixes
+
+/// A node of the IP hierarchy: a prefix of either family, or the overall root above both.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpKey {
+    /// The overall root, parent of `0.0.0.0/0` and `::/0`.
+    Any,
+    Net(Prefix),
+}
+
+impl IpKey {
+    fn sort_key(&self) -> (u8, bool, u128, u8) {
+        match self {
+            IpKey::Any => (0, false, 0, 0),
+            IpKey::Net(p) => (1, !p.is_v4(), p.addr().0, p.len()),
+        }
+    }
+}
+
+/// The overall root first, then IPv4 before IPv6, then by address and length: within a family
+/// this is the preorder of the prefix tree.
+impl Ord for IpKey {
+    fn cmp(&self, other: &IpKey) -> std::cmp::Ordering {
+        self.sort_key().cmp(&other.sort_key())
+    }
+}
+impl PartialOrd for IpKey {
+    fn partial_cmp(&self, other: &IpKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl fmt::Display for IpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpKey::Any => f.write_str("any"),
+            IpKey::Net(p) => fmt::Display::fmt(p, f),
+        }
+    }
+}
+impl fmt::Debug for IpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The prefix lengths of the IP hierarchy, per family. Also the [`Hierarchy`] of addresses.
+///
+/// Invariant: each family's list is non-empty, sorted from longest to shortest, without
+/// duplicates, and within the family's bits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpLevels {
+    v4: Vec<u8>,
+    v6: Vec<u8>,
+    /// `next_v4[len]`: the next shorter level of the set (only meaningful for lengths in it).
+    next_v4: Vec<Option<u8>>,
+    next_v6: Vec<Option<u8>>,
+}
+
+impl IpLevels {
+    /// Every prefix length: /32 … /0 and /128 … /0 (the default, as in Netpy).
+    pub fn every() -> IpLevels {
+        let v4: Vec<u8> = (0..=32).collect();
+        let v6: Vec<u8> = (0..=128).collect();
+        IpLevels::new(&v4, &v6).expect("valid")
+    }
+    /// The given lengths (any order, duplicates ignored). A family's leaves are its addresses
+    /// masked to its longest level.
+    pub fn new(v4: &[u8], v6: &[u8]) -> Result<IpLevels, AnalysisError> {
+        fn norm(l: &[u8], bits: u8, family: &'static str) -> Result<Vec<u8>, AnalysisError> {
+            if l.is_empty() {
+                return Err(AnalysisError::EmptyLevels { family });
+            }
+            if let Some(&len) = l.iter().find(|&&x| x > bits) {
+                return Err(AnalysisError::BadLevel { len, bits });
+            }
+            let mut v = l.to_vec();
+            v.sort_unstable_by(|a, b| b.cmp(a));
+            v.dedup();
+            Ok(v)
+        }
+        let v4 = norm(v4, 32, "IPv4")?;
+        let v6 = norm(v6, 128, "IPv6")?;
+        let next = |l: &[u8], bits: u8| {
+            let mut t = vec![None; bits as usize + 1];
+            for w in l.windows(2) {
+                t[w[0] as usize] = Some(w[1]);
+            }
+            t
+        };
+        Ok(IpLevels {
+            next_v4: next(&v4, 32),
+            next_v6: next(&v6, 128),
+            v4,
+            v6,
+        })
+    }
+    /// IPv4 lengths, longest first.
+    pub fn v4(&self) -> &[u8] {
+        &self.v4
+    }
+    /// IPv6 lengths, longest first.
+    pub fn v6(&self) -> &[u8] {
+        &self.v6
+    }
+}
+
+impl Default for IpLevels {
+    fn default() -> IpLevels {
+        IpLevels::every()
+    }
+}
+
+impl Hierarchy for IpLevels {
+    type Leaf = u128;
+    type Key = IpKey;
+    fn leaf(&self, x: u128) -> IpKey {
+        let a = Addr(x);
+        let len = if a.is_v4() { self.v4[0] } else { self.v6[0] };
+        IpKey::Net(Prefix::new(a, len))
+    }
+    fn parent(&self, key: &IpKey) -> Option<IpKey> {
+        match key {
+            IpKey::Any => None,
+            IpKey::Net(p) => {
+                let next = if p.is_v4() {
+                    self.next_v4[p.len() as usize]
+                } else {
+                    self.next_v6[p.len() as usize]
+                };
+                Some(match next {
+                    Some(l) => IpKey::Net(Prefix::new(p.addr(), l)),
+                    None => IpKey::Any,
+                })
+            }
+        }
+    }
+    fn rank(&self, key: &IpKey) -> u32 {
+        match key {
+            IpKey::Any => 0,
+            IpKey::Net(p) => 1 + p.len() as u32,
+        }
+    }
+    fn max_rank(&self) -> u32 {
+        129
+    }
+}
+
+/// A key type of the fast path: `u32` for IPv4, `u128` for IPv6.
+trait Bits: Copy + Ord + Hash + Send + Sync {
+    fn mask(self, len: u8) -> Self;
+    fn prefix(self, len: u8) -> Prefix;
+}
+impl Bits for u32 {
+    #[inline]
+    fn mask(self, len: u8) -> u32 {
+        if len == 0 { 0 } else { self & (!0u32 << (32 - len)) }
+    }
+    fn prefix(self, len: u8) -> Prefix {
+        Prefix::new(Addr::from_v4_u32(self), len)
+    }
+}
+impl Bits for u128 {
+    #[inline]
+    fn mask(self, len: u8) -> u128 {
+        if len == 0 { 0 } else { self & (!0u128 << (128 - len)) }
+    }
+    fn prefix(self, len: u8) -> Prefix {
+        Prefix::new(Addr(self), len)
+    }
+}
+
+/// Leaves of one input chunk, per family, keyed by the address masked to the finest level.
+struct Leaves {
+    v4: Vec<(u32, f64, f64)>,
+    v6: Vec<(u128, f64, f64)>,
+}
+
+fn aggregate_chunk(addrs: &[u128], w: Weights<'_>, off: usize, l4: u8, l6: u8) -> Leaves {
+    let mut m4: FastMap<u32, (f64, f64)> = fast_map(1 << 16);
+    let mut m6: FastMap<u128, (f64, f64)> = fast_map(0);
+    for (i, &a) in addrs.iter().enumerate() {
+        let (wt, var) = (w.weight[off + i], w.var(off + i));
+        let addr = Addr(a);
+        if let Some(v4) = addr.v4() {
+            let e = m4.entry(v4.mask(l4)).or_insert((0.0, 0.0));
+            e.0 += wt;
+            e.1 += var;
+        } else {
+            let e = m6.entry(a.mask(l6)).or_insert((0.0, 0.0));
+            e.0 += wt;
+            e.1 += var;
+        }
+    }
+    let mut v4: Vec<_> = m4.into_iter().map(|(k, (t, v))| (k, t, v)).collect();
+    v4.sort_unstable_by_key(|x| x.0);
+    let mut v6: Vec<_> = m6.into_iter().map(|(k, (t, v))| (k, t, v)).collect();
+    v6.sort_unstable_by_key(|x| x.0);
+    Leaves { v4, v6 }
+}
+
+/// Merges two key-sorted runs, adding up equal keys.
+fn merge_sorted<K: Ord + Copy>(a: Vec<(K, f64, f64)>, b: Vec<(K, f64, f64)>) -> Vec<(K, f64, f64)> {
+    if b.is_empty() {
+        return a;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((a[i].0, a[i].1 + b[j].1, a[i].2 + b[j].2));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// The bottom-up pass of one family over sorted leaves. Reported prefixes go to `rows`; returns
+/// what the family's coarsest level hands to [`IpKey::Any`].
+///
+/// Invariant: at every level `cur` is sorted by key and keys are distinct, so that the parents
+/// (keys masked to the next level) of equal value are adjacent.
+fn family_pass<K: Bits>(
+    leaves: Vec<(K, f64, f64)>,
+    levels: &[u8],
+    thr: f64,
+    n: f64,
+    rows: &mut Vec<HhhRow<IpKey>>,
+) -> Node {
+    let mut cur: Vec<(K, Node)> = leaves
+        .into_iter()
+        .map(|(k, t, v)| {
+            (
+                k,
+                Node {
+                    total: t,
+                    var: v,
+                    resid: t,
+                },
+            )
+        })
+        .collect();
+    let mut up = Node::default();
+    for (li, &len) in levels.iter().enumerate() {
+        let next = levels.get(li + 1).copied();
+        let mut out: Vec<(K, Node)> = Vec::with_capacity(if next.is_some() { cur.len() } else { 0 });
+        for &(k, node) in &cur {
+            let reported = node.resid > thr;
+            if reported {
+                rows.push(row(IpKey::Net(k.prefix(len)), 1 + len as u32, node, n));
+            }
+            let pass = if reported { 0.0 } else { node.resid };
+            let target = match next {
+                Some(nl) => {
+                    let pk = k.mask(nl);
+                    match out.last_mut() {
+                        Some((lk, pn)) if *lk == pk => pn,
+                        _ => {
+                            out.push((pk, Node::default()));
+                            &mut out.last_mut().expect("just pushed").1
+                        }
+                    }
+                }
+                None => &mut up,
+            };
+            target.total += node.total;
+            target.var += node.var;
+            target.resid += pass;
+        }
+        cur = out;
+    }
+    up
+}
+
+/// The fast path: HHH of addresses (`u128` form, IPv4 mapped) over `levels`.
+///
+/// Same result as [`hhh`] with [`IpLevels`] as the hierarchy. Leaves are aggregated in hash
+/// maps on up to 2 threads, sorted, merged, then each level is one linear pass.
+pub fn hhh_addrs(
+    addrs: &[u128],
+    w: Weights<'_>,
+    levels: &IpLevels,
+    threshold: Threshold,
+) -> Result<HhhReport<IpKey>, AnalysisError> {
+    let (n, nvar) = w.check(addrs.len())?;
+    let thr = threshold.resolve(n)?;
+    let (l4, l6) = (levels.v4[0], levels.v6[0]);
+    let ranges = split_ranges(addrs.len(), workers(addrs.len()));
+    let parts: Vec<Leaves> = std::thread::scope(|s| {
+        let handles: Vec<_> = ranges
+            .iter()
+            .skip(1)
+            .map(|r| {
+                let r = r.clone();
+                s.spawn(move || aggregate_chunk(&addrs[r.clone()], w, r.start, l4, l6))
+            })
+            .collect();
+        let mut parts = Vec::new();
+        if let Some(r) = ranges.first() {
+            parts.push(aggregate_chunk(&addrs[r.clone()], w, r.start, l4, l6));
+        }
+        parts.extend(handles.into_iter().map(|h| h.join().expect("worker panicked")));
+        parts
+    });
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for p in parts {
+        v4 = merge_sorted(v4, p.v4);
+        v6 = merge_sorted(v6, p.v6);
+    }
+    let mut rows = Vec::new();
+    let up4 = family_pass(v4, &levels.v4, thr, n, &mut rows);
+    let up6 = family_pass(v6, &levels.v6, thr, n, &mut rows);
+    let any = Node {
+        total: up4.total + up6.total,
+        var: up4.var + up6.var,
+        resid: up4.resid + up6.resid,
+    };
+    let mut unreported = any.resid;
+    if any.resid > thr {
+        rows.push(row(IpKey::Any, 0, any, n));
+        unreported = 0.0;
+    }
+    Ok(HhhReport {
+        rows: tree_order(levels, rows),
+        total: n,
+        total_variance: nvar,
+        threshold: thr,
+        unreported_residual: unreported,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applications
+
+/// Which port an application hierarchy groups by below the full `(proto, sport, dport)` key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PortSide {
+    /// Netpy's form: (proto, sport, dport) → (proto, sport) → (proto, low|high sport) → proto.
+    Source,
+    /// The same with the destination port.
+    Destination,
+}
+
+impl PortSide {
+    fn name(self) -> &'static str {
+        match self {
+            PortSide::Source => "sport",
+            PortSide::Destination => "dport",
+        }
+    }
+}
+
+/// Ports below this are "low" (well-known); from it on, "high".
+pub const FIRST_HIGH_PORT: u16 = 1024;
+
+/// A node of the application hierarchy (ORACLES §1 Example 2). Ranks: `Root` 0, `Proto` 1,
+/// `Class` 2, `Port` 3, `Flow` 4. A protocol without ports keeps `Proto` at every level below
+/// the root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AppKey {
+    Root,
+    Proto(u8),
+    /// Low (0–1023) or high (1024–65535) ports of `side`.
+    Class { proto: u8, side: PortSide, high: bool },
+    Port { proto: u8, side: PortSide, port: u16 },
+    Flow { proto: u8, sport: u16, dport: u16 },
+}
+
+impl fmt::Display for AppKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            AppKey::Root => f.write_str("any"),
+            AppKey::Proto(p) => write!(f, "{}", proto::name(p)),
+            AppKey::Class { proto: p, side, high } => {
+                let range = if high { "1024-65535" } else { "0-1023" };
+                write!(f, "{} {} {range}", proto::name(p), side.name())
+            }
+            AppKey::Port {
+                proto: p,
+                side,
+                port,
+            } => write!(f, "{} {} {port}", proto::name(p), side.name()),
+            AppKey::Flow {
+                proto: p,
+                sport,
+                dport,
+            } => write!(f, "{} {sport}->{dport}", proto::name(p)),
+        }
+    }
+}
+
+/// The application hierarchy over `(proto, sport, dport)` leaves, by source or destination port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppHierarchy {
+    pub side: PortSide,
+}
+
+impl Hierarchy for AppHierarchy {
+    type Leaf = (u8, u16, u16);
+    type Key = AppKey;
+    fn leaf(&self, (p, sport, dport): (u8, u16, u16)) -> AppKey {
+        if proto::has_ports(p) {
+            AppKey::Flow {
+                proto: p,
+                sport,
+                dport,
+            }
+        } else {
+            AppKey::Proto(p)
+        }
+    }
+    fn parent(&self, key: &AppKey) -> Option<AppKey> {
+        let side = self.side;
+        match *key {
+            AppKey::Root => None,
+            AppKey::Proto(_) => Some(AppKey::Root),
+            AppKey::Class { proto: p, .. } => Some(AppKey::Proto(p)),
+            AppKey::Port { proto: p, port, .. } => Some(AppKey::Class {
+                proto: p,
+                side,
+                high: port >= FIRST_HIGH_PORT,
+            }),
+            AppKey::Flow {
+                proto: p,
+                sport,
+                dport,
+            } => Some(AppKey::Port {
+                proto: p,
+                side,
+                port: if side == PortSide::Source {
+                    sport
+                } else {
+                    dport
+                },
+            }),
+        }
+    }
+    fn rank(&self, key: &AppKey) -> u32 {
+        match key {
+            AppKey::Root => 0,
+            AppKey::Proto(_) => 1,
+            AppKey::Class { .. } => 2,
+            AppKey::Port { .. } => 3,
+            AppKey::Flow { .. } => 4,
+        }
+    }
+    fn max_rank(&self) -> u32 {
+        4
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A user's prefix map
+
+/// One row of a user's prefix map: a prefix, the AS announcing it, the AS's organisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrefixMapRow {
+    pub prefix: Prefix,
+    pub asn: u32,
+    pub org: String,
+}
+
+/// A node of the prefix-map hierarchy: prefix → AS → organisation → root. Addresses no prefix
+/// matches are `Unknown` at every level below the root. Ranks: `Root` 0, `Org` 1, `As` 2,
+/// `Net` and `Unknown` 3.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MapKey {
+    Root,
+    Org(Arc<str>),
+    As(u32),
+    Net(Prefix),
+    Unknown,
+}
+
+impl fmt::Display for MapKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapKey::Root => f.write_str("any"),
+            MapKey::Org(o) => f.write_str(o),
+            MapKey::As(a) => write!(f, "AS{a}"),
+            MapKey::Net(p) => write!(f, "{p}"),
+            MapKey::Unknown => f.write_str("unknown"),
+        }
+    }
+}
+
+/// A prefix map with longest-prefix match; the [`Hierarchy`] of addresses through it.
+#[derive(Clone, Debug)]
+pub struct PrefixMap {
+    /// Prefix → AS. Invariant: every AS here has an entry in `orgs`.
+    nets: FastMap<Prefix, u32>,
+    orgs: FastMap<u32, Arc<str>>,
+    /// Lengths present per family, longest first: the lookup tries these only.
+    lens_v4: Vec<u8>,
+    lens_v6: Vec<u8>,
+}
+
+impl PrefixMap {
+    /// Builds the map; a prefix may appear once, and an AS belongs to one organisation.
+    pub fn new(rows: &[PrefixMapRow]) -> Result<PrefixMap, AnalysisError> {
+        let mut nets: FastMap<Prefix, u32> = fast_map(rows.len());
+        let mut orgs: FastMap<u32, Arc<str>> = fast_map(rows.len());
+        for r in rows {
+            if let Some(&first) = nets.get(&r.prefix)
+                && first != r.asn
+            {
+                return Err(AnalysisError::DuplicatePrefix {
+                    prefix: r.prefix.to_string(),
+                    first,
+                    second: r.asn,
+                });
+            }
+            nets.insert(r.prefix, r.asn);
+            match orgs.get(&r.asn) {
+                Some(o) if **o != *r.org => {
+                    return Err(AnalysisError::ConflictingOrg {
+                        asn: r.asn,
+                        first: o.to_string(),
+                        second: r.org.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    orgs.insert(r.asn, Arc::from(r.org.as_str()));
+                }
+            }
+        }
+        let lens = |v4: bool| {
+            let mut l: Vec<u8> = nets
+                .keys()
+                .filter(|p| p.is_v4() == v4)
+                .map(|p| p.len())
+                .collect();
+            l.sort_unstable_by(|a, b| b.cmp(a));
+            l.dedup();
+            l
+        };
+        Ok(PrefixMap {
+            lens_v4: lens(true),
+            lens_v6: lens(false),
+            nets,
+            orgs,
+        })
+    }
+    /// The longest prefix of the map containing `a`.
+    pub fn lookup(&self, a: Addr) -> Option<Prefix> {
+        let lens = if a.is_v4() {
+            &self.lens_v4
+        } else {
+            &self.lens_v6
+        };
+        lens.iter()
+            .map(|&l| Prefix::new(a, l))
+            .find(|p| self.nets.contains_key(p))
+    }
+}
+
+impl Hierarchy for PrefixMap {
+    type Leaf = u128;
+    type Key = MapKey;
+    fn leaf(&self, x: u128) -> MapKey {
+        match self.lookup(Addr(x)) {
+            Some(p) => MapKey::Net(p),
+            None => MapKey::Unknown,
+        }
+    }
+    fn parent(&self, key: &MapKey) -> Option<MapKey> {
+        match key {
+            MapKey::Root => None,
+            MapKey::Org(_) | MapKey::Unknown => Some(MapKey::Root),
+            MapKey::As(a) => Some(match self.orgs.get(a) {
+                Some(o) => MapKey::Org(o.clone()),
+                None => MapKey::Root,
+            }),
+            MapKey::Net(p) => Some(match self.nets.get(p) {
+                Some(&a) => MapKey::As(a),
+                None => MapKey::Root,
+            }),
+        }
+    }
+    fn rank(&self, key: &MapKey) -> u32 {
+        match key {
+            MapKey::Root => 0,
+            MapKey::Org(_) => 1,
+            MapKey::As(_) => 2,
+            MapKey::Net(_) | MapKey::Unknown => 3,
+        }
+    }
+    fn max_rank(&self) -> u32 {
+        3
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{clustered_addrs, rng, v4, weights};
+    use rand::RngExt;
+
+    /// The naive reference: for each node (every ancestor of every leaf), from the most specific
+    /// rank up, its residual is the traffic of the records under it that no already reported
+    /// key below it covers. Quadratic, and shares no code with the pass-up implementation.
+    fn naive<H: Hierarchy>(h: &H, leaves: &[H::Leaf], w: &[f64], thr: f64) -> Vec<(H::Key, f64, f64)> {
+        let chains: Vec<Vec<H::Key>> = leaves.iter().map(|&x| h.chain(&h.leaf(x))).collect();
+        let mut nodes: Vec<H::Key> = chains.iter().flatten().cloned().collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes.sort_by_key(|k| std::cmp::Reverse(h.rank(k)));
+        let mut reported: Vec<(H::Key, f64, f64)> = Vec::new();
+        for node in nodes {
+            let (mut total, mut resid) = (0.0, 0.0);
+            for (c, &wt) in chains.iter().zip(w) {
+                if let Some(pos) = c.iter().position(|k| *k == node) {
+                    total += wt;
+                    if !c[..pos].iter().any(|k| reported.iter().any(|r| r.0 == *k)) {
+                        resid += wt;
+                    }
+                }
+            }
+            if resid > thr {
+                reported.push((node, total, resid));
+            }
+        }
+        reported.sort_by(|a, b| a.0.cmp(&b.0));
+        reported
+    }
+
+    fn triples<K: Clone + Ord>(rep: &HhhReport<K>) -> Vec<(K, f64, f64)> {
+        let mut v: Vec<_> = rep
+            .rows
+            .iter()
+            .map(|r| (r.key.clone(), r.total, r.residual))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn shown<K: fmt::Display>(rep: &HhhReport<K>) -> Vec<(String, f64)> {
+        let mut v: Vec<_> = rep.rows.iter().map(|r| (r.key.to_string(), r.total)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn expect(list: &[(&str, f64)]) -> Vec<(String, f64)> {
+        let mut v: Vec<_> = list.iter().map(|(k, t)| (k.to_string(), *t)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn example1() -> (Vec<u128>, Vec<f64>) {
+        let rows = [
+            ("10.0.0.1", 300.0),
+            ("10.0.0.2", 60.0),
+            ("10.0.0.3", 50.0),
+            ("10.0.1.5", 40.0),
+            ("10.0.1.6", 30.0),
+            ("10.1.0.1", 90.0),
+            ("192.168.1.1", 95.0),
+            ("192.168.1.2", 25.0),
+            ("172.16.5.5", 80.0),
+            ("8.8.8.8", 70.0),
+            ("1.2.3.4", 60.0),
+            ("203.0.113.9", 100.0),
+        ];
+        (
+            rows.iter().map(|r| v4(r.0)).collect(),
+            rows.iter().map(|r| r.1).collect(),
+        )
+    }
+
+    #[test]
+    fn example_1_matches_oracles_for_every_threshold_and_level_set() {
+        let (a, w) = example1();
+        let coarse = IpLevels::new(&[32, 24, 16, 8, 0], &[128, 0]).unwrap();
+        let every = IpLevels::every();
+        let cases: [(&IpLevels, f64, Vec<(String, f64)>); 5] = [
+            (
+                &every,
+                100.0,
+                expect(&[
+                    ("10.0.0.1/32", 300.0),
+                    ("10.0.0.2/31", 110.0),
+                    ("192.168.1.0/30", 120.0),
+                    ("10.0.0.0/15", 570.0),
+                    ("0.0.0.0/4", 700.0),
+                    ("128.0.0.0/1", 300.0),
+                ]),
+            ),
+            (
+                &every,
+                99.0,
+                expect(&[
+                    ("10.0.0.1/32", 300.0),
+                    ("203.0.113.9/32", 100.0),
+                    ("10.0.0.2/31", 110.0),
+                    ("192.168.1.0/30", 120.0),
+                    ("10.0.0.0/15", 570.0),
+                    ("0.0.0.0/4", 700.0),
+                ]),
+            ),
+            (
+                &every,
+                150.0,
+                expect(&[
+                    ("10.0.0.1/32", 300.0),
+                    ("10.0.0.0/23", 480.0),
+                    ("8.0.0.0/6", 640.0),
+                    ("192.0.0.0/4", 220.0),
+                ]),
+            ),
+            (
+                &coarse,
+                100.0,
+                expect(&[
+                    ("10.0.0.1/32", 300.0),
+                    ("10.0.0.0/24", 410.0),
+                    ("192.168.1.0/24", 120.0),
+                    ("10.0.0.0/8", 570.0),
+                    ("0.0.0.0/0", 1000.0),
+                ]),
+            ),
+            (
+                &coarse,
+                150.0,
+                expect(&[
+                    ("10.0.0.1/32", 300.0),
+                    ("10.0.0.0/16", 480.0),
+                    ("0.0.0.0/0", 1000.0),
+                ]),
+            ),
+        ];
+        for (levels, t, want) in cases {
+            let fast = hhh_addrs(&a, Weights::exact(&w), levels, Threshold::Absolute(t)).unwrap();
+            let slow = hhh(levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
+            assert_eq!(shown(&fast), want, "fast path, T = {t}, levels {:?}", levels.v4());
+            assert_eq!(fast, slow, "fast and generic paths differ at T = {t}");
+            assert_eq!(fast.total, 1000.0);
+        }
+    }
+
+    #[test]
+    fn example_1_exactly_t_is_not_reported_and_flows_up() {
+        let (a, w) = example1();
+        let rep = hhh_addrs(
+            &a,
+            Weights::exact(&w),
+            &IpLevels::every(),
+            Threshold::Share(0.1),
+        )
+        .unwrap();
+        assert_eq!(rep.threshold, 100.0);
+        assert!(!rep.rows.iter().any(|r| r.key.to_string() == "203.0.113.9/32"));
+        let top = rep
+            .rows
+            .iter()
+            .find(|r| r.key.to_string() == "128.0.0.0/1")
+            .unwrap();
+        assert_eq!((top.total, top.residual), (300.0, 180.0));
+        assert_eq!(rep.unreported_residual, 0.0);
+    }
+
+    #[test]
+    fn lowering_t_can_unreport_an_ancestor() {
+        // ORACLES §2.7: 10.0.0.0/23 is reported at T = 150 but not at T = 100.
+        let (a, w) = example1();
+        let has = |t: f64| {
+            hhh_addrs(&a, Weights::exact(&w), &IpLevels::every(), Threshold::Absolute(t))
+                .unwrap()
+                .rows
+                .iter()
+                .any(|r| r.key.to_string() == "10.0.0.0/23")
+        };
+        assert!(has(150.0));
+        assert!(!has(100.0));
+    }
+
+    fn example2() -> (Vec<(u8, u16, u16)>, Vec<f64>) {
+        let t = proto::TCP;
+        let u = proto::UDP;
+        let rows = [
+            ((t, 80, 51000), 200.0),
+            ((t, 80, 51001), 150.0),
+            ((t, 443, 52000), 90.0),
+            ((t, 443, 52001), 80.0),
+            ((t, 22, 40000), 30.0),
+            ((t, 51234, 80), 120.0),
+            ((t, 60001, 443), 60.0),
+            ((u, 53, 33000), 70.0),
+            ((u, 53, 33001), 40.0),
+            ((u, 33333, 53), 50.0),
+            ((proto::ICMP, 0, 0), 110.0),
+        ];
+        (
+            rows.iter().map(|r| r.0).collect(),
+            rows.iter().map(|r| r.1).collect(),
+        )
+    }
+
+    #[test]
+    fn example_2_matches_oracles() {
+        let (l, w) = example2();
+        let h = AppHierarchy {
+            side: PortSide::Source,
+        };
+        let t100 = hhh(&h, &l, Weights::exact(&w), Threshold::Absolute(100.0)).unwrap();
+        assert_eq!(
+            shown(&t100),
+            expect(&[
+                ("TCP 80->51000", 200.0),
+                ("TCP 80->51001", 150.0),
+                ("TCP 51234->80", 120.0),
+                ("ICMP", 110.0),
+                ("TCP sport 443", 170.0),
+                ("UDP sport 53", 110.0),
+                ("any", 1000.0),
+            ])
+        );
+        let t150 = hhh(&h, &l, Weights::exact(&w), Threshold::Absolute(150.0)).unwrap();
+        assert_eq!(
+            shown(&t150),
+            expect(&[
+                ("TCP 80->51000", 200.0),
+                ("TCP sport 443", 170.0),
+                ("TCP sport 0-1023", 550.0),
+                ("TCP sport 1024-65535", 180.0),
+                ("UDP", 160.0),
+            ])
+        );
+        // Tree order: TCP low ports above its children, at depth 0.
+        let keys: Vec<String> = t150.rows.iter().map(|r| r.key.to_string()).collect();
+        assert_eq!(
+            keys,
+            [
+                "UDP",
+                "TCP sport 0-1023",
+                "TCP sport 443",
+                "TCP 80->51000",
+                "TCP sport 1024-65535"
+            ]
+        );
+        let depth = |k: &str| t150.rows.iter().find(|r| r.key.to_string() == k).unwrap().depth;
+        assert_eq!(depth("TCP sport 0-1023"), 0);
+        assert_eq!(depth("TCP sport 443"), 1);
+        assert_eq!(depth("TCP 80->51000"), 1);
+        assert_eq!(depth("UDP"), 0);
+    }
+}
