@@ -1135,4 +1135,302 @@ mod tests {
         assert_eq!(depth("TCP 80->51000"), 1);
         assert_eq!(depth("UDP"), 0);
     }
+
+    /// A random input for one seed: addresses (IPv4 clustered, some IPv6), weights, and a level
+    /// set (every length, or a random subset).
+    fn random_case(seed: u64) -> (Vec<u128>, Vec<f64>, IpLevels, f64) {
+        let mut r = rng(seed);
+        let n = r.random_range(1..120);
+        let a = clustered_addrs(&mut r, n, seed % 3 == 0);
+        let w = weights(&mut r, n);
+        let levels = if seed % 2 == 0 {
+            IpLevels::every()
+        } else {
+            let v4: Vec<u8> = (0..=32).filter(|_| r.random_bool(0.3)).collect();
+            let v6: Vec<u8> = (0..=128).filter(|_| r.random_bool(0.1)).collect();
+            IpLevels::new(
+                if v4.is_empty() { &[32] } else { &v4 },
+                if v6.is_empty() { &[0] } else { &v6 },
+            )
+            .unwrap()
+        };
+        let total: f64 = w.iter().sum();
+        let t = (total * r.random_range(0.005..0.6)).floor();
+        (a, w, levels, t)
+    }
+
+    #[test]
+    fn fast_generic_and_naive_agree_on_random_inputs() {
+        for seed in 0..300 {
+            let (a, w, levels, t) = random_case(seed);
+            let fast = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(t)).unwrap();
+            let slow = hhh(&levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
+            assert_eq!(fast, slow, "seed {seed}");
+            assert_eq!(triples(&fast), naive(&levels, &a, &w, t), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn application_and_prefix_map_hierarchies_agree_with_naive() {
+        for seed in 0..200 {
+            let mut r = rng(seed);
+            let n = r.random_range(1..100);
+            let w = weights(&mut r, n);
+            let leaves: Vec<(u8, u16, u16)> = (0..n)
+                .map(|_| {
+                    let p = [proto::TCP, proto::UDP, proto::ICMP, proto::GRE][r.random_range(0..4)];
+                    let port = |r: &mut rand::rngs::StdRng| {
+                        [22, 53, 80, 443, 1023, 1024, 8080, 51000][r.random_range(0..8)]
+                    };
+                    (p, port(&mut r), port(&mut r))
+                })
+                .collect();
+            let total: f64 = w.iter().sum();
+            let t = (total * r.random_range(0.01..0.5)).floor();
+            for side in [PortSide::Source, PortSide::Destination] {
+                let h = AppHierarchy { side };
+                let rep = hhh(&h, &leaves, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
+                assert_eq!(triples(&rep), naive(&h, &leaves, &w, t), "seed {seed}");
+            }
+            let a = clustered_addrs(&mut r, n, true);
+            let map_rows: Vec<PrefixMapRow> = a
+                .iter()
+                .take(8)
+                .enumerate()
+                .map(|(i, &x)| PrefixMapRow {
+                    prefix: Prefix::new(Addr(x), [8u8, 16, 24, 28, 48][i % 5]),
+                    asn: 64500 + (i as u32 % 4),
+                    org: format!("org{}", i % 4 / 2),
+                })
+                .collect();
+            // Equal prefixes may be drawn twice: keep the first AS of each.
+            let mut seen = std::collections::HashSet::new();
+            let map_rows: Vec<_> = map_rows.into_iter().filter(|m| seen.insert(m.prefix)).collect();
+            let map = PrefixMap::new(&map_rows).unwrap();
+            let rep = hhh(&map, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
+            assert_eq!(triples(&rep), naive(&map, &a, &w, t), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn extreme_thresholds_report_nothing_or_every_leaf() {
+        // ORACLES §2.1.
+        for seed in 0..100 {
+            let (a, w, levels, _) = random_case(seed);
+            let n: f64 = w.iter().sum();
+            let none = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(n)).unwrap();
+            assert!(none.rows.is_empty(), "seed {seed}");
+            assert_eq!(none.unreported_residual, n);
+            let all = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(1e-9)).unwrap();
+            let mut leaves: Vec<IpKey> = a.iter().map(|&x| levels.leaf(x)).collect();
+            leaves.sort();
+            leaves.dedup();
+            let mut got: Vec<IpKey> = all.rows.iter().map(|r| r.key).collect();
+            got.sort();
+            assert_eq!(got, leaves, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn conservation_bounds_and_totals_hold() {
+        // ORACLES §2.2, §2.3, §2.6.
+        for seed in 0..200 {
+            let (a, w, levels, t) = random_case(seed);
+            let rep = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(t)).unwrap();
+            let n: f64 = w.iter().sum();
+            let resid: f64 = rep.rows.iter().map(|r| r.residual).sum();
+            assert_eq!(resid + rep.unreported_residual, n, "seed {seed}");
+            if t > 0.0 {
+                assert!(rep.rows.len() as f64 <= (n / t).floor(), "seed {seed}");
+            }
+            for row in &rep.rows {
+                assert!(row.total >= row.residual && row.residual > t, "seed {seed}");
+                let under: f64 = a
+                    .iter()
+                    .zip(&w)
+                    .filter(|(x, _)| match row.key {
+                        IpKey::Any => true,
+                        IpKey::Net(p) => p.contains(Addr(**x)),
+                    })
+                    .map(|(_, w)| w)
+                    .sum();
+                assert_eq!(row.total, under, "seed {seed} key {}", row.key);
+                assert_eq!(row.share, row.total / n);
+                if let IpKey::Net(p) = row.key {
+                    let set = if p.is_v4() { levels.v4() } else { levels.v6() };
+                    assert!(set.contains(&p.len()), "seed {seed}: {p} outside the level set");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn order_splitting_and_merging_do_not_matter() {
+        // ORACLES §2.4.
+        for seed in 0..150 {
+            let (a, w, levels, t) = random_case(seed);
+            let base = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(t)).unwrap();
+            let mut r = rng(seed ^ 0xabc);
+            // Shuffle, and split some records in two (integer parts).
+            let mut items: Vec<(u128, f64)> = Vec::new();
+            for (&x, &wt) in a.iter().zip(&w) {
+                if wt >= 2.0 && r.random_bool(0.3) {
+                    let part = (wt / 2.0).floor();
+                    items.push((x, part));
+                    items.push((x, wt - part));
+                } else {
+                    items.push((x, wt));
+                }
+            }
+            for i in (1..items.len()).rev() {
+                items.swap(i, r.random_range(0..=i));
+            }
+            let (a2, w2): (Vec<u128>, Vec<f64>) = items.iter().copied().unzip();
+            let split = hhh_addrs(&a2, Weights::exact(&w2), &levels, Threshold::Absolute(t)).unwrap();
+            assert_eq!(base, split, "seed {seed}");
+            // Merging duplicates: one record per distinct address.
+            let mut merged: std::collections::BTreeMap<u128, f64> = Default::default();
+            for (&x, &wt) in a.iter().zip(&w) {
+                *merged.entry(x).or_default() += wt;
+            }
+            let (a3, w3): (Vec<u128>, Vec<f64>) = merged.into_iter().unzip();
+            let m = hhh_addrs(&a3, Weights::exact(&w3), &levels, Threshold::Absolute(t)).unwrap();
+            assert_eq!(base, m, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn scaling_weights_and_t_scales_totals_and_keeps_keys() {
+        // ORACLES §2.5 (integer factors keep f64 sums exact).
+        for seed in 0..100 {
+            let (a, w, levels, t) = random_case(seed);
+            let base = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(t)).unwrap();
+            let k = (seed % 7 + 2) as f64;
+            let ws: Vec<f64> = w.iter().map(|x| x * k).collect();
+            let scaled =
+                hhh_addrs(&a, Weights::exact(&ws), &levels, Threshold::Absolute(t * k)).unwrap();
+            assert_eq!(base.rows.len(), scaled.rows.len());
+            for (b, s) in base.rows.iter().zip(&scaled.rows) {
+                assert_eq!((b.key, b.total * k, b.depth), (s.key, s.total, s.depth));
+            }
+        }
+    }
+
+    #[test]
+    fn rows_form_a_tree_with_parents_first() {
+        for seed in 0..100 {
+            let (a, w, levels, t) = random_case(seed);
+            let rep = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(t)).unwrap();
+            for (i, row) in rep.rows.iter().enumerate() {
+                let ancestors: Vec<IpKey> = levels.chain(&row.key)[1..].to_vec();
+                let reported_above: Vec<usize> = rep
+                    .rows
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| ancestors.contains(&r.key))
+                    .map(|(j, _)| j)
+                    .collect();
+                assert_eq!(row.depth as usize, reported_above.len(), "seed {seed}");
+                assert!(reported_above.iter().all(|&j| j < i), "seed {seed}: parent after child");
+            }
+        }
+    }
+
+    #[test]
+    fn variance_of_a_total_is_the_sum_of_its_terms() {
+        let (a, w) = example1();
+        let var: Vec<f64> = w.iter().map(|x| x / 4.0).collect();
+        let rep = hhh_addrs(
+            &a,
+            Weights::sampled(&w, &var),
+            &IpLevels::every(),
+            Threshold::Absolute(100.0),
+        )
+        .unwrap();
+        for row in &rep.rows {
+            assert_eq!(row.variance, row.total / 4.0, "{}", row.key);
+        }
+        assert_eq!(rep.total_variance, 250.0);
+    }
+
+    #[test]
+    fn mixed_families_hang_from_the_overall_root() {
+        let a = [v4("10.0.0.1"), "2001:db8::1".parse::<Addr>().unwrap().0];
+        let w = [50.0, 60.0];
+        let rep = hhh_addrs(&a, Weights::exact(&w), &IpLevels::every(), Threshold::Absolute(100.0))
+            .unwrap();
+        // Neither family reaches T on its own; together they do, at the overall root.
+        assert_eq!(shown(&rep), expect(&[("any", 110.0)]));
+        assert_eq!(rep.unreported_residual, 0.0);
+    }
+
+    #[test]
+    fn bad_inputs_are_refused_with_their_cause() {
+        let a = [v4("10.0.0.1")];
+        let w = [1.0];
+        let l = IpLevels::every();
+        assert_eq!(
+            hhh_addrs(&a, Weights::exact(&w), &l, Threshold::Share(-0.1)),
+            Err(AnalysisError::BadThreshold(-0.1))
+        );
+        assert!(matches!(
+            hhh_addrs(&a, Weights::exact(&[1.0, 2.0]), &l, Threshold::Share(0.1)),
+            Err(AnalysisError::LengthMismatch { .. })
+        ));
+        assert_eq!(
+            IpLevels::new(&[33], &[0]),
+            Err(AnalysisError::BadLevel { len: 33, bits: 32 })
+        );
+        assert!(matches!(
+            IpLevels::new(&[], &[0]),
+            Err(AnalysisError::EmptyLevels { .. })
+        ));
+        let p: Prefix = "10.0.0.0/8".parse().unwrap();
+        let row = |asn, org: &str| PrefixMapRow {
+            prefix: p,
+            asn,
+            org: org.into(),
+        };
+        assert!(matches!(
+            PrefixMap::new(&[row(1, "a"), row(2, "a")]),
+            Err(AnalysisError::DuplicatePrefix { .. })
+        ));
+        let q = PrefixMapRow {
+            prefix: "11.0.0.0/8".parse().unwrap(),
+            asn: 1,
+            org: "b".into(),
+        };
+        assert!(matches!(
+            PrefixMap::new(&[row(1, "a"), q]),
+            Err(AnalysisError::ConflictingOrg { asn: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn prefix_map_uses_the_longest_match_and_unknown() {
+        let rows = [
+            ("10.0.0.0/8", 100, "Big"),
+            ("10.1.0.0/16", 200, "Small"),
+            ("2001:db8::/32", 100, "Big"),
+        ]
+        .map(|(p, asn, org)| PrefixMapRow {
+            prefix: p.parse().unwrap(),
+            asn,
+            org: org.into(),
+        });
+        let map = PrefixMap::new(&rows).unwrap();
+        let addrs = [v4("10.1.2.3"), v4("10.2.0.1"), v4("192.0.2.1")];
+        let keys: Vec<String> = addrs.iter().map(|&a| map.leaf(a).to_string()).collect();
+        assert_eq!(keys, ["10.1.0.0/16", "10.0.0.0/8", "unknown"]);
+        let chain: Vec<String> = map.chain(&map.leaf(addrs[0])).iter().map(|k| k.to_string()).collect();
+        assert_eq!(chain, ["10.1.0.0/16", "AS200", "Small", "any"]);
+        let w = [40.0, 30.0, 30.0];
+        let rep = hhh(&map, &addrs, Weights::exact(&w), Threshold::Absolute(35.0)).unwrap();
+        // 10.2.0.1 (30, under AS100) and the unknown 192.0.2.1 (30) meet only at the root.
+        assert_eq!(shown(&rep), expect(&[("10.1.0.0/16", 40.0), ("any", 100.0)]));
+        assert_eq!(rep.rows.iter().find(|r| r.key == MapKey::Root).unwrap().residual, 60.0);
+        let rep = hhh(&map, &addrs, Weights::exact(&w), Threshold::Absolute(100.0)).unwrap();
+        assert_eq!(shown(&rep), expect(&[]));
+        assert_eq!(rep.unreported_residual, 100.0);
+    }
 }
