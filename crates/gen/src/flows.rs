@@ -14,11 +14,11 @@
 //! records started within one RTT (≤ 0.2 s) plus one head per event; the background yields
 //! exactly `Scenario::flows` records and each event exactly [`Event::flow_count`].
 
-use crate::rng::{Permutation, Rng, mix64};
+use crate::rng::{Permutation, Rng, Zipf, mix64};
 use crate::scenario::{Event, Scenario, prefix_hosts};
 use crate::shape::Shape;
 use flowdrill_model::{Addr, FlowRecord, Prefix, proto};
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::f64::consts::PI;
 
@@ -85,6 +85,17 @@ enum App {
     Stun,
     P2pUdp,
     Icmp,
+}
+
+/// Which popularity law a local host is drawn from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// Any campus host (Zipf s = 1).
+    Host,
+    /// A campus server taking inbound sessions (s = 1.3: a few popular ones).
+    Server,
+    /// A campus DNS resolver (s = 2: a handful).
+    Resolver,
 }
 
 /// The stream of records of a scenario, in start-time order. Built by [`crate::records`].
@@ -290,33 +301,66 @@ struct Background {
     clock: DiurnalClock,
     /// Time of the next slot, if any.
     next_slot: Option<u64>,
-    /// Records waiting for their start time; ordered by (time_start, seq).
-    pending: BinaryHeap<Pending>,
-    seq: u64,
+    /// Records waiting for their start time.
+    pending: PendingQueue,
     session: u64,
     app_cdf: Vec<(f64, App, f64)>,
     local_hosts_v4: u64,
     local_perm: Permutation,
+    z: Pools,
 }
 
+/// The Zipf laws of the host pools (see [`Background::session`]).
 #[derive(Debug)]
-struct Pending(GenFlow, u64);
+struct Pools {
+    local_v4: Zipf,
+    local_v4_servers: Zipf,
+    local_v4_resolvers: Zipf,
+    local_v6: Zipf,
+    local_v6_servers: Zipf,
+    local_v6_resolvers: Zipf,
+    remote_clients: Zipf,
+    ntp: Zipf,
+    dns: Zipf,
+    mail: Zipf,
+    web: Zipf,
+}
 
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
+/// Records waiting for their start time: a heap of small keys over a slab, so that sifting
+/// moves 24 bytes instead of a whole record. Invariant: every key's slot holds a record.
+#[derive(Debug, Default)]
+struct PendingQueue {
+    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    slab: Vec<Option<GenFlow>>,
+    free: Vec<u32>,
+    seq: u64,
 }
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
+
+impl PendingQueue {
+    fn push(&mut self, g: GenFlow) {
+        let key = g.rec.time_start;
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = Some(g);
+                i
+            }
+            None => {
+                self.slab.push(Some(g));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.seq += 1;
+        self.heap.push(Reverse((key, self.seq, slot)));
     }
-}
-impl Ord for Pending {
-    /// Reversed: the heap's top is the earliest record.
-    fn cmp(&self, o: &Self) -> Ordering {
-        (o.0.rec.time_start, o.1).cmp(&(self.0.rec.time_start, self.1))
+
+    fn peek_start(&self) -> Option<u64> {
+        self.heap.peek().map(|r| r.0.0)
+    }
+
+    fn pop(&mut self) -> Option<GenFlow> {
+        let Reverse((_, _, slot)) = self.heap.pop()?;
+        self.free.push(slot);
+        self.slab[slot as usize].take()
     }
 }
 
@@ -405,12 +449,24 @@ impl Background {
             one_minus: 1.0,
             clock: DiurnalClock::new(s),
             next_slot: None,
-            pending: BinaryHeap::new(),
-            seq: 0,
+            pending: PendingQueue::default(),
             session: 0,
             app_cdf,
             local_hosts_v4,
             local_perm: Permutation::new(local_hosts_v4, s.seed ^ 0x10ca1),
+            z: Pools {
+                local_v4: Zipf::new(local_hosts_v4, 1.0),
+                local_v4_servers: Zipf::new(local_hosts_v4, 1.3),
+                local_v4_resolvers: Zipf::new(local_hosts_v4, 2.0),
+                local_v6: Zipf::new(1 << 16, 1.0),
+                local_v6_servers: Zipf::new(1 << 16, 1.3),
+                local_v6_resolvers: Zipf::new(1 << 16, 2.0),
+                remote_clients: Zipf::new(1 << 24, 0.9),
+                ntp: Zipf::new(64, 1.05),
+                dns: Zipf::new(1 << 18, 1.05),
+                mail: Zipf::new(1 << 14, 1.05),
+                web: Zipf::new(1 << 20, 1.05),
+            },
         };
         b.next_slot = b.draw_slot();
         b
@@ -422,24 +478,23 @@ impl Background {
         if self.slots_left == 0 {
             return None;
         }
-        let v = self.rng.f64_open0();
-        self.one_minus *= (v.ln() / self.slots_left as f64).exp();
+        let x = self.rng.f64_open0().ln() / self.slots_left as f64;
+        // exp(x) for x ≤ 0; the cubic series is exact to 1e-17 where |x| < 1e-5.
+        let f = if x > -1e-5 { 1.0 + x * (1.0 + x * (0.5 + x / 6.0)) } else { x.exp() };
+        self.one_minus *= f;
         self.slots_left -= 1;
         Some(self.clock.time_of(1.0 - self.one_minus))
     }
 
     fn push(&mut self, g: GenFlow) {
-        self.seq += 1;
-        self.pending.push(Pending(g, self.seq));
+        self.pending.push(g);
     }
 
     fn next(&mut self) -> Option<GenFlow> {
         loop {
-            match (self.pending.peek(), self.next_slot) {
-                (Some(p), Some(t)) if p.0.rec.time_start <= t => {
-                    return self.pending.pop().map(|p| p.0);
-                }
-                (Some(_), None) => return self.pending.pop().map(|p| p.0),
+            match (self.pending.peek_start(), self.next_slot) {
+                (Some(p), Some(t)) if p <= t => return self.pending.pop(),
+                (Some(_), None) => return self.pending.pop(),
                 (None, None) => return None,
                 (_, Some(t)) => {
                     // A session may use this slot and the next one (request + response).
@@ -466,9 +521,17 @@ impl Background {
     }
 
     /// A local host, Zipf-popular (rank 0 the busiest), scattered over the prefix.
-    fn local_host(&mut self, v6: bool, s: f64, salt: u64) -> Addr {
+    fn local_host(&mut self, v6: bool, role: Role, salt: u64) -> Addr {
+        let z = match (v6, role) {
+            (false, Role::Host) => self.z.local_v4,
+            (false, Role::Server) => self.z.local_v4_servers,
+            (false, Role::Resolver) => self.z.local_v4_resolvers,
+            (true, Role::Host) => self.z.local_v6,
+            (true, Role::Server) => self.z.local_v6_servers,
+            (true, Role::Resolver) => self.z.local_v6_resolvers,
+        };
+        let rank = z.sample(&mut self.rng);
         if v6 {
-            let rank = self.rng.zipf(1 << 16, s);
             let p = self.c.local_v6;
             let sub_bits = 64 - p.len() as u32;
             let h = mix64(rank ^ salt);
@@ -480,7 +543,6 @@ impl Background {
             let iid = mix64(h) as u128;
             Addr(p.addr().0 | subnet | iid)
         } else {
-            let rank = self.rng.zipf(self.local_hosts_v4, s);
             let idx = self
                 .local_perm
                 .apply(mix64(rank ^ salt) % self.local_hosts_v4);
@@ -489,8 +551,8 @@ impl Background {
     }
 
     /// A remote host from a Zipf-popular pool of `pool` hosts named by `salt`.
-    fn remote_host(&mut self, v6: bool, pool: u64, s: f64, salt: u64) -> Addr {
-        let rank = self.rng.zipf(pool, s);
+    fn remote_host(&mut self, v6: bool, z: Zipf, salt: u64) -> Addr {
+        let rank = z.sample(&mut self.rng);
         self.remote_by_key(v6, rank ^ salt.rotate_left(17))
     }
 
@@ -552,7 +614,7 @@ impl Background {
         // Who talks to whom.
         let (client, server) = if app == App::Icmp {
             // Pings and unreachables reach all over the address space: uniform remote side.
-            let local = self.local_host(v6, 1.0, 0);
+            let local = self.local_host(v6, Role::Host, 0);
             let key = self.rng.next_u64();
             let remote = self.remote_by_key(v6, key);
             if inbound {
@@ -561,23 +623,23 @@ impl Background {
                 (local, remote)
             }
         } else if inbound {
-            let client = self.remote_host(v6, 1 << 24, 0.9, 100 + pool_salt);
+            let client = self.remote_host(v6, self.z.remote_clients, 100 + pool_salt);
             // A few popular local servers per application.
-            let server = self.local_host(v6, 1.3, 0x5e7 + pool_salt);
+            let server = self.local_host(v6, Role::Server, 0x5e7 + pool_salt);
             (client, server)
         } else {
             let client = match app {
                 // Outbound DNS comes from the campus resolvers.
-                App::Dns => self.local_host(v6, 2.0, 0xd25),
-                _ => self.local_host(v6, 1.0, 0),
+                App::Dns => self.local_host(v6, Role::Resolver, 0xd25),
+                _ => self.local_host(v6, Role::Host, 0),
             };
             let pool = match app {
-                App::Ntp => 64,
-                App::Dns => 1 << 18,
-                App::Smtp | App::Submission | App::Imaps => 1 << 14,
-                _ => 1 << 20,
+                App::Ntp => self.z.ntp,
+                App::Dns => self.z.dns,
+                App::Smtp | App::Submission | App::Imaps => self.z.mail,
+                _ => self.z.web,
             };
-            (client, self.remote_host(v6, pool, 1.05, pool_salt))
+            (client, self.remote_host(v6, pool, pool_salt))
         };
         let cport = if matches!(app, App::Icmp) {
             0

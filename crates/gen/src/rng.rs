@@ -90,7 +90,7 @@ impl Rng {
     /// Log-uniform in [lo, hi): scale-free durations and gaps.
     #[inline]
     pub fn log_uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo * (hi / lo).powf(self.f64())
+        lo * (self.f64() * (hi / lo).ln()).exp()
     }
 
     /// Pareto with scale 1 and shape `alpha`, truncated (by inversion) to [1, cap].
@@ -99,7 +99,7 @@ impl Rng {
         // Inverse CDF of the truncated Pareto: F(x) = (1 - x^-a) / (1 - cap^-a).
         let tail = cap.powf(-alpha);
         let u = self.f64();
-        (1.0 - u * (1.0 - tail)).powf(-1.0 / alpha)
+        (-(1.0 - u * (1.0 - tail)).ln() / alpha).exp()
     }
 
     /// A rank in [0, n) with P(rank = k) roughly proportional to 1/(k+1)^s (the continuous
@@ -115,6 +115,41 @@ impl Rng {
             (u * (nf.powf(e) - 1.0) + 1.0).powf(1.0 / e)
         };
         ((x as u64).max(1) - 1).min(n - 1)
+    }
+}
+
+/// Zipf-like ranks in [0, n) with P(rank = k) roughly ∝ 1/(k+1)^s, its constants computed
+/// once: one `ln` and one `exp` per draw. Same law as [`Rng::zipf`].
+#[derive(Clone, Copy, Debug)]
+pub struct Zipf {
+    n: u64,
+    /// s == 1: ln(n+1); otherwise (n+1)^(1-s) - 1.
+    a: f64,
+    /// 1 / (1 - s), or 0 for s == 1.
+    inv_e: f64,
+}
+
+impl Zipf {
+    /// Invariant: `n >= 1`.
+    pub fn new(n: u64, s: f64) -> Zipf {
+        let nf = n as f64 + 1.0;
+        if (s - 1.0).abs() < 1e-9 {
+            Zipf { n, a: nf.ln(), inv_e: 0.0 }
+        } else {
+            let e = 1.0 - s;
+            Zipf { n, a: nf.powf(e) - 1.0, inv_e: 1.0 / e }
+        }
+    }
+
+    #[inline]
+    pub fn sample(&self, rng: &mut Rng) -> u64 {
+        let u = rng.f64();
+        let x = if self.inv_e == 0.0 {
+            (u * self.a).exp()
+        } else {
+            ((u * self.a).ln_1p() * self.inv_e).exp()
+        };
+        ((x as u64).max(1) - 1).min(self.n - 1)
     }
 }
 
@@ -218,6 +253,19 @@ mod tests {
         let p0 = counts[0] as f64 / n as f64;
         assert!((p0 - 2f64.ln() / 1001f64.ln()).abs() < 0.01, "{p0}");
         assert!(counts[0] > counts[10] && counts[10] > counts[500]);
+    }
+
+    #[test]
+    fn the_precomputed_zipf_draws_the_same_law() {
+        for s in [0.9, 1.0, 1.3] {
+            let (mut a, mut b) = (Rng::new(4, 4), Rng::new(4, 4));
+            let z = Zipf::new(5000, s);
+            for _ in 0..1000 {
+                let (x, y) = (a.zipf(5000, s) as i64, z.sample(&mut b) as i64);
+                // Same uniform, same inverse CDF up to float rounding.
+                assert!((x - y).abs() <= 1, "s={s}: {x} vs {y}");
+            }
+        }
     }
 
     #[test]
