@@ -3,7 +3,9 @@
 //!
 //! `cargo run --release -p flowdrill-gen --example measure -- [RECORDS] [OUT_DIR]`
 
-use flowdrill_gen::{ExportFormat, ExportOptions, Scenario, records, write_export_pcap, write_packets_pcap};
+use flowdrill_gen::{
+    ExportFormat, ExportOptions, Scenario, records, write_export_pcap, write_packets_pcap,
+};
 use std::io::BufWriter;
 use std::time::Instant;
 
@@ -12,18 +14,34 @@ use std::time::Instant;
 fn cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |x| x.1);
-    let f: Vec<f64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // Fields after ')': state ppid ... ; utime and stime are numeric fields 10 and 11 (from 0, ppid first).
-    f.get(10).zip(f.get(11)).map_or(0.0, |(u, s)| (u + s) / 100.0)
+    f.get(10)
+        .zip(f.get(11))
+        .map_or(0.0, |(u, s)| (u + s) / 100.0)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let n: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10_000_000);
-    let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| "/tmp/flowdrill-gen-demo".into()));
+    let n: u64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(10_000_000);
+    let dir = std::path::PathBuf::from(
+        args.next()
+            .unwrap_or_else(|| "/tmp/flowdrill-gen-demo".into()),
+    );
     std::fs::create_dir_all(&dir)?;
 
-    let s = Scenario { flows: n, duration_ms: 86_400_000, ..Scenario::default() };
+    let s = Scenario {
+        flows: n,
+        duration_ms: 86_400_000,
+        ..Scenario::default()
+    };
     let (t, c) = (Instant::now(), cpu_secs());
     let (mut count, mut packets, mut bytes) = (0u64, 0u64, 0u64);
     for r in records(&s)? {
@@ -40,7 +58,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let demo = Scenario::demo();
     let path = dir.join("demo_packets.pcap");
     let (t, c) = (Instant::now(), cpu_secs());
-    let truth = write_packets_pcap(&demo, BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?))?;
+    let truth = write_packets_pcap(
+        &demo,
+        BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?),
+    )?;
     let (wall, secs) = (t.elapsed().as_secs_f64(), cpu_secs() - c);
     println!(
         "demo packets pcap: {} frames, {} records, {} bytes of file in {secs:.2} s CPU ({wall:.2} s wall) = {:.2} M packets/s",
@@ -50,10 +71,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         truth.frames as f64 / secs / 1e6
     );
     println!("demo truth: {:?}", truth.total);
-    for (name, f) in [("v5", ExportFormat::V5), ("v9", ExportFormat::V9), ("ipfix", ExportFormat::Ipfix)] {
+    for (name, f) in [
+        ("v5", ExportFormat::V5),
+        ("v9", ExportFormat::V9),
+        ("ipfix", ExportFormat::Ipfix),
+    ] {
         let path = dir.join(format!("demo_{name}.pcap"));
         let (t, c) = (Instant::now(), cpu_secs());
-        let st = write_export_pcap(&demo, f, &ExportOptions::default(), BufWriter::new(std::fs::File::create(&path)?))?;
+        let st = write_export_pcap(
+            &demo,
+            f,
+            &ExportOptions::default(),
+            BufWriter::new(std::fs::File::create(&path)?),
+        )?;
         let (wall, secs) = (t.elapsed().as_secs_f64(), cpu_secs() - c);
         println!(
             "demo {name} export pcap: {} datagrams, {} records, {} bytes of file in {secs:.2} s CPU ({wall:.2} s wall) ({:.2} M records/s)",

@@ -480,7 +480,11 @@ impl Background {
         }
         let x = self.rng.f64_open0().ln() / self.slots_left as f64;
         // exp(x) for x ≤ 0; the cubic series is exact to 1e-17 where |x| < 1e-5.
-        let f = if x > -1e-5 { 1.0 + x * (1.0 + x * (0.5 + x / 6.0)) } else { x.exp() };
+        let f = if x > -1e-5 {
+            1.0 + x * (1.0 + x * (0.5 + x / 6.0))
+        } else {
+            x.exp()
+        };
         self.one_minus *= f;
         self.slots_left -= 1;
         Some(self.clock.time_of(1.0 - self.one_minus))

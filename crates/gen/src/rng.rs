@@ -134,10 +134,18 @@ impl Zipf {
     pub fn new(n: u64, s: f64) -> Zipf {
         let nf = n as f64 + 1.0;
         if (s - 1.0).abs() < 1e-9 {
-            Zipf { n, a: nf.ln(), inv_e: 0.0 }
+            Zipf {
+                n,
+                a: nf.ln(),
+                inv_e: 0.0,
+            }
         } else {
             let e = 1.0 - s;
-            Zipf { n, a: nf.powf(e) - 1.0, inv_e: 1.0 / e }
+            Zipf {
+                n,
+                a: nf.powf(e) - 1.0,
+                inv_e: 1.0 / e,
+            }
         }
     }
 
