@@ -31,6 +31,13 @@
 //! | `in`, `out`, `sas`, `das`, `smk`, `dmk` | `in_if`, `out_if`, `src_as`, `dst_as`, `src_mask`, `dst_mask` | |
 //! | `eng` | `domain` | `type/id` → `type << 8 | id`, as the nfcapd reader maps the record's engine fields |
 //!
+//! nfdump 1.7.1 prints a record that carries tunnel information (nfpcapd's EXtunIPv4/IPv6) as
+//! two lines: first a line for the tunnel (its protocol, IPv6 tunnel addresses printed as `::`,
+//! ports and all counters 0), then the flow itself. Such tunnel lines describe no flow of their
+//! own and are skipped (see [`Reader::tunnel_lines`]): a line is one when its protocol is a
+//! tunnel protocol (IPIP, IPv6, GRE), both ports are 0 and every counter (`ipkt`, `ibyt`,
+//! `opkt`, `obyt`) is 0.
+//!
 //! `sampling_rate` is set to 1: nfdump's CSV does not say, and nfdump prints counters as it
 //! stored them. The BGP next hop (`nhb`), VLANs, MACs, MPLS labels, latencies and `exid` have no
 //! field in the model and are skipped.
@@ -111,6 +118,8 @@ enum Col {
     Nh,
     Ra,
     Eng,
+    Opkt,
+    Obyt,
 }
 
 /// Header name → column. Every name nfdump 1.6/1.7 prints that the model has a field for.
@@ -135,6 +144,8 @@ const COLUMNS: &[(&str, Col)] = &[
     ("nh", Col::Nh),
     ("ra", Col::Ra),
     ("eng", Col::Eng),
+    ("opkt", Col::Opkt),
+    ("obyt", Col::Obyt),
 ];
 
 impl Col {
@@ -160,6 +171,7 @@ pub struct Reader<R> {
     buf: String,
     done: bool,
     summary: Option<Summary>,
+    tunnel_lines: u64,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -200,6 +212,7 @@ impl<R: BufRead> Reader<R> {
             buf,
             done: false,
             summary: None,
+            tunnel_lines: 0,
         })
     }
 
@@ -222,9 +235,19 @@ impl<R: BufRead> Reader<R> {
                 break;
             }
             let line = self.line;
-            return parse_line(text, &self.cols, self.needed, line).map(Some);
+            let (r, out_counters) = parse_line(text, &self.cols, self.needed, line)?;
+            if is_tunnel_line(&r, out_counters) {
+                self.tunnel_lines += 1;
+                continue;
+            }
+            return Ok(Some(r));
         }
         Ok(None)
+    }
+
+    /// Tunnel lines skipped so far (see the module doc).
+    pub fn tunnel_lines(&self) -> u64 {
+        self.tunnel_lines
     }
 
     /// The trailer's totals, once [`Reader::next_record`] has returned `None` (absent when the
@@ -330,12 +353,24 @@ fn bad(line: u64, col: Col, value: &str, expected: &'static str) -> Error {
     }
 }
 
+/// The tunnel line nfdump 1.7.1 prints before a flow with tunnel information.
+fn is_tunnel_line(r: &FlowRecord, out_counters: u64) -> bool {
+    matches!(r.proto, 4 | 41 | 47)
+        && r.src_port == 0
+        && r.dst_port == 0
+        && r.packets == 0
+        && r.bytes == 0
+        && out_counters == 0
+}
+
+/// One flow line, and the sum of its `opkt` and `obyt` (not in the model; needed to tell
+/// tunnel lines).
 fn parse_line(
     text: &str,
     cols: &[(usize, Col)],
     needed: usize,
     line: u64,
-) -> Result<FlowRecord, Error> {
+) -> Result<(FlowRecord, u64), Error> {
     let mut r = FlowRecord {
         src_addr: Addr::UNSPECIFIED_V4,
         dst_addr: Addr::UNSPECIFIED_V4,
@@ -344,6 +379,7 @@ fn parse_line(
         sampling_rate: 1,
         ..Default::default()
     };
+    let mut out_counters = 0u64;
     let mut fields = text.split(',');
     let mut at = 0usize;
     for &(idx, col) in cols {
@@ -379,9 +415,13 @@ fn parse_line(
             Col::Smk => r.src_mask = num(v).ok_or_else(|| bad(line, col, v, U8))?,
             Col::Dmk => r.dst_mask = num(v).ok_or_else(|| bad(line, col, v, U8))?,
             Col::Eng => r.domain = engine(v).ok_or_else(|| bad(line, col, v, ENG))?,
+            Col::Opkt | Col::Obyt => {
+                let n: u64 = num(v).ok_or_else(|| bad(line, col, v, U64))?;
+                out_counters = out_counters.saturating_add(n);
+            }
         }
     }
-    Ok(r)
+    Ok((r, out_counters))
 }
 
 const TIME: &str = "a time `YYYY-MM-DD hh:mm:ss[.mmm]`";
@@ -774,6 +814,42 @@ mod tests {
             parse("Date first seen  Duration Proto\n".as_bytes()).unwrap_err(),
             Error::NotAHeader { .. }
         ));
+    }
+
+    #[test]
+    fn tunnel_lines_of_nfdump_171_are_skipped() {
+        let head = "ts,te,td,sa,da,sp,dp,pr,flg,ipkt,ibyt,opkt,obyt";
+        let lines = [
+            // (line, kept)
+            (
+                "2024-01-01 00:33:41,2024-01-01 00:33:41,0.002,::,::,0,0,IPIP,........,0,0,0,0",
+                false,
+            ),
+            (
+                "2024-01-01 00:33:41,2024-01-01 00:33:41,0.002,dead::beef,cafe::babe,30000,13000,UDP,........,2,104,0,0",
+                true,
+            ),
+            (
+                "2024-01-01 00:33:41,2024-01-01 00:33:41,0.0,1.1.1.1,2.2.2.2,0,0,GRE,........,0,0,0,0",
+                false,
+            ),
+            // Zero counters but not a tunnel protocol, or with out counters: kept.
+            (
+                "2024-01-01 00:33:41,2024-01-01 00:33:41,0.0,1.1.1.1,2.2.2.2,0,0,UDP,........,0,0,0,0",
+                true,
+            ),
+            (
+                "2024-01-01 00:33:41,2024-01-01 00:33:41,0.0,1.1.1.1,2.2.2.2,0,0,GRE,........,0,0,1,60",
+                true,
+            ),
+        ];
+        for (line, kept) in lines {
+            let text = format!("{head}\n{line}\n");
+            let mut rd = Reader::new(text.as_bytes()).unwrap();
+            let got = rd.next_record().unwrap();
+            assert_eq!(got.is_some(), kept, "{line}");
+            assert_eq!(rd.tunnel_lines(), u64::from(!kept));
+        }
     }
 
     #[test]

@@ -1,0 +1,465 @@
+//! nfdump's files read by `nfcapd` and `nfcsv`, checked against nfdump's own answers:
+//! the reference CSVs and totals in the shared data set, and, when nfdump is installed,
+//! files and CSV that nfdump writes at test time.
+
+use flowdrill_ingest::{nfcapd, nfcsv};
+use flowdrill_model::{Addr, FlowRecord};
+use std::collections::HashMap;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data_dir() -> Option<PathBuf> {
+    let d = std::env::var_os("FLOWDRILL_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
+        });
+    if d.join("generated/nfcapd").is_dir() {
+        Some(d)
+    } else {
+        eprintln!("SKIPPED: shared data not found at {}", d.display());
+        None
+    }
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// The fields nfdump's CSV shows, at its 1-second time resolution (nfdump truncates).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    start_s: u64,
+    end_s: u64,
+    src: Addr,
+    dst: Addr,
+    ports: (u16, u16),
+    proto: u8,
+    packets: u64,
+    bytes: u64,
+    flags: u8,
+    tos: u8,
+    ifs: (u32, u32),
+    asn: (u32, u32),
+    exporter: Addr,
+}
+
+fn key(r: &FlowRecord) -> Key {
+    Key {
+        start_s: r.time_start / 1000,
+        end_s: r.time_end / 1000,
+        src: r.src_addr,
+        dst: r.dst_addr,
+        ports: (r.src_port, r.dst_port),
+        proto: r.proto,
+        packets: r.packets,
+        bytes: r.bytes,
+        flags: r.tcp_flags,
+        tos: r.tos,
+        ifs: (r.in_if, r.out_if),
+        asn: (r.src_as, r.dst_as),
+        exporter: r.exporter,
+    }
+}
+
+fn multiset(recs: &[FlowRecord]) -> HashMap<Key, i64> {
+    let mut m = HashMap::new();
+    for r in recs {
+        *m.entry(key(r)).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Asserts two record lists are equal as multisets of [`Key`], showing a few differences.
+fn assert_same_flows(what: &str, ours: &[FlowRecord], theirs: &[FlowRecord]) {
+    let mut diff = multiset(ours);
+    for (k, n) in multiset(theirs) {
+        *diff.entry(k).or_insert(0) -= n;
+    }
+    diff.retain(|_, n| *n != 0);
+    if !diff.is_empty() {
+        let mut shown: Vec<_> = diff.iter().take(8).collect();
+        shown.sort_by_key(|(k, _)| **k);
+        panic!(
+            "{what}: {} keys differ (ours {} records, nfdump's {}); first (+ ours only, - nfdump's only):\n{}",
+            diff.len(),
+            ours.len(),
+            theirs.len(),
+            shown
+                .iter()
+                .map(|(k, n)| format!("  {n:+} {k:?}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+fn totals(recs: &[FlowRecord]) -> (u64, u64, u64) {
+    (
+        recs.len() as u64,
+        recs.iter().map(|r| r.packets).sum(),
+        recs.iter().map(|r| r.bytes).sum(),
+    )
+}
+
+/// `flows packets bytes` from `totals.tsv`.
+fn reference_totals(dir: &Path) -> (u64, u64, u64) {
+    let t = std::fs::read_to_string(dir.join("totals.tsv")).unwrap();
+    let v: Vec<u64> = t
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split('\t')
+        .map(|x| x.trim().parse().unwrap())
+        .collect();
+    (v[0], v[1], v[2])
+}
+
+fn read_dir_records(dir: &Path) -> (Vec<FlowRecord>, Vec<nfcapd::NfcapdHeader>) {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut all = Vec::new();
+    let mut headers = Vec::new();
+    for f in files {
+        let (recs, h) = nfcapd::read_file(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        all.extend(recs);
+        headers.push(h);
+    }
+    (all, headers)
+}
+
+#[test]
+fn every_exporter_dir_matches_nfdumps_reference_csv_and_totals() {
+    let Some(data) = data_dir() else { return };
+    let mut dirs: Vec<_> = std::fs::read_dir(data.join("generated/nfcapd"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    assert!(
+        dirs.len() >= 6,
+        "expected the six exporter dirs, found {}",
+        dirs.len()
+    );
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let refdir = data.join("reference").join(&name);
+        let (ours, headers) = read_dir_records(&dir);
+
+        // The reference flow list, read by nfcsv.
+        let csv = gunzip(&refdir.join("flows.csv.gz"));
+        let mut rd = nfcsv::Reader::new(&csv[..]).unwrap();
+        let mut theirs = Vec::new();
+        while let Some(r) = rd.next_record().unwrap() {
+            theirs.push(r);
+        }
+        let want = reference_totals(&refdir);
+        assert_eq!(totals(&theirs), want, "{name}: reference CSV vs totals.tsv");
+        let summary = rd
+            .summary()
+            .expect("the reference CSV keeps nfdump's Summary");
+        assert_eq!(
+            (summary.flows, summary.packets, summary.bytes),
+            want,
+            "{name}: Summary"
+        );
+
+        // Our records: totals, the files' stat records, then record for record.
+        assert_eq!(totals(&ours), want, "{name}: nfcapd records vs totals.tsv");
+        let mut stat = (0, 0, 0);
+        for h in &headers {
+            let s = h
+                .stats
+                .unwrap_or_else(|| panic!("{name}: a file without stat record"));
+            stat = (stat.0 + s.flows, stat.1 + s.packets, stat.2 + s.bytes);
+            assert_eq!(h.layout, 2);
+            assert_eq!(h.ident.as_deref(), Some("none"), "{name}: ident");
+        }
+        assert_eq!(stat, want, "{name}: stat records vs totals.tsv");
+        assert_same_flows(&name, &ours, &theirs);
+        let compression = headers[0].compression;
+        eprintln!(
+            "{name}: {} files ({}), {} flows equal to nfdump's reference",
+            headers.len(),
+            compression.name(),
+            ours.len()
+        );
+    }
+}
+
+#[test]
+fn info_txt_first_and_last_match_the_stat_records() {
+    let Some(data) = data_dir() else { return };
+    let name = "softflowd_v9_devmix";
+    let (_, headers) = read_dir_records(&data.join("generated/nfcapd").join(name));
+    let info = std::fs::read_to_string(data.join("reference").join(name).join("info.txt")).unwrap();
+    let field = |k: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} in info.txt"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let s = headers[0].stats.unwrap();
+    assert_eq!(s.first_ms, field("First:") * 1000 + field("msec_first:"));
+    assert_eq!(s.last_ms, field("Last:") * 1000 + field("msec_last:"));
+    assert_eq!(s.flows_tcp, field("Flows_tcp:"));
+    assert_eq!(s.bytes_udp, field("Bytes_udp:"));
+    assert_eq!(s.packets_icmp, field("Packets_icmp:"));
+    assert_eq!(s.sequence_failures, field("Sequence failures:"));
+}
+
+/// A temp dir removed on drop.
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("flowdrill-nfdump-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn nfdump_available() -> bool {
+    let ok = Command::new("nfdump")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!(
+            "SKIPPED: nfdump is not installed (apt-get install nfdump); this part runs in CI"
+        );
+    }
+    ok
+}
+
+/// Runs `nfdump -r input ARGS -w out`; false when this nfdump does not take the arguments.
+fn nfdump_write(input: &Path, args: &[&str], out: &Path) -> bool {
+    let st = Command::new("nfdump")
+        .arg("-r")
+        .arg(input)
+        .args(args)
+        .arg("-w")
+        .arg(out)
+        .output()
+        .unwrap();
+    st.status.success() && out.is_file()
+}
+
+/// Rewrites an uncompressed nfcapd file with every block ZSTD-compressed (what nfdump ≥ 1.7.2
+/// writes with `-z=zstd`), for nfdump versions that cannot write ZSTD themselves.
+fn recompress_zstd(plain: &[u8]) -> Vec<u8> {
+    assert_eq!(plain[16], 0, "input must be uncompressed");
+    let mut out = plain[..40].to_vec();
+    out[16] = 4;
+    let appendix = u64::from_le_bytes(plain[24..32].try_into().unwrap());
+    let mut at = 40usize;
+    while at < plain.len() {
+        if at as u64 == appendix {
+            let new = out.len() as u64;
+            out[24..32].copy_from_slice(&new.to_le_bytes());
+        }
+        let size = u32::from_le_bytes(plain[at + 4..at + 8].try_into().unwrap()) as usize;
+        let payload = &plain[at + 12..at + 12 + size];
+        let z = zstd::bulk::compress(payload, 3).unwrap();
+        out.extend_from_slice(&plain[at..at + 4]);
+        out.extend_from_slice(&(z.len() as u32).to_le_bytes());
+        out.extend_from_slice(&plain[at + 8..at + 12]);
+        out.extend_from_slice(&z);
+        at += 12 + size;
+    }
+    out
+}
+
+#[test]
+fn every_compression_reads_identically() {
+    let Some(data) = data_dir() else { return };
+    let src = data.join("generated/nfcapd/softflowd_v10_devmix/nfcapd.202611221100.gz");
+    let tmp = TempDir::new("compress");
+    let plain_path = tmp.0.join("plain");
+    std::fs::write(&plain_path, gunzip(&src)).unwrap();
+    let (want, want_h) = nfcapd::read_file(&plain_path).unwrap();
+    assert!(!want.is_empty());
+
+    // ZSTD built here, independent of the installed nfdump.
+    let z = recompress_zstd(&std::fs::read(&plain_path).unwrap());
+    let (got, h) = nfcapd::read_bytes(&z).unwrap();
+    assert_eq!(h.compression, nfcapd::Compression::Zstd);
+    assert_eq!(got, want, "ZSTD (recompressed here)");
+    assert_eq!(h.stats, want_h.stats);
+
+    if !nfdump_available() {
+        return;
+    }
+    // nfdump ≥ 1.7.2 spells it `-z=ALGO`; 1.7.1 has `-z` (LZO), `-y` (LZ4), `-j` (BZ2).
+    let variants: &[(&str, &[&[&str]], nfcapd::Compression)] = &[
+        ("none", &[&[]], nfcapd::Compression::None),
+        ("lz4", &[&["-z=lz4"], &["-y"]], nfcapd::Compression::Lz4),
+        ("lzo", &[&["-z=lzo"], &["-z"]], nfcapd::Compression::Lzo),
+        ("zstd", &[&["-z=zstd"]], nfcapd::Compression::Zstd),
+    ];
+    let mut checked = Vec::new();
+    for (name, spellings, comp) in variants {
+        let out = tmp.0.join(name);
+        if !spellings
+            .iter()
+            .any(|args| nfdump_write(&plain_path, args, &out))
+        {
+            eprintln!("NOTE: this nfdump cannot write {name} files; that variant is not checked");
+            continue;
+        }
+        let (got, h) = nfcapd::read_file(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(h.compression, *comp, "{name}");
+        assert_eq!(got.len(), want.len(), "{name}");
+        assert_same_flows(name, &got, &want);
+        assert_eq!(
+            h.stats.map(|s| (s.flows, s.packets, s.bytes)),
+            want_h.stats.map(|s| (s.flows, s.packets, s.bytes)),
+            "{name}"
+        );
+        checked.push(*name);
+    }
+    eprintln!("compressions written by nfdump and read identically: {checked:?}");
+    // BZ2 is refused with a hint, not misread.
+    let out = tmp.0.join("bz2");
+    if nfdump_write(&plain_path, &["-z=bz2"], &out) || nfdump_write(&plain_path, &["-j"], &out) {
+        let e = nfcapd::read_file(&out).unwrap_err();
+        assert!(
+            matches!(e, nfcapd::Error::UnsupportedCompression { name: "BZ2" }),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn nfdump_csv_of_a_file_equals_our_reading_of_it() {
+    let Some(data) = data_dir() else { return };
+    if !nfdump_available() {
+        return;
+    }
+    for src in [
+        data.join("generated/nfcapd/pmacctd_v9_devmix/nfcapd.202611221100.gz"),
+        data.join("generated/nfcapd/nfpcapd_devmix/nfcapd.202401010030"),
+    ] {
+        let tmp = TempDir::new("csv");
+        let path = tmp.0.join("in");
+        let bytes = if src.extension().is_some_and(|e| e == "gz") {
+            gunzip(&src)
+        } else {
+            std::fs::read(&src).unwrap()
+        };
+        std::fs::write(&path, bytes).unwrap();
+        let out = Command::new("nfdump")
+            .arg("-r")
+            .arg(&path)
+            .args(["-o", "csv"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut rd = nfcsv::Reader::new(BufReader::new(&out.stdout[..])).unwrap();
+        let mut theirs = Vec::new();
+        while let Some(r) = rd.next_record().unwrap() {
+            theirs.push(r);
+        }
+        let (ours, h) = nfcapd::read_file(&path).unwrap();
+        assert_same_flows(&src.display().to_string(), &ours, &theirs);
+        // Fields outside the comparison key: engine → domain, next hop, masks, sampling.
+        let mut a: Vec<_> = ours
+            .iter()
+            .map(|r| (key(r), r.domain, r.next_hop, r.src_mask, r.dst_mask))
+            .collect();
+        let mut b: Vec<_> = theirs
+            .iter()
+            .map(|r| (key(r), r.domain, r.next_hop, r.src_mask, r.dst_mask))
+            .collect();
+        a.sort();
+        b.sort();
+        assert!(a == b, "{}: domain/next hop/masks differ", src.display());
+        let s = rd.summary().unwrap();
+        let st = h.stats.unwrap();
+        assert_eq!(
+            (s.flows, s.packets, s.bytes),
+            (st.flows, st.packets, st.bytes)
+        );
+    }
+}
+
+#[test]
+fn corrupt_real_files_give_errors_never_panics() {
+    let Some(data) = data_dir() else { return };
+    // A small LZ4 file (cut at every offset) and the head of an uncompressed one.
+    let lz4 =
+        std::fs::read(data.join("generated/nfcapd/nfpcapd_devmix/nfcapd.202401010000")).unwrap();
+    assert!(nfcapd::read_bytes(&lz4).is_ok());
+    for cut in 0..lz4.len() {
+        let e = nfcapd::read_bytes(&lz4[..cut]).unwrap_err();
+        assert!(!e.to_string().is_empty());
+    }
+    let plain = gunzip(&data.join("generated/nfcapd/softflowd_v5_devmix/nfcapd.202611221100.gz"));
+    for cut in (0..plain.len())
+        .step_by(9973)
+        .chain([39, 40, 41, 51, 52, 53])
+    {
+        let r = nfcapd::read_bytes(&plain[..cut]);
+        assert!(r.is_err(), "cut at {cut} read as a whole file");
+    }
+    // Flipped bytes: in the LZ4 file everywhere, in the plain file in the headers and the
+    // first records.
+    for i in 0..lz4.len() {
+        let mut m = lz4.clone();
+        m[i] ^= 0xa5;
+        let _ = nfcapd::read_bytes(&m);
+    }
+    let head = &plain[..plain.len().min(1 << 20)];
+    for i in (0..4096).chain((4096..head.len()).step_by(4099)) {
+        let mut m = head.to_vec();
+        m[i] ^= 0xff;
+        let _ = nfcapd::read_bytes(&m);
+    }
+}
+
+#[test]
+fn reads_uncompressed_records_fast() {
+    let Some(data) = data_dir() else { return };
+    let plain = gunzip(&data.join("generated/nfcapd/softflowd_v9_devmix/nfcapd.202611221100.gz"));
+    let mut out = Vec::with_capacity(100_000);
+    let rounds = 5;
+    let t = std::time::Instant::now();
+    for _ in 0..rounds {
+        out.clear();
+        let mut rd = nfcapd::NfcapdReader::new(&plain[..]).unwrap();
+        while rd.read_block(&mut out).unwrap() {}
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let rate = (rounds * out.len()) as f64 / secs;
+    eprintln!(
+        "nfcapd: {} records x {rounds} in {secs:.3} s = {:.2} M records/s ({} build)",
+        out.len(),
+        rate / 1e6,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    assert_eq!(out.len(), 80_348);
+}
