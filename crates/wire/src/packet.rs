@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! link type ──► Ethernet (1) / SLL (113) / SLL2 (276) / NULL (0) / LOOP (108) / raw IP (101, 12, 14, 228, 229)
-//!   Ethernet ─► [802.1Q | 802.1ad | 0x9100 tags]* ─► [MPLS labels]* ─► [PPPoE session] ─► IPv4 | IPv6
+//!   Ethernet ─► [802.1Q | 802.1ad | 0x9100 tags | FabricPath]* ─► [MPLS labels]* ─► [PPPoE session] ─► IPv4 | IPv6
 //!   IPv4 (options skipped) / IPv6 (hop-by-hop, routing, fragment, destination options, AH skipped)
 //!   ─► TCP | UDP | SCTP | DCCP | UDP-Lite (ports) / ICMP, ICMPv6 (type*256+code) / anything else
 //! ```
@@ -160,7 +160,7 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 pub fn parse(linktype: u32, frame: &[u8]) -> Result<PacketInfo, Error> {
     let mut info = PacketInfo::default();
     match linktype {
-        linktype::ETHERNET => ethernet(frame, 0, &mut info)?,
+        linktype::ETHERNET => ethernet(frame, 0, 0, &mut info)?,
         linktype::RAW | linktype::RAW_12 | linktype::RAW_14 => ip_by_version(frame, 0, &mut info)?,
         linktype::IPV4 => ipv4(frame, 0, &mut info)?,
         linktype::IPV6 => ipv6(frame, 0, &mut info)?,
@@ -199,16 +199,16 @@ pub fn parse(linktype: u32, frame: &[u8]) -> Result<PacketInfo, Error> {
 }
 
 /// An Ethernet II (or 802.3 + LLC/SNAP) header at `at`.
-fn ethernet(frame: &[u8], at: usize, info: &mut PacketInfo) -> Result<(), Error> {
+fn ethernet(frame: &[u8], at: usize, depth: usize, info: &mut PacketInfo) -> Result<(), Error> {
     let et = be16(frame, at + 12).ok_or(Error::TruncatedLink)?;
     if et >= 0x0600 {
-        return ethertype(frame, at + 14, et, 0, info);
+        return ethertype(frame, at + 14, et, depth, info);
     }
     // 802.3 length field: only LLC/SNAP with a zero OUI carries an ethertype.
     let llc = frame.get(at + 14..at + 22).ok_or(Error::NotIp(et as u32))?;
     if llc[..6] == [0xaa, 0xaa, 0x03, 0, 0, 0] {
         let et = u16::from_be_bytes([llc[6], llc[7]]);
-        return ethertype(frame, at + 22, et, 0, info);
+        return ethertype(frame, at + 22, et, depth, info);
     }
     Err(Error::NotIp(et as u32))
 }
@@ -265,6 +265,8 @@ fn ethertype(
                     _ => Err(Error::NotIp(0x8847)),
                 };
             }
+            // Cisco FabricPath: 2 bytes of FTag/TTL, then the whole inner Ethernet frame.
+            0x8903 => return ethernet(frame, at + 2, depth, info),
             0x8864 => {
                 // PPPoE session: ver/type, code, session id, length, then the PPP protocol.
                 let ppp = be16(frame, at + 6).ok_or(Error::TruncatedShim)?;
@@ -542,6 +544,10 @@ pub(crate) mod tests {
         let pppoe = [0x11, 0, 0, 1, 0, 30, 0, 0x21];
         // QinQ: 802.1ad outer 100, 802.1Q inner 200.
         let qinq = [0, 100, 0x81, 0, 0, 200, 0x08, 0];
+        // FabricPath: FTag/TTL, then an inner Ethernet header tagged with VLAN 7.
+        let mut fabricpath = vec![0, 0x3f];
+        fabricpath.extend_from_slice(&[0xee; 12]);
+        fabricpath.extend_from_slice(&[0x81, 0, 0, 7, 8, 0]);
         // (name, link type, frame, outer VLAN, IP header offset)
         type Case = (&'static str, u32, Vec<u8>, Option<u16>, usize);
         let cases: Vec<Case> = vec![
@@ -556,6 +562,7 @@ pub(crate) mod tests {
             ("QinQ", 1, eth(0x88a8, &qinq, &ip), Some(100), 22),
             ("MPLS", 1, eth(0x8847, &mpls, &ip), None, 22),
             ("PPPoE", 1, eth(0x8864, &pppoe, &ip), None, 22),
+            ("FabricPath", 1, eth(0x8903, &fabricpath, &ip), Some(7), 34),
             ("LLC/SNAP", 1, snap, None, 22),
             ("raw 101", 101, ip.clone(), None, 0),
             ("raw 12", 12, ip.clone(), None, 0),
