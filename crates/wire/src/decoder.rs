@@ -29,6 +29,9 @@ pub struct DecoderConfig {
     pub max_domains: usize,
     /// Exporters counted individually in [`DecodeStats::exporters`]; more are summed.
     pub max_exporters: usize,
+    /// Decode every IPFIX message of a datagram, not just the first (for IPFIX files cut
+    /// into chunks; UDP carries one message per datagram and nfcapd reads only the first).
+    pub ipfix_multi_message: bool,
 }
 
 impl Default for DecoderConfig {
@@ -40,6 +43,7 @@ impl Default for DecoderConfig {
             max_pending_bytes: 4 << 20,
             max_domains: 65_536,
             max_exporters: 4_096,
+            ipfix_multi_message: false,
         }
     }
 }
@@ -52,8 +56,6 @@ pub enum Error {
     TooShort(usize),
     #[error("unknown export version {0:#06x}")]
     UnknownVersion(u16),
-    #[error("sFlow decoder not available in this build")]
-    SflowUnavailable,
 }
 
 impl Error {
@@ -62,7 +64,6 @@ impl Error {
         match self {
             Error::TooShort(_) => "datagram: too short",
             Error::UnknownVersion(_) => "datagram: unknown version",
-            Error::SflowUnavailable => "datagram: sflow decoder unavailable",
         }
     }
 }
@@ -81,6 +82,7 @@ enum Version {
 pub struct Decoder {
     overrides: Vec<(Prefix, u32)>,
     max_exporters: usize,
+    ipfix_multi_message: bool,
     session: Session,
     stats: DecodeStats,
 }
@@ -93,6 +95,7 @@ impl Decoder {
         Decoder {
             overrides,
             max_exporters: cfg.max_exporters,
+            ipfix_multi_message: cfg.ipfix_multi_message,
             session: Session::new(
                 Limits {
                     max_templates: cfg.max_templates,
@@ -188,8 +191,9 @@ impl Decoder {
                 Some(Version::V9)
             }
             10 => {
-                if let Err(e) = ipfix::decode(&mut self.session, exporter, payload, rate, out, stats)
-                {
+                let multi = self.ipfix_multi_message;
+                let session = &mut self.session;
+                if let Err(e) = ipfix::decode(session, exporter, payload, rate, multi, out, stats) {
                     stats.drop(e.reason(), 1);
                 }
                 Some(Version::Ipfix)
@@ -231,7 +235,7 @@ fn add(e: &mut ExporterStats, records: u64, drops: u64, gaps: u64) {
     e.sequence_gaps += gaps;
 }
 
-/// The bridge to the sFlow decoder; returns the drop reason on failure.
+/// The bridge to the sFlow decoder (another module's error type); returns the drop reason.
 fn sflow_shim(
     payload: &[u8],
     exporter: Addr,
@@ -239,6 +243,5 @@ fn sflow_shim(
     rate: Option<u32>,
     out: &mut Vec<FlowRecord>,
 ) -> Result<usize, &'static str> {
-    let _ = (payload, exporter, recv_ms, rate, out);
-    Err(Error::SflowUnavailable.reason())
+    crate::sflow::decode(payload, exporter, recv_ms, rate, out).map_err(|e| e.reason())
 }

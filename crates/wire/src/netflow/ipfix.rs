@@ -68,14 +68,16 @@ pub fn header(payload: &[u8]) -> Result<Header, Error> {
     Ok(h)
 }
 
-/// Decodes the IPFIX messages of one datagram. Returns the first message's header, or the
-/// error that rejected the first message; a bad later message is counted and ends the
-/// datagram.
+/// Decodes the IPFIX message at the start of a datagram, and the ones after it when
+/// `multi_message` is set (IPFIX files, RFC 5655). Without it, bytes after the first message
+/// are counted and ignored, as nfcapd and logstash do. Returns the first message's header,
+/// or the error that rejected it; a bad later message is counted and ends the datagram.
 pub fn decode(
     session: &mut Session,
     exporter: Addr,
     payload: &[u8],
     rate_override: Option<u32>,
+    multi_message: bool,
     out: &mut Vec<FlowRecord>,
     stats: &mut DecodeStats,
 ) -> Result<Header, Error> {
@@ -86,6 +88,12 @@ pub fn decode(
         let msg = &rest[..h.length as usize];
         message(session, exporter, h, msg, rate_override, out, stats);
         rest = &rest[h.length as usize..];
+        if !multi_message {
+            if !rest.is_empty() && rest.iter().any(|&b| b != 0) {
+                stats.drop("datagram: ipfix bytes after message ignored", 1);
+            }
+            break;
+        }
         if rest.len() < HEADER_LEN || be16(rest, 0) != 10 {
             break;
         }

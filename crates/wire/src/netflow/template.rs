@@ -606,8 +606,20 @@ impl Plan {
 #[inline(always)]
 fn apply(op: Op, b: &[u8], rec: &mut FlowRecord, s: &mut Scratch) {
     match op {
-        Op::SrcAddr => rec.src_addr = addr(b),
-        Op::DstAddr => rec.dst_addr = addr(b),
+        // A template may carry both an IPv4 and an IPv6 address element, one of them zero
+        // per record: a zero address never overwrites a set one.
+        Op::SrcAddr => {
+            let a = addr(b);
+            if !a.is_unspecified() || rec.src_addr.is_unspecified() {
+                rec.src_addr = a;
+            }
+        }
+        Op::DstAddr => {
+            let a = addr(b);
+            if !a.is_unspecified() || rec.dst_addr.is_unspecified() {
+                rec.dst_addr = a;
+            }
+        }
         Op::NextHop => {
             let a = addr(b);
             if !a.is_unspecified() || rec.next_hop.is_unspecified() {
