@@ -448,33 +448,179 @@ impl Bits for u128 {
     }
 }
 
-/// Leaves of one input chunk, per family, keyed by the address masked to the finest level.
-struct Leaves {
-    v4: Vec<(u32, f64, f64)>,
+/// IPv4 leaf aggregation, the hot loop of [`hhh_addrs`], as a partitioned counting sort:
+///
+/// ```text
+///  A. per chunk (thread): histogram of the leaves' top 16 bits; IPv6 leaves hashed aside
+///  B. cut the 2^16 top values into contiguous buckets of ~N/64 records (a /16 is never cut)
+///  C. per chunk: scatter (key, weight, variance) into bucket order
+///  D. per bucket range (thread): aggregate each bucket in a small hash map, sort it, append
+/// ```
+///
+/// Invariant: buckets are contiguous ranges of top-16 values in increasing order, so the
+/// concatenation of the sorted buckets is sorted; a bucket holds at most a few /16s' keys, so its
+/// hash map stays cache-resident, where one map over all leaves would miss the cache per record.
+const TOP_BITS: u32 = 16;
+
+struct Scan {
+    hist: Vec<u32>,
     v6: Vec<(u128, f64, f64)>,
 }
 
-fn aggregate_chunk(addrs: &[u128], w: Weights<'_>, off: usize, l4: u8, l6: u8) -> Leaves {
-    let mut m4: FastMap<u32, (f64, f64)> = fast_map(1 << 16);
+fn scan_chunk(addrs: &[u128], w: Weights<'_>, off: usize, l4: u8, l6: u8) -> Scan {
+    let mut hist = vec![0u32; 1 << TOP_BITS];
     let mut m6: FastMap<u128, (f64, f64)> = fast_map(0);
     for (i, &a) in addrs.iter().enumerate() {
-        let (wt, var) = (w.weight[off + i], w.var(off + i));
-        let addr = Addr(a);
-        if let Some(v4) = addr.v4() {
-            let e = m4.entry(v4.mask(l4)).or_insert((0.0, 0.0));
-            e.0 += wt;
-            e.1 += var;
-        } else {
-            let e = m6.entry(a.mask(l6)).or_insert((0.0, 0.0));
-            e.0 += wt;
-            e.1 += var;
+        match Addr(a).v4() {
+            Some(v4) => hist[(v4.mask(l4) >> (32 - TOP_BITS)) as usize] += 1,
+            None => {
+                let e = m6.entry(a.mask(l6)).or_insert((0.0, 0.0));
+                e.0 += w.weight[off + i];
+                e.1 += w.var(off + i);
+            }
         }
     }
-    let mut v4: Vec<_> = m4.into_iter().map(|(k, (t, v))| (k, t, v)).collect();
-    v4.sort_unstable_by_key(|x| x.0);
     let mut v6: Vec<_> = m6.into_iter().map(|(k, (t, v))| (k, t, v)).collect();
     v6.sort_unstable_by_key(|x| x.0);
-    Leaves { v4, v6 }
+    Scan { hist, v6 }
+}
+
+/// One chunk's IPv4 records in bucket order; `starts[b]..starts[b + 1]` is bucket `b`.
+struct Scattered {
+    keys: Vec<u32>,
+    weight: Vec<f64>,
+    var: Vec<f64>,
+    starts: Vec<usize>,
+}
+
+fn scatter_chunk(
+    addrs: &[u128],
+    w: Weights<'_>,
+    off: usize,
+    l4: u8,
+    hist: &[u32],
+    bucket_of: &[u32],
+    nb: usize,
+) -> Scattered {
+    let mut starts = vec![0usize; nb + 1];
+    for (top, &c) in hist.iter().enumerate() {
+        starts[bucket_of[top] as usize + 1] += c as usize;
+    }
+    for b in 0..nb {
+        starts[b + 1] += starts[b];
+    }
+    let n4 = starts[nb];
+    let mut pos = starts.clone();
+    let mut keys = vec![0u32; n4];
+    let mut weight = vec![0.0f64; n4];
+    let mut var = if w.variance.is_some() {
+        vec![0.0f64; n4]
+    } else {
+        Vec::new()
+    };
+    for (i, &a) in addrs.iter().enumerate() {
+        if let Some(v4) = Addr(a).v4() {
+            let k = v4.mask(l4);
+            let b = bucket_of[(k >> (32 - TOP_BITS)) as usize] as usize;
+            let p = pos[b];
+            pos[b] += 1;
+            keys[p] = k;
+            weight[p] = w.weight[off + i];
+            if let Some(v) = w.variance {
+                var[p] = v[off + i];
+            }
+        }
+    }
+    Scattered {
+        keys,
+        weight,
+        var,
+        starts,
+    }
+}
+
+fn aggregate_buckets(parts: &[Scattered], buckets: std::ops::Range<usize>) -> Vec<(u32, f64, f64)> {
+    let mut out = Vec::new();
+    let mut m: FastMap<u32, (f64, f64)> = fast_map(1 << 12);
+    for b in buckets {
+        for p in parts {
+            for i in p.starts[b]..p.starts[b + 1] {
+                let e = m.entry(p.keys[i]).or_insert((0.0, 0.0));
+                e.0 += p.weight[i];
+                if !p.var.is_empty() {
+                    e.1 += p.var[i];
+                }
+            }
+        }
+        let from = out.len();
+        out.extend(m.drain().map(|(k, (t, v))| (k, t, v)));
+        out[from..].sort_unstable_by_key(|x| x.0);
+    }
+    out
+}
+
+/// Runs `f` on each item of `items`, one scoped thread per item after the first.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.iter().skip(1).map(|x| s.spawn(|| f(x))).collect();
+        let mut out: Vec<R> = items.first().map(&f).into_iter().collect();
+        out.extend(handles.into_iter().map(|h| h.join().expect("worker panicked")));
+        out
+    })
+}
+
+/// The leaves of both families, each sorted by key, with equal keys added up.
+#[allow(clippy::type_complexity)]
+fn leaves_of(
+    addrs: &[u128],
+    w: Weights<'_>,
+    l4: u8,
+    l6: u8,
+) -> (Vec<(u32, f64, f64)>, Vec<(u128, f64, f64)>) {
+    let ranges = split_ranges(addrs.len(), workers(addrs.len()));
+    let scans = par_map(&ranges, |r| scan_chunk(&addrs[r.clone()], w, r.start, l4, l6));
+    let mut hist = vec![0u64; 1 << TOP_BITS];
+    let mut v6 = Vec::new();
+    for sc in &scans {
+        for (h, &c) in hist.iter_mut().zip(&sc.hist) {
+            *h += c as u64;
+        }
+    }
+    let n4: u64 = hist.iter().sum();
+    let target = (n4 / 64).max(4096);
+    let mut bucket_of = vec![0u32; 1 << TOP_BITS];
+    let mut bucket_size = vec![0u64];
+    for (top, &c) in hist.iter().enumerate() {
+        if *bucket_size.last().expect("non-empty") >= target {
+            bucket_size.push(0);
+        }
+        bucket_of[top] = (bucket_size.len() - 1) as u32;
+        *bucket_size.last_mut().expect("non-empty") += c;
+    }
+    let nb = bucket_size.len();
+    let parts = par_map(&ranges, |r| {
+        let i = ranges.iter().position(|x| x == r).expect("own range");
+        scatter_chunk(&addrs[r.clone()], w, r.start, l4, &scans[i].hist, &bucket_of, nb)
+    });
+    // Bucket ranges of about equal record counts, one per worker, in key order.
+    let mut groups = Vec::new();
+    let (mut from, mut acc) = (0, 0u64);
+    let per = n4.div_ceil(ranges.len().max(1) as u64).max(1);
+    for (b, &c) in bucket_size.iter().enumerate() {
+        acc += c;
+        if acc >= per && groups.len() + 1 < ranges.len() {
+            groups.push(from..b + 1);
+            from = b + 1;
+            acc = 0;
+        }
+    }
+    groups.push(from..nb);
+    let runs = par_map(&groups, |g| aggregate_buckets(&parts, g.clone()));
+    let v4 = runs.concat();
+    for sc in scans {
+        v6 = merge_sorted(v6, sc.v6);
+    }
+    (v4, v6)
 }
 
 /// Merges two key-sorted runs, adding up equal keys.
@@ -506,11 +652,46 @@ fn merge_sorted<K: Ord + Copy>(a: Vec<(K, f64, f64)>, b: Vec<(K, f64, f64)>) -> 
     out
 }
 
-/// The bottom-up pass of one family over sorted leaves. Reported prefixes go to `rows`; returns
-/// what the family's coarsest level hands to [`IpKey::Any`].
+/// A node whose total exceeds T: the only kind that can be reported.
+#[derive(Clone, Copy, Debug)]
+struct Heavy<K> {
+    key: K,
+    /// The node's leaves are `keys[lo..hi]` of its family.
+    lo: usize,
+    hi: usize,
+    total: f64,
+    var: f64,
+}
+
+/// The groups of `keys[lo..hi]` (sorted) by their prefix of length `len`, as (prefix, lo, hi).
+fn groups<K: Bits>(keys: &[K], lo: usize, hi: usize, len: u8) -> impl Iterator<Item = (K, usize, usize)> + '_ {
+    let mut i = lo;
+    std::iter::from_fn(move || {
+        if i >= hi {
+            return None;
+        }
+        let k = keys[i].mask(len);
+        // Sorted keys: those sharing the prefix come first in keys[i..hi].
+        let end = i + keys[i..hi].partition_point(|x| x.mask(len) == k);
+        let g = (k, i, end);
+        i = end;
+        Some(g)
+    })
+}
+
+/// The HHH pass of one family over its sorted, distinct leaves. Reported prefixes go to `rows`;
+/// returns what the family's coarsest level hands to [`IpKey::Any`].
 ///
-/// Invariant: at every level `cur` is sorted by key and keys are distinct, so that the parents
-/// (keys masked to the next level) of equal value are adjacent.
+/// A node with total ≤ T is never reported and neither is anything below it (a residual never
+/// exceeds the total), and it passes its whole total up. So only *heavy* nodes (total > T) need
+/// a residual: at most N/T of them per level, found top-down (a heavy node's parent is heavy),
+/// with totals from prefix sums over the sorted leaves. Then, bottom-up over heavy nodes only,
+/// `residual = total − Σ over heavy children c of (total(c) − pass(c))`: light children pass
+/// their totals whole. The work is O(leaves) plus O(heavy nodes · log leaves), instead of
+/// O(leaves · levels) for a plain level-by-level pass.
+///
+/// Totals are prefix-sum differences: exact for integer weights (bytes, packets, sampled
+/// weights with an integer threshold) up to 2^53, within rounding otherwise.
 fn family_pass<K: Bits>(
     leaves: Vec<(K, f64, f64)>,
     levels: &[u8],
@@ -518,49 +699,75 @@ fn family_pass<K: Bits>(
     n: f64,
     rows: &mut Vec<HhhRow<IpKey>>,
 ) -> Node {
-    let mut cur: Vec<(K, Node)> = leaves
-        .into_iter()
-        .map(|(k, t, v)| {
-            (
-                k,
-                Node {
-                    total: t,
-                    var: v,
-                    resid: t,
-                },
-            )
-        })
-        .collect();
-    let mut up = Node::default();
-    for (li, &len) in levels.iter().enumerate() {
-        let next = levels.get(li + 1).copied();
-        let mut out: Vec<(K, Node)> = Vec::with_capacity(if next.is_some() { cur.len() } else { 0 });
-        for &(k, node) in &cur {
-            let reported = node.resid > thr;
-            if reported {
-                rows.push(row(IpKey::Net(k.prefix(len)), 1 + len as u32, node, n));
-            }
-            let pass = if reported { 0.0 } else { node.resid };
-            let target = match next {
-                Some(nl) => {
-                    let pk = k.mask(nl);
-                    match out.last_mut() {
-                        Some((lk, pn)) if *lk == pk => pn,
-                        _ => {
-                            out.push((pk, Node::default()));
-                            &mut out.last_mut().expect("just pushed").1
-                        }
-                    }
-                }
-                None => &mut up,
-            };
-            target.total += node.total;
-            target.var += node.var;
-            target.resid += pass;
-        }
-        cur = out;
+    let keys: Vec<K> = leaves.iter().map(|x| x.0).collect();
+    let mut sum = Vec::with_capacity(leaves.len() + 1);
+    let mut var = Vec::with_capacity(leaves.len() + 1);
+    let (mut s, mut v) = (0.0, 0.0);
+    sum.push(0.0);
+    var.push(0.0);
+    for &(_, t, x) in &leaves {
+        s += t;
+        v += x;
+        sum.push(s);
+        var.push(v);
     }
-    up
+    drop(leaves);
+    let d = keys.len();
+    let node = |key: K, lo: usize, hi: usize| Heavy {
+        key,
+        lo,
+        hi,
+        total: sum[hi] - sum[lo],
+        var: var[hi] - var[lo],
+    };
+    let m = levels.len();
+    // heavy[j]: heavy nodes at level levels[j] (finest first), sorted by key.
+    let mut heavy: Vec<Vec<Heavy<K>>> = vec![Vec::new(); m];
+    heavy[m - 1] = groups(&keys, 0, d, levels[m - 1])
+        .map(|(k, lo, hi)| node(k, lo, hi))
+        .filter(|h| h.total > thr)
+        .collect();
+    for j in (0..m - 1).rev() {
+        let (finer, coarser) = heavy.split_at_mut(j + 1);
+        for p in &coarser[0] {
+            finer[j].extend(
+                groups(&keys, p.lo, p.hi, levels[j])
+                    .map(|(k, lo, hi)| node(k, lo, hi))
+                    .filter(|h| h.total > thr),
+            );
+        }
+    }
+    // Bottom-up: what each heavy node of the level below holds back from its parent.
+    let mut held: Vec<(usize, f64)> = Vec::new(); // (hi of the child, total − pass)
+    for (j, level) in heavy.iter().enumerate() {
+        let mut next = Vec::with_capacity(level.len());
+        let mut c = 0;
+        for h in level {
+            let mut deduct = 0.0;
+            while c < held.len() && held[c].0 <= h.hi {
+                deduct += held[c].1;
+                c += 1;
+            }
+            let resid = h.total - deduct;
+            let reported = resid > thr;
+            if reported {
+                let nd = Node {
+                    total: h.total,
+                    var: h.var,
+                    resid,
+                };
+                rows.push(row(IpKey::Net(h.key.prefix(levels[j])), 1 + levels[j] as u32, nd, n));
+            }
+            next.push((h.hi, if reported { h.total } else { deduct }));
+        }
+        held = next;
+    }
+    let deduct: f64 = held.iter().map(|x| x.1).sum();
+    Node {
+        total: sum[d],
+        var: var[d],
+        resid: sum[d] - deduct,
+    }
 }
 
 /// The fast path: HHH of addresses (`u128` form, IPv4 mapped) over `levels`.
@@ -576,28 +783,7 @@ pub fn hhh_addrs(
     let (n, nvar) = w.check(addrs.len())?;
     let thr = threshold.resolve(n)?;
     let (l4, l6) = (levels.v4[0], levels.v6[0]);
-    let ranges = split_ranges(addrs.len(), workers(addrs.len()));
-    let parts: Vec<Leaves> = std::thread::scope(|s| {
-        let handles: Vec<_> = ranges
-            .iter()
-            .skip(1)
-            .map(|r| {
-                let r = r.clone();
-                s.spawn(move || aggregate_chunk(&addrs[r.clone()], w, r.start, l4, l6))
-            })
-            .collect();
-        let mut parts = Vec::new();
-        if let Some(r) = ranges.first() {
-            parts.push(aggregate_chunk(&addrs[r.clone()], w, r.start, l4, l6));
-        }
-        parts.extend(handles.into_iter().map(|h| h.join().expect("worker panicked")));
-        parts
-    });
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    for p in parts {
-        v4 = merge_sorted(v4, p.v4);
-        v6 = merge_sorted(v6, p.v6);
-    }
+    let (v4, v6) = leaves_of(addrs, w, l4, l6);
     let mut rows = Vec::new();
     let up4 = family_pass(v4, &levels.v4, thr, n, &mut rows);
     let up6 = family_pass(v6, &levels.v6, thr, n, &mut rows);
