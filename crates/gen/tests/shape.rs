@@ -153,7 +153,7 @@ fn servers_use_well_known_ports_and_clients_ephemeral_ones() {
         }
     }
     let mut top: Vec<_> = by_port.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|t| std::cmp::Reverse(t.1));
     println!("top services of {requests} requests: {:?}", &top[..8]);
     assert_eq!(top[0].0, (proto::TCP, 443), "443/TCP dominates");
     let present: HashSet<(u8, u16)> = top.iter().map(|t| t.0).collect();
