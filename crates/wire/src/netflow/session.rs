@@ -11,7 +11,7 @@
 //!   `max_pending_bytes` of set bodies; they are decoded as soon as their template arrives.
 //!   Overflow drops the oldest sets; [`Session::finish`] drops what is left ("no template").
 
-use super::template::{self, Plan, Scratch, TemplateRecord};
+use super::template::{self, Plan, Scratch, TemplateRecord, TimeForm};
 use super::{Flavor, MessageCtx};
 use crate::stats::DecodeStats;
 use flowdrill_model::{Addr, CustomFields, FlowRecord};
@@ -392,7 +392,11 @@ fn finish_record(
             }
         }
     };
-    let start = plan.start_form.to_ms(s.start, ctx.export_ms, boot);
+    let mut start = plan.start_form.to_ms(s.start, ctx.export_ms, boot);
+    if plan.start_form == TimeForm::Uptime && plan.end_form == TimeForm::Uptime {
+        let wrap = super::v5::uptime_wrap(s.start as u32, s.end as u32);
+        start = start.map(|t| t.wrapping_sub(wrap));
+    }
     let end = plan.end_form.to_ms(s.end, ctx.export_ms, boot);
     // Absent or unconvertible times fall back to the other end, then to the export time.
     rec.time_start = start.or(end).unwrap_or(ctx.export_ms);

@@ -89,9 +89,10 @@ pub fn decode(
     out.reserve(count as usize);
     let body = &payload[HEADER_LEN..HEADER_LEN + count as usize * RECORD_LEN];
     for r in body.chunks_exact(RECORD_LEN) {
+        let (first, last) = (be32(r, 24), be32(r, 28));
         out.push(FlowRecord {
-            time_start: boot.wrapping_add(be32(r, 24) as u64),
-            time_end: boot.wrapping_add(be32(r, 28) as u64),
+            time_start: boot.wrapping_add(first as u64).wrapping_sub(uptime_wrap(first, last)),
+            time_end: boot.wrapping_add(last as u64),
             src_addr: Addr::from_v4_u32(be32(r, 0)),
             dst_addr: Addr::from_v4_u32(be32(r, 4)),
             src_port: be16(r, 32),
@@ -115,6 +116,17 @@ pub fn decode(
         });
     }
     Ok(header)
+}
+
+/// What to subtract from a start time when the 32-bit uptime counter wrapped between the
+/// flow's first and last packet (`first > last`, more than 2^31 apart): 2^32 ms, as nfdump.
+#[inline(always)]
+pub(crate) fn uptime_wrap(first: u32, last: u32) -> u64 {
+    if first > last && first - last > 1 << 31 {
+        1 << 32
+    } else {
+        0
+    }
 }
 
 /// Builds a v5 datagram (for tests, fuzz seeds and benchmarks): `records` are
@@ -183,6 +195,16 @@ mod tests {
         assert_eq!((r.in_if, r.out_if, r.src_as, r.dst_as), (1, 2, 64, 65));
         assert_eq!((r.src_mask, r.dst_mask, r.tcp_flags), (24, 16, 0x12));
         assert_eq!(r.exporter, exp);
+    }
+
+    #[test]
+    fn a_start_before_an_uptime_wrap_is_moved_back_by_2_pow_32_ms() {
+        let b = build(3_381, 1_000, 0, &[(1, 2, 3, 4, 6, 1, 40, u32::MAX, 2_577)]);
+        let mut out = Vec::new();
+        decode(&b, Addr::UNSPECIFIED_V4, None, &mut out).unwrap();
+        let boot = 1_000_000 - 3_381;
+        assert_eq!(out[0].time_start, boot - 1);
+        assert_eq!(out[0].time_end, boot + 2_577);
     }
 
     #[test]
