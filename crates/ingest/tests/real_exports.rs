@@ -9,6 +9,7 @@
 
 use flowdrill_model::{Addr, FlowRecord};
 use flowdrill_wire::{DecodeStats, Decoder, DecoderConfig};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn data_dir() -> Option<PathBuf> {
@@ -325,4 +326,145 @@ fn logstash_spec_values_are_decoded() {
     eprintln!("{}\n{checked} values checked", report.join("\n"));
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
     assert!(checked > 200, "only {checked} values checked");
+}
+
+// ---------------------------------------------------------------------------------------------
+// python-netflow: hex packets parsed from tests/lib.py, expectations from its tests
+// ---------------------------------------------------------------------------------------------
+
+/// The top-level string constants of a Python source: `NAME -> [packet hex, ...]` (adjacent
+/// literals are joined; commas inside a list separate packets).
+fn python_hex_constants(src: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
+    let mut out: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut parts: Vec<String> = vec![String::new()];
+    let mut flush = |name: &Option<String>, parts: &mut Vec<String>| {
+        if let Some(n) = name {
+            let pkts: Vec<Vec<u8>> = parts
+                .iter()
+                .filter(|p| !p.is_empty())
+                .filter_map(|p| hex(p))
+                .collect();
+            if !pkts.is_empty() {
+                out.insert(n.clone(), pkts);
+            }
+        }
+        *parts = vec![String::new()];
+    };
+    for line in src.lines() {
+        let is_top = line
+            .split_once(" = ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+        if is_top || line.starts_with("def ") || line.starts_with("class ") {
+            flush(&current, &mut parts);
+            current = is_top.then(|| line.split_once(" = ").unwrap().0.to_string());
+        }
+        if current.is_none() {
+            continue;
+        }
+        let code = if is_top { line.split_once(" = ").unwrap().1 } else { line };
+        // String literals and the commas between them; comments dropped.
+        let mut in_str = false;
+        for c in code.chars() {
+            match (in_str, c) {
+                (false, '#') => break,
+                (false, '"') | (true, '"') => in_str = !in_str,
+                (true, c) => parts.last_mut().unwrap().push(c),
+                (false, ',') => parts.push(String::new()),
+                _ => {}
+            }
+        }
+    }
+    flush(&current, &mut parts);
+    out
+}
+
+fn hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+fn decode_all(packets: &[&[u8]]) -> (Vec<FlowRecord>, DecodeStats) {
+    let mut dec = Decoder::new(DecoderConfig::default());
+    let mut out = Vec::new();
+    for p in packets {
+        dec.decode(localhost(), 0, p, &mut out);
+    }
+    dec.finish(&mut out);
+    (out, dec.stats().clone())
+}
+
+#[test]
+fn python_netflow_packets_decode_as_its_tests_expect() {
+    let Some(data) = data_dir() else { return };
+    let src = std::fs::read_to_string(data.join("exports/python-netflow/tests_lib.py")).unwrap();
+    let c = python_hex_constants(&src);
+    let one = |n: &str| -> &[u8] { &c.get(n).unwrap_or_else(|| panic!("{n} not parsed"))[0] };
+    assert_eq!(c["PACKETS_V9"].len(), 3, "three v9 data packets");
+
+    // v1 is not supported: counted, not decoded. Invalid bytes likewise.
+    let (recs, st) = decode_all(&[one("PACKET_V1"), one("PACKET_INVALID")]);
+    assert!(recs.is_empty());
+    assert_eq!(st.drops.get("datagram: unknown version"), Some(&2));
+
+    // v5: three flows, ICMP first, from 172.17.0.1 or .2.
+    let (recs, _) = decode_all(&[one("PACKET_V5")]);
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[0].proto, 1);
+    assert!(["172.17.0.1", "172.17.0.2"].contains(&recs[0].src_addr.to_string().as_str()));
+
+    // v9: data without its template is held, then dropped at the end ("no template").
+    let (recs, st) = decode_all(&[&c["PACKETS_V9"][0], one("PACKET_V9_WITH_ZEROS")]);
+    assert!(recs.is_empty());
+    assert!(st.pending_sets >= 2);
+    assert_eq!(st.drops.get("set: no template"), Some(&st.pending_sets));
+    // Templates after the data in one packet: 8 flows; first TCP from port 80 of 127.0.0.1,
+    // last UDP to port 53.
+    let (recs, st) = decode_all(&[one("PACKET_V9_TEMPLATE_MIXED")]);
+    assert_eq!((recs.len(), st.templates_seen), (8, 2));
+    assert_eq!((recs[0].proto, recs[0].src_port), (6, 80));
+    assert_eq!(recs[0].src_addr.to_string(), "127.0.0.1");
+    assert_eq!((recs[7].proto, recs[7].dst_port), (17, 53));
+    let v9: Vec<&[u8]> = std::iter::once(one("PACKET_V9_TEMPLATE"))
+        .chain(c["PACKETS_V9"].iter().map(|p| &p[..]))
+        .collect();
+    let (recs, st) = decode_all(&v9);
+    assert_eq!(recs.len(), 8 + 12 + 12 + 12);
+    assert_eq!(st.total_drops(), 0, "{:?}", st.drops);
+
+    // IPFIX: python counts options records among its flows.
+    let (recs, st) = decode_all(&[one("PACKET_IPFIX_TEMPLATE")]);
+    assert_eq!(
+        recs.len() as u64 + st.options_records,
+        1 + 2 + 2 + 9 + 1 + 2 + 1 + 2
+    );
+    assert_eq!(st.templates_seen, 4 + 1);
+    assert_eq!(st.options_records, 1, "flows[0] is the options record");
+    let f1 = &recs[0]; // python's flows[1]
+    assert_eq!(f1.dst_addr.to_string(), "172.17.0.2");
+    assert_eq!((f1.proto, f1.src_port, f1.dst_port, f1.tcp_flags), (6, 443, 57766, 0x1b));
+    let f17 = &recs[16];
+    assert_eq!(f17.proto, 17);
+    assert_eq!(f17.src_addr.to_string(), "fde6:6f14:e0f1:9609:0:affe:affe:affe");
+    // Data before its template is held and decoded when the template comes (python too).
+    let (recs, st) = decode_all(&[one("PACKET_IPFIX"), one("PACKET_IPFIX_TEMPLATE"), one("PACKET_IPFIX")]);
+    assert_eq!(recs.len() as u64 + st.options_records, 2 + 1 + (1 + 2 + 2 + 9 + 1 + 2 + 1 + 2) + 2 + 1);
+    assert_eq!(st.pending_sets_resolved, st.pending_sets);
+
+    let (recs, st) = decode_all(&[one("PACKET_IPFIX_TEMPLATE_ETHER"), one("PACKET_IPFIX_ETHER")]);
+    assert_eq!(recs[0].dst_addr.to_string(), "172.17.0.2");
+    assert_eq!(st.total_drops(), 0, "{:?}", st.drops);
+
+    // Padding between sets: the set after it still decodes (its last record is an options
+    // record with meteringProcessId 45786).
+    let pad = one("PACKET_IPFIX_PADDING");
+    assert_eq!(u16::from_be_bytes([pad[2], pad[3]]), 448);
+    let (_, st) = decode_all(&[pad]);
+    assert!(st.options_records >= 1);
+    assert_eq!(st.total_drops(), 0, "{:?}", st.drops);
 }
