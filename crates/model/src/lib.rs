@@ -19,6 +19,7 @@
 pub mod addr;
 pub mod columns;
 pub mod custom;
+pub mod hll;
 pub mod proto;
 pub mod schema;
 pub mod time;
