@@ -59,6 +59,10 @@ pub struct MeterConfig {
     /// Most flows kept open at once; when full, the least recently seen flow is closed early
     /// (counted as `expired_memory`). Default 1 M (about 100 MB of state).
     pub max_flows: usize,
+    /// Whether a TCP FIN or RST ends its flow at once (nfpcapd, YAF). Default true. With
+    /// false, FIN/RST flows end by the timeouts like any other (softflowd keeps them open
+    /// for minutes, so a last ACK joins the flow it closes).
+    pub end_on_fin_rst: bool,
 }
 
 impl Default for MeterConfig {
@@ -67,6 +71,7 @@ impl Default for MeterConfig {
             active_timeout_ms: 1_800_000,
             idle_timeout_ms: 15_000,
             max_flows: 1_000_000,
+            end_on_fin_rst: true,
         }
     }
 }
@@ -119,7 +124,6 @@ impl MeterStats {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Cause {
     Idle,
-    Active,
     FinRst,
     Memory,
     End,
@@ -321,7 +325,7 @@ impl Meter {
             proto: info.proto,
         };
         // FIN (0x01) or RST (0x04) ends a TCP flow once the packet is counted.
-        let ends = info.proto == 6 && info.tcp_flags & 0x05 != 0;
+        let ends = self.cfg.end_on_fin_rst && info.proto == 6 && info.tcp_flags & 0x05 != 0;
         let active_ns = self.cfg.active_timeout_ms.saturating_mul(1_000_000);
         let full = self.map.len() >= self.cfg.max_flows;
         // The slot a new flow would take (materialised below only if used).
@@ -424,7 +428,6 @@ impl Meter {
         let s = &mut self.stats;
         match cause {
             Cause::Idle => s.expired_idle += 1,
-            Cause::Active => s.expired_active += 1,
             Cause::FinRst => s.expired_fin_rst += 1,
             Cause::Memory => s.expired_memory += 1,
             Cause::End => s.expired_end += 1,
@@ -495,6 +498,7 @@ mod tests {
             idle_timeout_ms: idle_s * 1000,
             active_timeout_ms: active_s * 1000,
             max_flows,
+            end_on_fin_rst: true,
         }
     }
 
