@@ -1,7 +1,8 @@
 //! Measures the generator: records/s of `records()`, packets/s of the packet writer, export
 //! datagrams/s, and the sizes of the demo scenario's files.
 //!
-//! `cargo run --release -p flowdrill-gen --example measure -- [RECORDS] [OUT_DIR]`
+//! `cargo run --release -p flowdrill-gen --example measure -- [RECORDS] [OUT_DIR | -]`
+//! (`-`: measure `records()` only, write no files).
 
 use flowdrill_gen::{
     ExportFormat, ExportOptions, Scenario, records, write_export_pcap, write_packets_pcap,
@@ -31,11 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(10_000_000);
-    let dir = std::path::PathBuf::from(
-        args.next()
-            .unwrap_or_else(|| "/tmp/flowdrill-gen-demo".into()),
-    );
-    std::fs::create_dir_all(&dir)?;
+    let dir = args
+        .next()
+        .unwrap_or_else(|| "/tmp/flowdrill-gen-demo".into());
 
     let s = Scenario {
         flows: n,
@@ -55,6 +54,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         count as f64 / secs / 1e6
     );
 
+    if dir == "-" {
+        return Ok(());
+    }
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir)?;
     let demo = Scenario::demo();
     let path = dir.join("demo_packets.pcap");
     let (t, c) = (Instant::now(), cpu_secs());
