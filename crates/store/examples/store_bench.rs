@@ -1,0 +1,121 @@
+//! Measures the store: bytes per stored record at the default compression, write records/s,
+//! and read-back records/s for the columns an analysis needs.
+//!
+//! Records come from flowdrill-gen's demo scenario (heavy-tailed sizes, Zipf hosts, realistic
+//! ports, IPv4 and IPv6, four attack/elephant events), scaled to N background flows.
+//!
+//! ```text
+//! cargo run --release -p flowdrill-store --example store_bench -- [N=2000000]
+//! ```
+
+use flowdrill_gen::Scenario;
+use flowdrill_model::{ColumnSource, Field, FlowRecord};
+use flowdrill_store::{Store, StoreWriter, WriterOptions};
+use std::time::Instant;
+
+fn write(dir: &std::path::Path, links: &str, recs: &[FlowRecord]) -> (f64, u64, u64, u64) {
+    let mut store = Store::create(dir).expect("create store");
+    store.set_links(links).expect("links");
+    let t = Instant::now();
+    let mut w = StoreWriter::new(&store, WriterOptions::default()).expect("writer");
+    w.push_all(recs.iter().cloned()).expect("push");
+    let s = w.finish().expect("finish");
+    let secs = t.elapsed().as_secs_f64();
+    let l0: Vec<_> = s.bins.iter().filter(|b| b.level == 0).collect();
+    let rows: u64 = l0.iter().map(|b| b.records_after).sum();
+    let bytes: u64 = l0.iter().map(|b| b.file_bytes).sum();
+    let zmax = l0.iter().map(|b| b.z_max).max().unwrap_or(0);
+    (secs, rows, bytes, zmax)
+}
+
+fn read(dir: &std::path::Path, fields: &[Field], threads: usize) -> (f64, u64) {
+    let store = Store::open(dir).expect("open");
+    let bins = store.bins("default", 0..u64::MAX, 0).expect("bins");
+    let t = Instant::now();
+    let chunks: Vec<_> = bins.chunks(bins.len().div_ceil(threads).max(1)).collect();
+    let rows: u64 = std::thread::scope(|s| {
+        let hs: Vec<_> = chunks
+            .iter()
+            .map(|c| {
+                let store = &store;
+                s.spawn(move || {
+                    let mut n = 0u64;
+                    let mut check = 0u64;
+                    for b in c.iter() {
+                        let batch = store.read_bin(b, fields).expect("read");
+                        n += batch.len() as u64;
+                        check = check.wrapping_add(batch.estimated_bytes().unwrap_or(0));
+                    }
+                    std::hint::black_box(check);
+                    n
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("reader thread")).sum()
+    });
+    (t.elapsed().as_secs_f64(), rows)
+}
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .map(|a| a.parse().expect("N must be a number"))
+        .unwrap_or(2_000_000);
+    let scenario = Scenario {
+        flows: n,
+        ..Scenario::demo()
+    };
+    let t = Instant::now();
+    let recs: Vec<FlowRecord> = flowdrill_gen::records(&scenario)
+        .expect("scenario")
+        .collect();
+    println!(
+        "generated {} records (demo scenario, 1 h) in {:.2} s",
+        recs.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let tmp = std::env::temp_dir().join(format!("flowdrill-store-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    // 1. Everything kept: density of the format itself.
+    let full = tmp.join("full");
+    let (secs, rows, bytes, _) = write(
+        &full,
+        "[defaults]\nbudget = \"100GB\"\nlevels = []\n",
+        &recs,
+    );
+    println!(
+        "unsampled: wrote {rows} records ({} files) in {secs:.2} s = {:.2} M records/s; \
+         {:.2} bytes/record (nfdump+zstd: ~29)",
+        std::fs::read_dir(&full).map(|_| "level-0").unwrap_or("?"),
+        recs.len() as f64 / secs / 1e6,
+        bytes as f64 / rows as f64
+    );
+    // 2. The default budget (10 MB/h, with levels 1 and 2).
+    let def = tmp.join("default");
+    let (secs, rows, bytes, zmax) = write(&def, "", &recs);
+    println!(
+        "default budget 10 MB/h: {:.2} M records/s pushed; kept {rows} records at level 0 \
+         (z up to {zmax}), {:.2} MB, {:.2} bytes/record",
+        recs.len() as f64 / secs / 1e6,
+        bytes as f64 / 1e6,
+        bytes as f64 / rows as f64
+    );
+
+    // 3. Read back what a top-N / HHH analysis needs.
+    let fields = [Field::SrcAddr, Field::DstAddr, Field::Bytes, Field::Packets];
+    for threads in [1, 2] {
+        let (secs, rows) = read(&full, &fields, threads);
+        println!(
+            "read src_addr,dst_addr,bytes,packets(+sample_z), {threads} thread(s): {rows} records \
+             in {secs:.3} s = {:.1} M records/s",
+            rows as f64 / secs / 1e6
+        );
+    }
+    let (secs, rows) = read(&full, &[Field::SrcAddr, Field::Bytes], 2);
+    println!(
+        "read src_addr,bytes(+sample_z), 2 threads: {:.1} M records/s ({rows} records)",
+        rows as f64 / secs / 1e6
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}

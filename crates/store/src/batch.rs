@@ -1,0 +1,464 @@
+//! [`Batch`]: the columns of one bin as read back, lent to the filter and query engine through
+//! [`flowdrill_model::ColumnSource`], with the sampling threshold per record and the
+//! user-defined extra columns.
+//!
+//! Invariant: every loaded column, `sample_z` and every extra column has exactly `len()`
+//! elements.
+
+use crate::sampling;
+use crate::error::{Error, Result};
+use flowdrill_model::{
+    Addr, ColumnRef, ColumnSource, CustomField, CustomFields, CustomKind, CustomValue, FIELDS,
+    Field, FlowRecord, RecordColumns,
+};
+
+/// One loaded schema column.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OwnedColumn {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    U32(Vec<u32>),
+    U64(Vec<u64>),
+    Addr(Vec<u128>),
+}
+
+impl OwnedColumn {
+    fn from_ref(c: ColumnRef<'_>) -> OwnedColumn {
+        match c {
+            ColumnRef::U8(v) => OwnedColumn::U8(v.to_vec()),
+            ColumnRef::U16(v) => OwnedColumn::U16(v.to_vec()),
+            ColumnRef::U32(v) => OwnedColumn::U32(v.to_vec()),
+            ColumnRef::U64(v) => OwnedColumn::U64(v.to_vec()),
+            ColumnRef::Addr(v) => OwnedColumn::Addr(v.to_vec()),
+        }
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.as_ref().len()
+    }
+    fn append(&mut self, o: &OwnedColumn) -> bool {
+        match (self, o) {
+            (OwnedColumn::U8(a), OwnedColumn::U8(b)) => a.extend_from_slice(b),
+            (OwnedColumn::U16(a), OwnedColumn::U16(b)) => a.extend_from_slice(b),
+            (OwnedColumn::U32(a), OwnedColumn::U32(b)) => a.extend_from_slice(b),
+            (OwnedColumn::U64(a), OwnedColumn::U64(b)) => a.extend_from_slice(b),
+            (OwnedColumn::Addr(a), OwnedColumn::Addr(b)) => a.extend_from_slice(b),
+            _ => return false,
+        }
+        true
+    }
+    /// The rows at `order`, in that order.
+    fn take(&self, order: &[usize]) -> OwnedColumn {
+        fn t<T: Copy>(v: &[T], order: &[usize]) -> Vec<T> {
+            order.iter().map(|&i| v[i]).collect()
+        }
+        match self {
+            OwnedColumn::U8(v) => OwnedColumn::U8(t(v, order)),
+            OwnedColumn::U16(v) => OwnedColumn::U16(t(v, order)),
+            OwnedColumn::U32(v) => OwnedColumn::U32(t(v, order)),
+            OwnedColumn::U64(v) => OwnedColumn::U64(t(v, order)),
+            OwnedColumn::Addr(v) => OwnedColumn::Addr(t(v, order)),
+        }
+    }
+    fn as_ref(&self) -> ColumnRef<'_> {
+        match self {
+            OwnedColumn::U8(v) => ColumnRef::U8(v),
+            OwnedColumn::U16(v) => ColumnRef::U16(v),
+            OwnedColumn::U32(v) => ColumnRef::U32(v),
+            OwnedColumn::U64(v) => ColumnRef::U64(v),
+            OwnedColumn::Addr(v) => ColumnRef::Addr(v),
+        }
+    }
+    fn filter(&self, keep: &[bool]) -> OwnedColumn {
+        fn f<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
+            v.iter().zip(keep).filter(|(_, k)| **k).map(|(x, _)| *x).collect()
+        }
+        match self {
+            OwnedColumn::U8(v) => OwnedColumn::U8(f(v, keep)),
+            OwnedColumn::U16(v) => OwnedColumn::U16(f(v, keep)),
+            OwnedColumn::U32(v) => OwnedColumn::U32(f(v, keep)),
+            OwnedColumn::U64(v) => OwnedColumn::U64(f(v, keep)),
+            OwnedColumn::Addr(v) => OwnedColumn::Addr(f(v, keep)),
+        }
+    }
+}
+
+/// The values of one user-defined element; `None` where a record did not carry it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExtraColumn {
+    Unsigned(Vec<Option<u64>>),
+    Signed(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    String(Vec<Option<String>>),
+    Bytes(Vec<Option<Vec<u8>>>),
+    Address(Vec<Option<Addr>>),
+}
+
+impl ExtraColumn {
+    pub fn len(&self) -> usize {
+        match self {
+            ExtraColumn::Unsigned(v) => v.len(),
+            ExtraColumn::Signed(v) => v.len(),
+            ExtraColumn::Float(v) => v.len(),
+            ExtraColumn::String(v) => v.len(),
+            ExtraColumn::Bytes(v) => v.len(),
+            ExtraColumn::Address(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn nulls(kind: CustomKind, n: usize) -> ExtraColumn {
+        match kind {
+            CustomKind::Unsigned => ExtraColumn::Unsigned(vec![None; n]),
+            CustomKind::Signed => ExtraColumn::Signed(vec![None; n]),
+            CustomKind::Float => ExtraColumn::Float(vec![None; n]),
+            CustomKind::String => ExtraColumn::String(vec![None; n]),
+            CustomKind::Bytes => ExtraColumn::Bytes(vec![None; n]),
+            CustomKind::Address => ExtraColumn::Address(vec![None; n]),
+        }
+    }
+    fn append(&mut self, o: &ExtraColumn) -> bool {
+        match (self, o) {
+            (ExtraColumn::Unsigned(a), ExtraColumn::Unsigned(b)) => a.extend_from_slice(b),
+            (ExtraColumn::Signed(a), ExtraColumn::Signed(b)) => a.extend_from_slice(b),
+            (ExtraColumn::Float(a), ExtraColumn::Float(b)) => a.extend_from_slice(b),
+            (ExtraColumn::String(a), ExtraColumn::String(b)) => a.extend_from_slice(b),
+            (ExtraColumn::Bytes(a), ExtraColumn::Bytes(b)) => a.extend_from_slice(b),
+            (ExtraColumn::Address(a), ExtraColumn::Address(b)) => a.extend_from_slice(b),
+            _ => return false,
+        }
+        true
+    }
+    fn take(&self, order: &[usize]) -> ExtraColumn {
+        fn t<T: Clone>(v: &[T], order: &[usize]) -> Vec<T> {
+            order.iter().map(|&i| v[i].clone()).collect()
+        }
+        match self {
+            ExtraColumn::Unsigned(v) => ExtraColumn::Unsigned(t(v, order)),
+            ExtraColumn::Signed(v) => ExtraColumn::Signed(t(v, order)),
+            ExtraColumn::Float(v) => ExtraColumn::Float(t(v, order)),
+            ExtraColumn::String(v) => ExtraColumn::String(t(v, order)),
+            ExtraColumn::Bytes(v) => ExtraColumn::Bytes(t(v, order)),
+            ExtraColumn::Address(v) => ExtraColumn::Address(t(v, order)),
+        }
+    }
+    fn filter(&self, keep: &[bool]) -> ExtraColumn {
+        fn f<T: Clone>(v: &[T], keep: &[bool]) -> Vec<T> {
+            v.iter()
+                .zip(keep)
+                .filter(|(_, k)| **k)
+                .map(|(x, _)| x.clone())
+                .collect()
+        }
+        match self {
+            ExtraColumn::Unsigned(v) => ExtraColumn::Unsigned(f(v, keep)),
+            ExtraColumn::Signed(v) => ExtraColumn::Signed(f(v, keep)),
+            ExtraColumn::Float(v) => ExtraColumn::Float(f(v, keep)),
+            ExtraColumn::String(v) => ExtraColumn::String(f(v, keep)),
+            ExtraColumn::Bytes(v) => ExtraColumn::Bytes(f(v, keep)),
+            ExtraColumn::Address(v) => ExtraColumn::Address(f(v, keep)),
+        }
+    }
+}
+
+/// The records of one bin (or a part of them), column by column.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    pub(crate) len: usize,
+    /// Indexed by `Field as usize`; `None` when not loaded.
+    pub(crate) cols: Vec<Option<OwnedColumn>>,
+    pub(crate) z: Vec<u64>,
+    pub(crate) extras: Vec<(CustomField, ExtraColumn)>,
+}
+
+impl Batch {
+    /// Every schema field of `records` (derived from the schema through
+    /// [`RecordColumns`]), one extra column per element of `custom`, and the thresholds `z`.
+    ///
+    /// `z.len()` must equal `records.len()`.
+    pub fn from_records(records: &[FlowRecord], z: Vec<u64>, custom: &CustomFields) -> Batch {
+        assert_eq!(z.len(), records.len(), "one threshold per record");
+        let rc = RecordColumns::from_records(records);
+        let cols = FIELDS
+            .iter()
+            .map(|i| rc.column(i.field).map(OwnedColumn::from_ref))
+            .collect();
+        let extras = custom
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(idx, def)| {
+                let idx = idx as u16;
+                let vals = records
+                    .iter()
+                    .map(|r| r.extra.iter().find(|(i, _)| *i == idx).map(|(_, v)| v));
+                let col = match def.kind {
+                    CustomKind::Unsigned => ExtraColumn::Unsigned(
+                        vals.map(|v| match v {
+                            Some(CustomValue::Unsigned(x)) => Some(*x),
+                            _ => None,
+                        })
+                        .collect(),
+                    ),
+                    CustomKind::Signed => ExtraColumn::Signed(
+                        vals.map(|v| match v {
+                            Some(CustomValue::Signed(x)) => Some(*x),
+                            _ => None,
+                        })
+                        .collect(),
+                    ),
+                    CustomKind::Float => ExtraColumn::Float(
+                        vals.map(|v| match v {
+                            Some(CustomValue::Float(x)) => Some(*x),
+                            _ => None,
+                        })
+                        .collect(),
+                    ),
+                    CustomKind::String => ExtraColumn::String(
+                        vals.map(|v| match v {
+                            Some(CustomValue::String(x)) => Some(x.to_string()),
+                            _ => None,
+                        })
+                        .collect(),
+                    ),
+                    CustomKind::Bytes => ExtraColumn::Bytes(
+                        vals.map(|v| match v {
+                            Some(CustomValue::Bytes(x)) => Some(x.to_vec()),
+                            _ => None,
+                        })
+                        .collect(),
+                    ),
+                    CustomKind::Address => ExtraColumn::Address(
+                        vals.map(|v| match v {
+                            Some(CustomValue::Address(x)) => Some(*x),
+                            _ => None,
+                        })
+                        .collect(),
+                    ),
+                };
+                (def.clone(), col)
+            })
+            .collect();
+        Batch {
+            len: records.len(),
+            cols,
+            z,
+            extras,
+        }
+    }
+
+    /// Appends `other`'s rows. Both must have the same schema columns loaded; extra columns
+    /// are matched by name (a column one side lacks is null there).
+    pub fn append(&mut self, other: &Batch) -> Result<()> {
+        if self.cols.is_empty() {
+            self.cols = vec![None; FIELDS.len()];
+        }
+        let (n0, n1) = (self.len, other.len);
+        for (a, b) in self.cols.iter_mut().zip(&other.cols) {
+            match (a, b) {
+                (Some(a), Some(b)) => {
+                    if !a.append(b) {
+                        return Err(Error::Internal("appending columns of different types".into()));
+                    }
+                }
+                (None, None) => {}
+                (a, _) if n0 == 0 => *a = b.clone(),
+                _ => return Err(Error::Internal("appending batches with different columns".into())),
+            }
+        }
+        for (def, col) in &mut self.extras {
+            if !other.extras.iter().any(|(d, _)| d.name == def.name) {
+                col.append(&ExtraColumn::nulls(def.kind, n1));
+            }
+        }
+        for (def, col) in &other.extras {
+            match self.extras.iter_mut().find(|(d, _)| d.name == def.name) {
+                Some((_, mine)) => {
+                    if !mine.append(col) {
+                        return Err(Error::InvalidArgument(format!(
+                            "user-defined element '{}' changed its type; give it a new name",
+                            def.name
+                        )));
+                    }
+                }
+                None => {
+                    let mut c = ExtraColumn::nulls(def.kind, n0);
+                    c.append(col);
+                    self.extras.push((def.clone(), c));
+                }
+            }
+        }
+        self.z.extend_from_slice(&other.z);
+        self.len += n1;
+        Ok(())
+    }
+
+    /// The rows at `order`, in that order (a sort or a selection).
+    pub fn take(&self, order: &[usize]) -> Batch {
+        Batch {
+            len: order.len(),
+            cols: self
+                .cols
+                .iter()
+                .map(|c| c.as_ref().map(|c| c.take(order)))
+                .collect(),
+            z: order.iter().map(|&i| self.z[i]).collect(),
+            extras: self
+                .extras
+                .iter()
+                .map(|(d, c)| (d.clone(), c.take(order)))
+                .collect(),
+        }
+    }
+
+    /// The registry of the extra columns loaded, in order.
+    pub fn custom_fields(&self) -> CustomFields {
+        CustomFields {
+            fields: self.extras.iter().map(|(d, _)| d.clone()).collect(),
+        }
+    }
+
+    /// The values of a `U64` schema column (times, packets, bytes), if loaded.
+    pub fn u64s(&self, f: Field) -> Option<&[u64]> {
+        match self.cols.get(f as usize)?.as_ref()? {
+            OwnedColumn::U64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The sampling threshold of each record (0 = not sampled): a record of `x` bytes stands
+    /// for `max(x, z)` bytes.
+    pub fn sample_z(&self) -> &[u64] {
+        &self.z
+    }
+
+    /// The user-defined columns loaded, with their definitions.
+    pub fn extras(&self) -> &[(CustomField, ExtraColumn)] {
+        &self.extras
+    }
+
+    /// The user-defined column `name`, if loaded.
+    pub fn extra(&self, name: &str) -> Option<&ExtraColumn> {
+        self.extras
+            .iter()
+            .find(|(f, _)| f.name == name)
+            .map(|(_, c)| c)
+    }
+
+    /// Estimated total bytes, `Σ max(x, z)`; `None` unless `bytes` was loaded.
+    pub fn estimated_bytes(&self) -> Option<u64> {
+        let b = self.u64s(Field::Bytes)?;
+        Some(
+            b.iter()
+                .zip(&self.z)
+                .map(|(&x, &z)| sampling::estimated_bytes(x, z))
+                .sum(),
+        )
+    }
+
+    /// Estimated total packets, `Σ packets · max(1, z/x)`; needs `bytes` and `packets`.
+    pub fn estimated_packets(&self) -> Option<f64> {
+        let b = self.u64s(Field::Bytes)?;
+        let p = self.u64s(Field::Packets)?;
+        Some(
+            p.iter()
+                .zip(b)
+                .zip(&self.z)
+                .map(|((&p, &x), &z)| sampling::estimated_packets(p, x, z))
+                .sum(),
+        )
+    }
+
+    /// Unbiased estimate of the variance of [`Batch::estimated_bytes`]:
+    /// `Σ z(z − x)` over records with `x < z`; needs `bytes`.
+    pub fn bytes_variance(&self) -> Option<f64> {
+        let b = self.u64s(Field::Bytes)?;
+        Some(
+            b.iter()
+                .zip(&self.z)
+                .map(|(&x, &z)| sampling::variance_term(x, z))
+                .sum(),
+        )
+    }
+
+    /// The records that survive re-thresholding at `z_new` (see
+    /// [`sampling::rethreshold_mask`]), with their thresholds raised to `z_new`. Needs `bytes`.
+    pub fn rethreshold(&self, z_new: u64, seed: u64) -> Option<Batch> {
+        let keep = sampling::rethreshold_mask(self.u64s(Field::Bytes)?, &self.z, z_new, seed);
+        Some(self.filter(&keep, Some(z_new)))
+    }
+
+    /// The records where `keep` is true; thresholds raised to `raise_z` if given.
+    pub fn filter(&self, keep: &[bool], raise_z: Option<u64>) -> Batch {
+        assert_eq!(keep.len(), self.len, "mask length must equal the batch length");
+        let z = self
+            .z
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(|(z, _)| raise_z.map_or(*z, |r| r.max(*z)))
+            .collect::<Vec<_>>();
+        Batch {
+            len: z.len(),
+            cols: self
+                .cols
+                .iter()
+                .map(|c| c.as_ref().map(|c| c.filter(keep)))
+                .collect(),
+            z,
+            extras: self
+                .extras
+                .iter()
+                .map(|(f, c)| (f.clone(), c.filter(keep)))
+                .collect(),
+        }
+    }
+}
+
+impl ColumnSource for Batch {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn column(&self, field: Field) -> Option<ColumnRef<'_>> {
+        self.cols.get(field as usize)?.as_ref().map(|c| c.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(bytes: Vec<u64>, packets: Vec<u64>, z: Vec<u64>) -> Batch {
+        let mut cols = vec![None; flowdrill_model::FIELDS.len()];
+        cols[Field::Bytes as usize] = Some(OwnedColumn::U64(bytes));
+        cols[Field::Packets as usize] = Some(OwnedColumn::U64(packets));
+        Batch {
+            len: z.len(),
+            cols,
+            z,
+            extras: vec![],
+        }
+    }
+
+    #[test]
+    fn estimates_use_each_records_threshold() {
+        let b = batch(vec![50, 300, 10], vec![1, 3, 2], vec![100, 100, 0]);
+        assert_eq!(b.estimated_bytes(), Some(100 + 300 + 10));
+        assert_eq!(b.estimated_packets(), Some(2.0 + 3.0 + 2.0));
+        assert_eq!(b.bytes_variance(), Some(100.0 * 50.0));
+        assert!(b.column(Field::SrcAddr).is_none());
+        assert_eq!(b.column(Field::Bytes).unwrap().u64_at(1), Some(300));
+    }
+
+    #[test]
+    fn filtering_keeps_columns_aligned() {
+        let b = batch(vec![50, 300, 10], vec![1, 3, 2], vec![100, 100, 0]);
+        let f = b.filter(&[true, false, true], Some(200));
+        assert_eq!(f.len(), 2);
+        assert_eq!(f.sample_z(), &[200, 200]);
+        assert_eq!(f.column(Field::Packets).unwrap().u64_at(1), Some(2));
+        // Re-thresholding records far above z_new keeps them all.
+        let big = batch(vec![10_000; 5], vec![1; 5], vec![0; 5]);
+        assert_eq!(big.rethreshold(100, 1).unwrap().len(), 5);
+    }
+}

@@ -1,0 +1,644 @@
+//! The bin file: one Parquet file (zstd) per link, level and bin, readable as-is by pyarrow,
+//! DuckDB, pandas and Spark.
+//!
+//! This module owns the mapping between [`Batch`]es of flow records and Parquet columns, derived from the
+//! one schema ([`FIELDS`]) so that no field is listed twice:
+//!
+//! | schema kind       | Parquet column(s)                                                  |
+//! |-------------------|--------------------------------------------------------------------|
+//! | `TimeMs`          | `NAME`: INT64 TIMESTAMP(MILLIS, UTC)                               |
+//! | `Unsigned(64)`    | `NAME`: INT64 (signed: Spark reads UINT64 as a decimal)            |
+//! | `Unsigned(8..32)` | `NAME`: INT32 annotated UINT_8 / UINT_16 / UINT_32                 |
+//! | `Address`         | `NAME_v4`: UINT_32, null for IPv6; `NAME_v6`: FIXED_LEN_BYTE_ARRAY(16), null for IPv4 |
+//!
+//! then `sample_z` (INT64, the record's sampling threshold, 0 = not sampled) and one nullable
+//! column per user-defined element (named by the registry). Splitting addresses by family keeps
+//! IPv4 (most traffic) in a dictionary-friendly 4-byte column, and an all-IPv4 file pays
+//! nothing for the IPv6 columns but their (run-length encoded) nulls.
+//!
+//! Key-value metadata (`flowdrill.*`): `schema_version`, `link`, `level`, `bin_start`,
+//! `bin_end` (Unix ms), `bin_start_utc`, `records_before` (records of the bin before sampling),
+//! `records_after` (rows), `z_max` (the largest `sample_z`), `bytes_variance` (`Σ z(z − x)`
+//! over the rows, the variance estimate of the byte total), `custom` (the user-defined
+//! elements as JSON), and the statistics of [`crate::stats`].
+
+use crate::batch::{Batch, ExtraColumn, OwnedColumn};
+use crate::error::{Error, Result};
+use crate::stats::BinStats;
+use arrow_array::builder::{
+    BinaryBuilder, FixedSizeBinaryBuilder, Float64Builder, Int64Builder, StringBuilder,
+    UInt64Builder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float64Type, Int64Type, TimestampMillisecondType, UInt8Type, UInt16Type, UInt32Type,
+    UInt64Type,
+};
+use arrow_array::{
+    Array, ArrayRef, FixedSizeBinaryArray, Int64Array, RecordBatch, TimestampMillisecondArray,
+    UInt8Array, UInt16Array, UInt32Array,
+};
+use arrow_schema::{DataType, Field as AField, Schema, TimeUnit};
+use flowdrill_model::{
+    Addr, CustomField, CustomFields, CustomKind, FIELDS, Field, Kind,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, arrow_writer::ArrowWriterOptions};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Version of the bin file layout. Readers refuse files with a larger version.
+pub const SCHEMA_VERSION: u32 = 1;
+/// zstd level of the bin files.
+pub const ZSTD_LEVEL: i32 = 3;
+/// The per-record threshold column.
+pub const Z_COLUMN: &str = "sample_z";
+
+/// What a bin file says about itself (besides the statistics).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileMeta {
+    pub link: String,
+    pub level: u8,
+    pub bin_start: u64,
+    pub bin_end: u64,
+    /// Records of the bin before sampling (after splitting flows at bin boundaries).
+    pub records_before: u64,
+    /// Rows in the file.
+    pub records_after: u64,
+    /// The largest per-record threshold (0: nothing was sampled away).
+    pub z_max: u64,
+    /// Unbiased estimate of the variance of the estimated byte total, `Σ z(z − x)`.
+    pub bytes_variance: f64,
+    pub custom: CustomFields,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CustomJson {
+    name: String,
+    enterprise: u32,
+    id: u16,
+    kind: String,
+}
+
+fn kind_name(k: CustomKind) -> &'static str {
+    match k {
+        CustomKind::Unsigned => "unsigned",
+        CustomKind::Signed => "signed",
+        CustomKind::Float => "float",
+        CustomKind::String => "string",
+        CustomKind::Bytes => "bytes",
+        CustomKind::Address => "address",
+    }
+}
+
+/// The Parquet column names of a schema field (two for addresses).
+pub fn column_names(f: Field) -> Vec<String> {
+    let info = f.info();
+    match info.kind {
+        Kind::Address => vec![format!("{}_v4", info.name), format!("{}_v6", info.name)],
+        _ => vec![info.name.to_string()],
+    }
+}
+
+/// Checks that user-defined names do not collide with the schema's columns.
+pub fn check_custom(custom: &CustomFields) -> Result<()> {
+    let mut taken: Vec<String> = FIELDS.iter().flat_map(|i| column_names(i.field)).collect();
+    taken.push(Z_COLUMN.to_string());
+    for f in &custom.fields {
+        if taken.contains(&f.name) {
+            return Err(Error::InvalidArgument(format!(
+                "user-defined element '{}' has the name of a stored column; rename it in the registry",
+                f.name
+            )));
+        }
+        taken.push(f.name.clone());
+    }
+    Ok(())
+}
+
+/// The Arrow schema of a bin file with these user-defined elements.
+pub fn arrow_schema(custom: &CustomFields) -> Schema {
+    let mut fields = Vec::new();
+    for info in FIELDS {
+        match info.kind {
+            Kind::TimeMs => fields.push(AField::new(
+                info.name,
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            )),
+            Kind::Unsigned(64) => fields.push(AField::new(info.name, DataType::Int64, false)),
+            Kind::Unsigned(8) => fields.push(AField::new(info.name, DataType::UInt8, false)),
+            Kind::Unsigned(16) => fields.push(AField::new(info.name, DataType::UInt16, false)),
+            Kind::Unsigned(_) => fields.push(AField::new(info.name, DataType::UInt32, false)),
+            Kind::Address => {
+                let n = column_names(info.field);
+                fields.push(AField::new(&n[0], DataType::UInt32, true));
+                fields.push(AField::new(&n[1], DataType::FixedSizeBinary(16), true));
+            }
+        }
+    }
+    fields.push(AField::new(Z_COLUMN, DataType::Int64, false));
+    for c in &custom.fields {
+        let dt = match c.kind {
+            CustomKind::Unsigned => DataType::UInt64,
+            CustomKind::Signed => DataType::Int64,
+            CustomKind::Float => DataType::Float64,
+            CustomKind::String => DataType::Utf8,
+            CustomKind::Bytes => DataType::Binary,
+            CustomKind::Address => DataType::FixedSizeBinary(16),
+        };
+        fields.push(AField::new(&c.name, dt, true));
+    }
+    Schema::new(fields)
+}
+
+fn to_i64(x: u64) -> i64 {
+    // Counters and times above i64::MAX do not occur in flow data; clamp rather than wrap so
+    // a bogus value can never turn negative.
+    x.min(i64::MAX as u64) as i64
+}
+
+fn arrow_err(path: &str, e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("encoding {path}: {e}"))
+}
+
+/// Encodes a batch (every schema field loaded, and one extra column per element of
+/// `meta.custom`, in registry order) as a complete Parquet file in memory.
+pub fn encode(batch: &Batch, meta: &FileMeta, stats: &BinStats) -> Result<Vec<u8>> {
+    let custom = &meta.custom;
+    let schema = Arc::new(arrow_schema(custom));
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    let missing = |n: &str| Error::Internal(format!("encoding a batch without column {n}"));
+    for info in FIELDS {
+        let c = batch.cols[info.field as usize]
+            .as_ref()
+            .ok_or_else(|| missing(info.name))?;
+        match (info.kind, c) {
+            (Kind::TimeMs, OwnedColumn::U64(v)) => cols.push(Arc::new(
+                TimestampMillisecondArray::from_iter_values(v.iter().map(|&x| to_i64(x)))
+                    .with_timezone("UTC"),
+            )),
+            (Kind::Unsigned(64), OwnedColumn::U64(v)) => cols.push(Arc::new(
+                Int64Array::from_iter_values(v.iter().map(|&x| to_i64(x))),
+            )),
+            (Kind::Unsigned(8), OwnedColumn::U8(v)) => {
+                cols.push(Arc::new(UInt8Array::from(v.clone())))
+            }
+            (Kind::Unsigned(16), OwnedColumn::U16(v)) => {
+                cols.push(Arc::new(UInt16Array::from(v.clone())))
+            }
+            (Kind::Unsigned(32), OwnedColumn::U32(v)) => {
+                cols.push(Arc::new(UInt32Array::from(v.clone())))
+            }
+            (Kind::Address, OwnedColumn::Addr(v)) => {
+                cols.push(Arc::new(UInt32Array::from_iter(
+                    v.iter().map(|&a| Addr(a).v4()),
+                )));
+                let mut b = FixedSizeBinaryBuilder::with_capacity(v.len(), 16);
+                for &a in v {
+                    if Addr(a).is_v4() {
+                        b.append_null();
+                    } else {
+                        b.append_value(a.to_be_bytes())
+                            .map_err(|e| arrow_err("address", e))?;
+                    }
+                }
+                cols.push(Arc::new(b.finish()));
+            }
+            _ => {
+                return Err(Error::Internal(format!(
+                    "column {} does not have its schema type",
+                    info.name
+                )));
+            }
+        }
+    }
+    cols.push(Arc::new(Int64Array::from_iter_values(
+        batch.z.iter().map(|&z| to_i64(z)),
+    )));
+    for c in &custom.fields {
+        let col = batch
+            .extra(&c.name)
+            .ok_or_else(|| missing(&c.name))?;
+        let arr: ArrayRef = match col {
+            ExtraColumn::Unsigned(v) => Arc::new(UInt64Builder::new().tap(|b| {
+                v.iter().for_each(|x| b.append_option(*x));
+            })),
+            ExtraColumn::Signed(v) => Arc::new(Int64Builder::new().tap(|b| {
+                v.iter().for_each(|x| b.append_option(*x));
+            })),
+            ExtraColumn::Float(v) => Arc::new(Float64Builder::new().tap(|b| {
+                v.iter().for_each(|x| b.append_option(*x));
+            })),
+            ExtraColumn::String(v) => Arc::new(StringBuilder::new().tap(|b| {
+                v.iter().for_each(|x| b.append_option(x.as_deref()));
+            })),
+            ExtraColumn::Bytes(v) => Arc::new(BinaryBuilder::new().tap(|b| {
+                v.iter().for_each(|x| b.append_option(x.as_deref()));
+            })),
+            ExtraColumn::Address(v) => {
+                let mut b = FixedSizeBinaryBuilder::with_capacity(v.len(), 16);
+                for x in v {
+                    match x {
+                        Some(a) => b
+                            .append_value(a.0.to_be_bytes())
+                            .map_err(|e| arrow_err(&c.name, e))?,
+                        None => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+        };
+        cols.push(arr);
+    }
+    let rb =
+        RecordBatch::try_new(schema.clone(), cols).map_err(|e| arrow_err("record batch", e))?;
+
+    let mut kv = vec![
+        ("flowdrill.schema_version".to_string(), SCHEMA_VERSION.to_string()),
+        ("flowdrill.link".into(), meta.link.clone()),
+        ("flowdrill.level".into(), meta.level.to_string()),
+        ("flowdrill.bin_start".into(), meta.bin_start.to_string()),
+        ("flowdrill.bin_end".into(), meta.bin_end.to_string()),
+        (
+            "flowdrill.bin_start_utc".into(),
+            flowdrill_model::time::format_ms(meta.bin_start),
+        ),
+        ("flowdrill.records_before".into(), meta.records_before.to_string()),
+        ("flowdrill.records_after".into(), batch.len.to_string()),
+        ("flowdrill.z_max".into(), meta.z_max.to_string()),
+        ("flowdrill.bytes_variance".into(), meta.bytes_variance.to_string()),
+        (
+            "flowdrill.custom".into(),
+            serde_json::to_string(
+                &custom
+                    .fields
+                    .iter()
+                    .map(|c| CustomJson {
+                        name: c.name.clone(),
+                        enterprise: c.enterprise,
+                        id: c.id,
+                        kind: kind_name(c.kind).into(),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .expect("custom fields serialise"),
+        ),
+    ];
+    kv.extend(stats.to_metadata());
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| arrow_err("zstd level", e))?,
+        ))
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .set_created_by(format!("flowdrill-store {}", env!("CARGO_PKG_VERSION")))
+        .set_key_value_metadata(Some(
+            kv.into_iter()
+                .map(|(k, v)| KeyValue::new(k, v))
+                .collect(),
+        ))
+        .build();
+    let opts = ArrowWriterOptions::new()
+        .with_properties(props)
+        .with_skip_arrow_metadata(true);
+    let mut w = ArrowWriter::try_new_with_options(Vec::new(), schema, opts)
+        .map_err(|e| arrow_err("writer", e))?;
+    w.write(&rb).map_err(|e| arrow_err("write", e))?;
+    w.into_inner().map_err(|e| arrow_err("close", e))
+}
+
+/// Reads the footer of a bin file: its metadata and statistics.
+pub fn read_meta(path: &Path) -> Result<(FileMeta, BinStats)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| Error::corrupt(path, e))?;
+    let fm = reader.metadata().file_metadata();
+    let kv: Vec<(String, String)> = fm
+        .key_value_metadata()
+        .map(|v| {
+            v.iter()
+                .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let get = |k: &str| {
+        kv.iter()
+            .find(|(x, _)| x == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let num = |k: &str| -> Result<u64> {
+        get(k)
+            .ok_or_else(|| Error::corrupt(path, format!("no {k} in the file metadata")))?
+            .parse::<u64>()
+            .map_err(|e| Error::corrupt(path, format!("{k}: {e}")))
+    };
+    let version = num("flowdrill.schema_version")?;
+    if version > SCHEMA_VERSION as u64 {
+        return Err(Error::NewerFormat {
+            path: path.to_path_buf(),
+            found: version as u32,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let custom_json: Vec<CustomJson> = serde_json::from_str(get("flowdrill.custom").unwrap_or("[]"))
+        .map_err(|e| Error::corrupt(path, format!("flowdrill.custom: {e}")))?;
+    let mut custom = CustomFields::default();
+    for c in custom_json {
+        custom.fields.push(CustomField {
+            kind: CustomKind::from_name(&c.kind)
+                .ok_or_else(|| Error::corrupt(path, format!("unknown kind {}", c.kind)))?,
+            name: c.name,
+            enterprise: c.enterprise,
+            id: c.id,
+        });
+    }
+    let meta = FileMeta {
+        link: get("flowdrill.link")
+            .ok_or_else(|| Error::corrupt(path, "no flowdrill.link"))?
+            .to_string(),
+        level: num("flowdrill.level")? as u8,
+        bin_start: num("flowdrill.bin_start")?,
+        bin_end: num("flowdrill.bin_end")?,
+        records_before: num("flowdrill.records_before")?,
+        records_after: num("flowdrill.records_after")?,
+        z_max: num("flowdrill.z_max")?,
+        bytes_variance: get("flowdrill.bytes_variance")
+            .unwrap_or("0")
+            .parse()
+            .map_err(|e| Error::corrupt(path, format!("flowdrill.bytes_variance: {e}")))?,
+        custom,
+    };
+    if meta.records_after != fm.num_rows() as u64 {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "metadata says {} rows, the file has {}",
+                meta.records_after,
+                fm.num_rows()
+            ),
+        ));
+    }
+    let stats = BinStats::from_metadata(get).map_err(|e| Error::corrupt(path, e))?;
+    Ok((meta, stats))
+}
+
+/// Reads the given schema fields, the thresholds and the named user-defined columns
+/// (`extras`; unknown names are ignored) of a bin file.
+pub fn read(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
+    let (meta, _) = read_meta(path)?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::corrupt(path, e))?;
+    let arrow = builder.schema().clone();
+    let index = |name: &str| -> Result<usize> {
+        arrow
+            .index_of(name)
+            .map_err(|_| Error::corrupt(path, format!("no column {name}")))
+    };
+    // Root column indices to load; Parquet returns them in file order.
+    let mut want: Vec<usize> = vec![index(Z_COLUMN)?];
+    for f in fields {
+        for n in column_names(*f) {
+            want.push(index(&n)?);
+        }
+    }
+    let extra_defs: Vec<CustomField> = meta
+        .custom
+        .fields
+        .iter()
+        .filter(|c| extras.contains(&c.name.as_str()))
+        .cloned()
+        .collect();
+    for c in &extra_defs {
+        want.push(index(&c.name)?);
+    }
+    want.sort_unstable();
+    want.dedup();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), want.iter().copied());
+    let rows = meta.records_after as usize;
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(rows.clamp(1, 1 << 20))
+        .build()
+        .map_err(|e| Error::corrupt(path, e))?;
+    let mut batches = Vec::new();
+    for b in reader {
+        batches.push(b.map_err(|e| Error::corrupt(path, e))?);
+    }
+    let col = |name: &str| -> Result<Vec<ArrayRef>> {
+        batches
+            .iter()
+            .map(|b| {
+                b.column_by_name(name)
+                    .cloned()
+                    .ok_or_else(|| Error::corrupt(path, format!("no column {name}")))
+            })
+            .collect()
+    };
+    let bad = |name: &str| Error::corrupt(path, format!("column {name} has an unexpected type"));
+
+    let mut out = Batch {
+        len: rows,
+        cols: vec![None; FIELDS.len()],
+        z: Vec::with_capacity(rows),
+        extras: Vec::new(),
+    };
+    for a in col(Z_COLUMN)? {
+        let a = a.as_primitive_opt::<Int64Type>().ok_or_else(|| bad(Z_COLUMN))?;
+        out.z.extend(a.values().iter().map(|&v| v.max(0) as u64));
+    }
+    for &f in fields {
+        let info = f.info();
+        let c = match info.kind {
+            Kind::TimeMs => {
+                let mut v = Vec::with_capacity(rows);
+                for a in col(info.name)? {
+                    let a = a
+                        .as_primitive_opt::<TimestampMillisecondType>()
+                        .ok_or_else(|| bad(info.name))?;
+                    v.extend(a.values().iter().map(|&x| x.max(0) as u64));
+                }
+                OwnedColumn::U64(v)
+            }
+            Kind::Unsigned(64) => {
+                let mut v = Vec::with_capacity(rows);
+                for a in col(info.name)? {
+                    let a = a
+                        .as_primitive_opt::<Int64Type>()
+                        .ok_or_else(|| bad(info.name))?;
+                    v.extend(a.values().iter().map(|&x| x.max(0) as u64));
+                }
+                OwnedColumn::U64(v)
+            }
+            Kind::Unsigned(8) => {
+                let mut v = Vec::with_capacity(rows);
+                for a in col(info.name)? {
+                    let a = a
+                        .as_primitive_opt::<UInt8Type>()
+                        .ok_or_else(|| bad(info.name))?;
+                    v.extend_from_slice(a.values());
+                }
+                OwnedColumn::U8(v)
+            }
+            Kind::Unsigned(16) => {
+                let mut v = Vec::with_capacity(rows);
+                for a in col(info.name)? {
+                    let a = a
+                        .as_primitive_opt::<UInt16Type>()
+                        .ok_or_else(|| bad(info.name))?;
+                    v.extend_from_slice(a.values());
+                }
+                OwnedColumn::U16(v)
+            }
+            Kind::Unsigned(_) => {
+                let mut v = Vec::with_capacity(rows);
+                for a in col(info.name)? {
+                    let a = a
+                        .as_primitive_opt::<UInt32Type>()
+                        .ok_or_else(|| bad(info.name))?;
+                    v.extend_from_slice(a.values());
+                }
+                OwnedColumn::U32(v)
+            }
+            Kind::Address => {
+                let names = column_names(f);
+                let mut v = Vec::with_capacity(rows);
+                for (a4, a6) in col(&names[0])?.into_iter().zip(col(&names[1])?) {
+                    let a4 = a4
+                        .as_primitive_opt::<UInt32Type>()
+                        .ok_or_else(|| bad(&names[0]))?;
+                    let a6 = a6
+                        .as_any()
+                        .downcast_ref::<FixedSizeBinaryArray>()
+                        .ok_or_else(|| bad(&names[1]))?;
+                    if a6.null_count() == a6.len() && a4.null_count() == 0 {
+                        // All IPv4: the fast path.
+                        v.extend(a4.values().iter().map(|&x| Addr::from_v4_u32(x).0));
+                    } else {
+                        for i in 0..a4.len() {
+                            v.push(if a4.is_valid(i) {
+                                Addr::from_v4_u32(a4.value(i)).0
+                            } else if a6.is_valid(i) {
+                                let b: [u8; 16] = a6
+                                    .value(i)
+                                    .try_into()
+                                    .map_err(|_| bad(&names[1]))?;
+                                u128::from_be_bytes(b)
+                            } else {
+                                return Err(Error::corrupt(
+                                    path,
+                                    format!("{} is null in both families at row {i}", info.name),
+                                ));
+                            });
+                        }
+                    }
+                }
+                OwnedColumn::Addr(v)
+            }
+        };
+        out.cols[f as usize] = Some(c);
+    }
+    for c in extra_defs {
+        let arrays = col(&c.name)?;
+        let e = match c.kind {
+            CustomKind::Unsigned => ExtraColumn::Unsigned(collect_prim::<UInt64Type>(&arrays)
+                .ok_or_else(|| bad(&c.name))?),
+            CustomKind::Signed => ExtraColumn::Signed(collect_prim::<Int64Type>(&arrays)
+                .ok_or_else(|| bad(&c.name))?),
+            CustomKind::Float => ExtraColumn::Float(collect_prim::<Float64Type>(&arrays)
+                .ok_or_else(|| bad(&c.name))?),
+            CustomKind::String => {
+                let mut v = Vec::new();
+                for a in &arrays {
+                    let a = a.as_string_opt::<i32>().ok_or_else(|| bad(&c.name))?;
+                    v.extend(a.iter().map(|s| s.map(str::to_string)));
+                }
+                ExtraColumn::String(v)
+            }
+            CustomKind::Bytes => {
+                let mut v = Vec::new();
+                for a in &arrays {
+                    let a = a.as_binary_opt::<i32>().ok_or_else(|| bad(&c.name))?;
+                    v.extend(a.iter().map(|s| s.map(<[u8]>::to_vec)));
+                }
+                ExtraColumn::Bytes(v)
+            }
+            CustomKind::Address => {
+                let mut v = Vec::new();
+                for a in &arrays {
+                    let a = a
+                        .as_any()
+                        .downcast_ref::<FixedSizeBinaryArray>()
+                        .ok_or_else(|| bad(&c.name))?;
+                    for i in 0..a.len() {
+                        v.push(if a.is_valid(i) {
+                            let b: [u8; 16] = a.value(i).try_into().map_err(|_| bad(&c.name))?;
+                            Some(Addr(u128::from_be_bytes(b)))
+                        } else {
+                            None
+                        });
+                    }
+                }
+                ExtraColumn::Address(v)
+            }
+        };
+        out.extras.push((c, e));
+    }
+    let lens_ok = out.z.len() == rows
+        && out.cols.iter().flatten().all(|c| c.len() == rows)
+        && out.extras.iter().all(|(_, e)| e.len() == rows);
+    if !lens_ok {
+        return Err(Error::corrupt(path, "columns differ in length from the row count"));
+    }
+    Ok(out)
+}
+
+fn collect_prim<T: arrow_array::types::ArrowPrimitiveType>(
+    arrays: &[ArrayRef],
+) -> Option<Vec<Option<T::Native>>> {
+    let mut v = Vec::new();
+    for a in arrays {
+        v.extend(a.as_primitive_opt::<T>()?.iter());
+    }
+    Some(v)
+}
+
+/// Reads a whole bin file: every schema field and every user-defined column (used to merge
+/// late records into a bin already on disk).
+pub fn read_all(path: &Path) -> Result<(Batch, FileMeta, BinStats)> {
+    let (meta, stats) = read_meta(path)?;
+    let fields: Vec<Field> = FIELDS.iter().map(|i| i.field).collect();
+    let names: Vec<&str> = meta.custom.fields.iter().map(|c| c.name.as_str()).collect();
+    let b = read(path, &fields, &names)?;
+    Ok((b, meta, stats))
+}
+
+/// Builders finished after being filled by a closure.
+trait Tap: Sized {
+    type Out;
+    fn tap(self, fill: impl FnOnce(&mut Self)) -> Self::Out;
+}
+macro_rules! tap_builder {
+    ($($b:ty => $a:ty),*) => {$(
+        impl Tap for $b {
+            type Out = $a;
+            fn tap(mut self, fill: impl FnOnce(&mut Self)) -> $a {
+                fill(&mut self);
+                self.finish()
+            }
+        }
+    )*};
+}
+tap_builder!(
+    UInt64Builder => arrow_array::UInt64Array,
+    Int64Builder => Int64Array,
+    Float64Builder => arrow_array::Float64Array,
+    StringBuilder => arrow_array::StringArray,
+    BinaryBuilder => arrow_array::BinaryArray
+);

@@ -1,0 +1,345 @@
+//! Threshold ("smart") sampling of flow records (Duffield, Lund, Thorup; ORACLES §3), the
+//! choice of the threshold that makes a bin fit its budget, re-thresholding, the estimators,
+//! and the split of a flow that spans bins.
+//!
+//! Every stored record carries its own threshold `z` (the `sample_z` column; 0 = not sampled).
+//! A record of `x` bytes was kept with probability `p(x, z) = min(1, x/z)` and stands for
+//! `max(x, z)` bytes and `packets · max(1, z/x)` packets. Because `z` is per record, samples
+//! drawn at different thresholds (other bins, merged late data, coarser levels) can be put in
+//! one file and still estimate without bias.
+//!
+//! Re-thresholding a record kept at `z` to `z' ≥ z` keeps it with probability
+//! `p(x, z') / p(x, z)`, so that overall it was kept with probability exactly `p(x, z')`.
+
+use flowdrill_model::FlowRecord;
+
+/// A small, fast, seedable generator (SplitMix64). Sampling must be reproducible from a seed
+/// (tests, re-runs), and this keeps the store free of a `rand` version dependency.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        flowdrill_model::hll::mix64(self.0)
+    }
+    /// Uniform in [0, 1), 53 bits.
+    #[inline]
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+/// Probability that a record of `x` bytes is kept at threshold `z` (z = 0: always).
+#[inline]
+pub fn keep_probability(x: u64, z: u64) -> f64 {
+    if z == 0 || x >= z {
+        1.0
+    } else {
+        x as f64 / z as f64
+    }
+}
+
+/// Bytes a kept record stands for: `max(x, z)`.
+#[inline]
+pub fn estimated_bytes(x: u64, z: u64) -> u64 {
+    x.max(z)
+}
+
+/// Packets a kept record stands for: `packets · max(1, z/x)` (ORACLES §3).
+#[inline]
+pub fn estimated_packets(packets: u64, x: u64, z: u64) -> f64 {
+    packets as f64 / keep_probability(x, z)
+}
+
+/// Flows a kept record stands for: `1 / min(1, x/z)` (unbiased but noisy; prefer the exact
+/// per-bin flow counts of [`crate::BinStats`]).
+#[inline]
+pub fn estimated_flows(x: u64, z: u64) -> f64 {
+    1.0 / keep_probability(x, z)
+}
+
+/// The record's term of the unbiased variance estimate of a byte total: `z(z − x)` if x < z.
+#[inline]
+pub fn variance_term(x: u64, z: u64) -> f64 {
+    if z > x {
+        z as f64 * (z - x) as f64
+    } else {
+        0.0
+    }
+}
+
+/// Threshold sampling at `z`: true when the record of `x` bytes is kept.
+#[inline]
+pub fn keep(x: u64, z: u64, rng: &mut Rng) -> bool {
+    z == 0 || x >= z || rng.next_f64() * (z as f64) < x as f64
+}
+
+/// Re-thresholding: a record of `x` bytes kept at `z_old` survives a new threshold `z_new`
+/// (no-op when `z_new ≤ z_old`) so that overall it was kept with probability
+/// `min(1, x/max(z_old, z_new))`. Returns whether it is kept; its threshold becomes
+/// `max(z_old, z_new)`.
+#[inline]
+pub fn rethreshold(x: u64, z_old: u64, z_new: u64, rng: &mut Rng) -> bool {
+    if z_new <= z_old {
+        return true;
+    }
+    let p = keep_probability(x, z_new) / keep_probability(x, z_old);
+    p >= 1.0 || rng.next_f64() < p
+}
+
+/// Re-thresholds a stored sample (the `bytes` and `sample_z` columns of a batch) at `z_new`:
+/// the mask of the records kept. This is the function the query layer uses to bring bins
+/// sampled at different thresholds to one threshold; kept records then count at
+/// `max(z_old, z_new)`.
+pub fn rethreshold_mask(bytes: &[u64], z: &[u64], z_new: u64, seed: u64) -> Vec<bool> {
+    let mut rng = Rng::new(seed);
+    bytes
+        .iter()
+        .zip(z)
+        .map(|(&x, &zo)| rethreshold(x, zo, z_new, &mut rng))
+        .collect()
+}
+
+/// The expected number of records of `(x, z_old)` still kept after re-thresholding at `z`.
+fn expected_kept(items: &[(u64, u64)], z: u64) -> f64 {
+    items
+        .iter()
+        .map(|&(x, zo)| {
+            if z <= zo {
+                1.0
+            } else {
+                keep_probability(x, z) / keep_probability(x, zo)
+            }
+        })
+        .sum()
+}
+
+/// The smallest integer threshold at which the expected number of records kept from `items`
+/// (bytes, current threshold) is at most `target`. 0 when no sampling is needed.
+///
+/// Invariant of the result `z`: the expected number kept at `z` is at most `target`, and at
+/// `z − 1` it is more (the threshold is as small, so the sample as accurate, as fits). A
+/// `target` below 0.5 gives a huge `z`: only records of enormous size would survive.
+pub fn choose_threshold(items: &[(u64, u64)], target: f64) -> u64 {
+    if (items.len() as f64) <= target {
+        return 0;
+    }
+    // f(z) = expected kept is non-increasing in z. At z = hi every record has x < z (or was
+    // already below it), so f(hi) ≤ Σ x/min(1,x/zo) / hi ≤ target.
+    let total: f64 = items
+        .iter()
+        .map(|&(x, zo)| x as f64 / keep_probability(x, zo))
+        .sum();
+    let max_x = items.iter().map(|&(x, _)| x).max().unwrap_or(0);
+    let target = target.max(0.0);
+    let mut hi: u64 = if target < 0.5 {
+        u64::MAX / 2
+    } else {
+        ((total / target).ceil() as u64)
+            .max(max_x.saturating_add(1))
+            .max(1)
+    };
+    while hi < u64::MAX / 2 && expected_kept(items, hi) > target {
+        hi = hi.saturating_mul(2);
+    }
+    let mut lo: u64 = 1; // f(lo) > target, or lo == hi
+    if expected_kept(items, lo) <= target {
+        return lo;
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if expected_kept(items, mid) <= target {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+/// One part of a flow split among bins.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Part {
+    /// Start of the bin the part belongs to.
+    pub bin_start: u64,
+    pub record: FlowRecord,
+}
+
+/// Splits a flow among the bins of `bin_ms` it overlaps, in proportion to its time. Packets
+/// and bytes are apportioned so that the parts add up exactly to the flow's (the cumulative
+/// share is floored, so each part gets the difference of two floors). Each part's times are
+/// clipped to its bin. Bins are half-open `[start, start + bin_ms)`; a flow of zero duration
+/// (or with `time_end < time_start`) lies wholly in the bin of `time_start`. Parts that get
+/// neither packets nor bytes are omitted (except the first: a flow always has a record).
+///
+/// A flow spanning more than `max_bins` bins is not split: it goes whole into the bin of its
+/// `time_end` (the returned flag is true), so a bogus timestamp cannot explode into
+/// thousands of records.
+pub fn split(r: &FlowRecord, bin_ms: u64, max_bins: u64) -> (Vec<Part>, bool) {
+    let start = r.time_start;
+    let end = r.time_end.max(start);
+    let first = start - start % bin_ms;
+    let last = if end > start {
+        let e = end - 1;
+        e - e % bin_ms
+    } else {
+        first
+    };
+    if first == last {
+        return (
+            vec![Part {
+                bin_start: first,
+                record: r.clone(),
+            }],
+            false,
+        );
+    }
+    let nbins = (last - first) / bin_ms + 1;
+    if nbins > max_bins {
+        return (
+            vec![Part {
+                bin_start: end - end % bin_ms,
+                record: r.clone(),
+            }],
+            true,
+        );
+    }
+    let dur = (end - start) as u128;
+    let mut parts = Vec::with_capacity(nbins as usize);
+    let (mut prev_p, mut prev_b) = (0u64, 0u64);
+    let mut cum = 0u128;
+    let mut b = first;
+    while b <= last {
+        let s = start.max(b);
+        let e = end.min(b + bin_ms);
+        cum += (e - s) as u128;
+        let cp = (r.packets as u128 * cum / dur) as u64;
+        let cb = (r.bytes as u128 * cum / dur) as u64;
+        let (p, by) = (cp - prev_p, cb - prev_b);
+        prev_p = cp;
+        prev_b = cb;
+        if p > 0 || by > 0 || parts.is_empty() {
+            let mut rec = r.clone();
+            rec.time_start = s;
+            rec.time_end = e;
+            rec.packets = p;
+            rec.bytes = by;
+            parts.push(Part {
+                bin_start: b,
+                record: rec,
+            });
+        }
+        b += bin_ms;
+    }
+    (parts, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_probability_and_estimates_follow_the_oracle() {
+        assert_eq!(keep_probability(50, 100), 0.5);
+        assert_eq!(keep_probability(150, 100), 1.0);
+        assert_eq!(keep_probability(5, 0), 1.0);
+        assert_eq!(estimated_bytes(50, 100), 100);
+        assert_eq!(estimated_bytes(150, 100), 150);
+        assert_eq!(estimated_packets(3, 50, 100), 6.0);
+        assert_eq!(variance_term(50, 100), 5000.0);
+        assert_eq!(variance_term(150, 100), 0.0);
+    }
+
+    #[test]
+    fn the_chosen_threshold_is_the_smallest_that_fits() {
+        let mut rng = Rng::new(1);
+        let items: Vec<(u64, u64)> = (0..5000)
+            .map(|_| ((rng.next_u64() % 100_000) + 40, 0))
+            .collect();
+        for target in [10.0, 100.0, 1000.0, 4999.0] {
+            let z = choose_threshold(&items, target);
+            assert!(expected_kept(&items, z) <= target, "target {target}");
+            assert!(expected_kept(&items, z - 1) > target, "target {target}");
+        }
+        assert_eq!(choose_threshold(&items, 5000.0), 0);
+        // Already-sampled records count with their own thresholds.
+        let mixed: Vec<(u64, u64)> = items.iter().map(|&(x, _)| (x, 30_000)).collect();
+        let z = choose_threshold(&mixed, 1000.0);
+        assert!(z > 30_000 && expected_kept(&mixed, z) <= 1000.0);
+    }
+
+    #[test]
+    fn rethresholding_keeps_with_the_new_probability() {
+        // x = 100 kept at z = 200 (p = 1/2); at z' = 800 overall p must be 1/8, so the
+        // conditional survival is 1/4.
+        let mut rng = Rng::new(9);
+        let n = 200_000;
+        let kept = (0..n)
+            .filter(|_| rethreshold(100, 200, 800, &mut rng))
+            .count() as f64;
+        let e = n as f64 / 4.0;
+        assert!((kept - e).abs() < 4.0 * e.sqrt(), "{kept} vs {e}");
+        assert!(rethreshold(100, 800, 200, &mut rng));
+        assert!(rethreshold(1000, 0, 800, &mut rng));
+    }
+
+    fn flow(start: u64, end: u64, packets: u64, bytes: u64) -> FlowRecord {
+        FlowRecord {
+            time_start: start,
+            time_end: end,
+            packets,
+            bytes,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_spanning_flow_is_split_exactly_in_proportion_to_time() {
+        // 250 s from t=200 s, 5-minute bins: 100 s in bin 0, 150 s in bin 300 s.
+        let (parts, long) = split(&flow(200_000, 450_000, 1001, 99_999), 300_000, 100);
+        assert!(!long);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].bin_start, 0);
+        assert_eq!(parts[1].bin_start, 300_000);
+        assert_eq!(parts[0].record.time_end, 300_000);
+        assert_eq!(parts[1].record.time_start, 300_000);
+        assert_eq!(parts[0].record.bytes, 39_999);
+        assert_eq!(parts[1].record.bytes, 60_000);
+        assert_eq!(parts[0].record.packets + parts[1].record.packets, 1001);
+
+        let mut rng = Rng::new(3);
+        for _ in 0..2000 {
+            let s = rng.next_u64() % 10_000_000;
+            let e = s + rng.next_u64() % 3_000_000;
+            let (p, b) = (rng.next_u64() % 10_000, rng.next_u64() % 10_000_000);
+            let (parts, _) = split(&flow(s, e, p, b), 300_000, 100);
+            assert_eq!(parts.iter().map(|x| x.record.packets).sum::<u64>(), p);
+            assert_eq!(parts.iter().map(|x| x.record.bytes).sum::<u64>(), b);
+            for x in &parts {
+                assert!(x.record.time_start >= x.bin_start);
+                assert!(x.record.time_end <= x.bin_start + 300_000);
+            }
+        }
+    }
+
+    #[test]
+    fn edge_cases_of_splitting() {
+        // Ends exactly on a boundary: one bin.
+        let (parts, _) = split(&flow(0, 300_000, 5, 500), 300_000, 100);
+        assert_eq!(parts.len(), 1);
+        // Zero duration, and end before start.
+        assert_eq!(split(&flow(300_000, 300_000, 1, 1), 300_000, 100).0[0].bin_start, 300_000);
+        assert_eq!(split(&flow(300_001, 5, 1, 1), 300_000, 100).0[0].bin_start, 300_000);
+        // Overlong: whole, in the bin of its end.
+        let (parts, long) = split(&flow(0, 10 * 300_000 + 7, 5, 500), 300_000, 4);
+        assert!(long);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].bin_start, 10 * 300_000);
+        assert_eq!(parts[0].record.bytes, 500);
+    }
+}

@@ -1,0 +1,500 @@
+//! [`StoreWriter`]: records in, bin files out.
+//!
+//! ```text
+//! push(record) ─ route (links file) ─┬─ drop (counted per rule)
+//!                                    └─ link ─ split over level-0 bins ─ open bin: records + exact stats
+//! advance(t) / finish ─ close level-0 bin:
+//!     z0 = threshold fitting the level-0 budget ─ sample ─ write  link=L/level=0/…
+//!     for each coarser level k: z_k ≥ z_(k−1) fitting this bin's share of level k's budget,
+//!     re-threshold the level k−1 sample ─ append to the open level-k bin (+ merged stats)
+//! advance(t) / finish ─ close level-k bin ─ write link=L/level=k/…
+//! ```
+//!
+//! Memory is bounded by the records of the open level-0 bins (close them with
+//! [`StoreWriter::advance`], or let [`WriterOptions::auto_close_after_ms`] do it) plus the
+//! samples of the open coarser bins (each within its budget).
+//!
+//! Budgets are hard: after encoding, a file larger than its bin budget is re-thresholded at a
+//! larger `z` and encoded again until it fits ([`Error::BudgetTooSmall`] if not even an empty
+//! file fits). Records for a bin already on disk (late data, a restarted writer) are merged
+//! with it: the union of two threshold samples with per-record thresholds is a valid sample.
+
+use crate::batch::Batch;
+use crate::config::{LinksConfig, Route};
+use crate::error::{Error, Result};
+use crate::format::{self, FileMeta};
+use crate::layout;
+use crate::sampling::{self, Rng};
+use crate::stats::BinStats;
+use crate::store::{self, BinRef, Store};
+use flowdrill_model::hll::{hash_u64, mix64};
+use flowdrill_model::{CustomFields, Field, FlowRecord};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+/// How a writer behaves.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// The user-defined elements records may carry (their values become extra columns).
+    pub custom: CustomFields,
+    /// Seed of the sampling decisions (a bin's coin flips depend on it, the link, the level
+    /// and the bin start only, so a re-run is reproducible).
+    pub seed: u64,
+    /// Close a bin once a record ending this many ms after the bin's end has been pushed.
+    /// `None`: bins close only on [`StoreWriter::advance`] and [`StoreWriter::finish`].
+    pub auto_close_after_ms: Option<u64>,
+    /// A flow spanning more level-0 bins than this is not split (see [`sampling::split`]).
+    pub max_split_bins: u64,
+}
+
+impl Default for WriterOptions {
+    fn default() -> WriterOptions {
+        WriterOptions {
+            custom: CustomFields::default(),
+            seed: 0x5eed,
+            auto_close_after_ms: None,
+            max_split_bins: 288,
+        }
+    }
+}
+
+/// One bin file written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BinSummary {
+    pub link: String,
+    pub level: u8,
+    pub start: u64,
+    /// Records of the bin before sampling.
+    pub records_before: u64,
+    /// Records written.
+    pub records_after: u64,
+    /// Largest threshold in the file (0 = not sampled).
+    pub z_max: u64,
+    pub file_bytes: u64,
+    pub budget: u64,
+    /// True when the bin already existed and the new records were merged into it.
+    pub merged: bool,
+}
+
+/// Per-link totals of what was pushed (after splitting, before sampling).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkTotals {
+    pub flows: u64,
+    pub records: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// What a writer did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteSummary {
+    /// Records pushed.
+    pub records_in: u64,
+    /// Records dropped, by rule name.
+    pub dropped: BTreeMap<String, u64>,
+    pub per_link: BTreeMap<String, LinkTotals>,
+    /// Flows longer than `max_split_bins` bins, stored whole in the bin of their end.
+    pub overlong: u64,
+    /// Records for a level-0 bin that had already been closed (merged into its file).
+    pub late: u64,
+    /// Bin files written, in order.
+    pub bins: Vec<BinSummary>,
+    /// Existing bin files that were unreadable and were replaced, with the reason.
+    pub replaced_corrupt: Vec<(PathBuf, String)>,
+}
+
+struct OpenBin {
+    records: Vec<FlowRecord>,
+    stats: BinStats,
+}
+
+struct CoarseBin {
+    batch: Batch,
+    stats: BinStats,
+    records_before: u64,
+}
+
+/// Writes flow records into a store (see the module doc).
+#[derive(Debug)]
+pub struct StoreWriter {
+    root: PathBuf,
+    config: LinksConfig,
+    opts: WriterOptions,
+    open0: HashMap<(usize, u64), OpenBin>,
+    coarse: HashMap<(usize, u8, u64), CoarseBin>,
+    /// Learned bytes per stored record and fixed file overhead, per (link, level).
+    bpr: HashMap<(usize, u8), f64>,
+    overhead: HashMap<(usize, u8), u64>,
+    /// Records pushed that end at this time or later; drives auto-close.
+    max_seen: u64,
+    /// Every level-0 bin ending at or before this was closed by `advance`.
+    closed_until: u64,
+    pending: Vec<BinRef>,
+    summary: WriteSummary,
+}
+
+impl std::fmt::Debug for OpenBin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OpenBin({} records)", self.records.len())
+    }
+}
+impl std::fmt::Debug for CoarseBin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CoarseBin({} records)", self.batch.len)
+    }
+}
+
+/// A first guess of bytes per stored record, refined from every file written.
+const INITIAL_BYTES_PER_RECORD: f64 = 16.0;
+
+impl StoreWriter {
+    /// A writer into `store`, with its links file.
+    pub fn new(store: &Store, opts: WriterOptions) -> Result<StoreWriter> {
+        format::check_custom(&opts.custom)?;
+        if opts.max_split_bins == 0 {
+            return Err(Error::InvalidArgument("max_split_bins must be at least 1".into()));
+        }
+        Ok(StoreWriter {
+            root: store.root().to_path_buf(),
+            config: store.config().clone(),
+            opts,
+            open0: HashMap::new(),
+            coarse: HashMap::new(),
+            bpr: HashMap::new(),
+            overhead: HashMap::new(),
+            max_seen: 0,
+            closed_until: 0,
+            pending: Vec::new(),
+            summary: WriteSummary::default(),
+        })
+    }
+
+    /// The summary so far.
+    pub fn summary(&self) -> &WriteSummary {
+        &self.summary
+    }
+
+    /// Records held in open level-0 bins (the writer's memory, roughly × 200 bytes).
+    pub fn buffered_records(&self) -> usize {
+        self.open0.values().map(|b| b.records.len()).sum()
+    }
+
+    /// Adds one record, in any time order.
+    pub fn push(&mut self, r: FlowRecord) -> Result<()> {
+        self.summary.records_in += 1;
+        let k = match self.config.route(&r) {
+            Route::Drop(i) => {
+                *self
+                    .summary
+                    .dropped
+                    .entry(self.config.rules[i].name.clone())
+                    .or_default() += 1;
+                return Ok(());
+            }
+            Route::Link(k) => k,
+        };
+        let bin_ms = self.config.links[k].levels[0].bin_ms;
+        let end = r.time_end.max(r.time_start);
+        let (parts, overlong) = sampling::split(&r, bin_ms, self.opts.max_split_bins);
+        self.summary.overlong += overlong as u64;
+        let totals = self
+            .summary
+            .per_link
+            .entry(self.config.links[k].name.clone())
+            .or_default();
+        totals.flows += 1;
+        for (i, part) in parts.into_iter().enumerate() {
+            totals.records += 1;
+            totals.packets += part.record.packets;
+            totals.bytes += part.record.bytes;
+            if part.bin_start + bin_ms <= self.closed_until {
+                self.summary.late += 1;
+            }
+            let bin = self
+                .open0
+                .entry((k, part.bin_start))
+                .or_insert_with(|| OpenBin {
+                    records: Vec::new(),
+                    stats: BinStats::default(),
+                });
+            bin.stats.add(&part.record, i == 0);
+            bin.records.push(part.record);
+        }
+        if end > self.max_seen {
+            self.max_seen = end;
+            if let Some(lag) = self.opts.auto_close_after_ms {
+                let wm = self.max_seen.saturating_sub(lag);
+                if self
+                    .open0
+                    .keys()
+                    .any(|&(k, s)| s + self.config.links[k].levels[0].bin_ms <= wm)
+                {
+                    self.advance(wm)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds many records.
+    pub fn push_all(&mut self, records: impl IntoIterator<Item = FlowRecord>) -> Result<()> {
+        for r in records {
+            self.push(r)?;
+        }
+        Ok(())
+    }
+
+    /// Declares that no more records will arrive before `watermark` (Unix ms): every bin (of
+    /// every level) ending at or before it is closed and written.
+    pub fn advance(&mut self, watermark: u64) -> Result<()> {
+        let mut due: Vec<(usize, u64)> = self
+            .open0
+            .keys()
+            .copied()
+            .filter(|&(k, s)| s + self.config.links[k].levels[0].bin_ms <= watermark)
+            .collect();
+        due.sort_by_key(|&(k, s)| (s, k));
+        for key in due {
+            let bin = self.open0.remove(&key).expect("listed above");
+            self.close_level0(key.0, key.1, bin)?;
+        }
+        self.closed_until = self.closed_until.max(watermark);
+        let mut due: Vec<(usize, u8, u64)> = self
+            .coarse
+            .keys()
+            .copied()
+            .filter(|&(k, l, s)| s + self.config.links[k].levels[l as usize].bin_ms <= watermark)
+            .collect();
+        due.sort_by_key(|&(k, l, s)| (s, l, k));
+        for key in due {
+            let bin = self.coarse.remove(&key).expect("listed above");
+            self.close_coarse(key, bin)?;
+        }
+        self.flush_catalog()
+    }
+
+    /// Closes every open bin, writes the catalog, and returns the summary.
+    pub fn finish(mut self) -> Result<WriteSummary> {
+        self.advance(u64::MAX)?;
+        Ok(self.summary)
+    }
+
+    fn flush_catalog(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            store::update_catalog(&self.root, &self.pending, &[])?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    fn rng_for(&self, k: usize, level: u8, start: u64) -> Rng {
+        let name = self.config.links[k].name.bytes().fold(0u64, |h, b| hash_u64(h ^ b as u64));
+        Rng::new(mix64(self.opts.seed ^ name ^ ((level as u64) << 56) ^ hash_u64(start)))
+    }
+
+    /// Records the fixed overhead of a (link, level)'s files: an empty file with full stats.
+    fn overhead_of(&mut self, k: usize, level: u8, stats: &BinStats) -> Result<u64> {
+        if let Some(&o) = self.overhead.get(&(k, level)) {
+            return Ok(o);
+        }
+        let empty = Batch::from_records(&[], Vec::new(), &self.opts.custom);
+        let meta = self.file_meta(k, level, 0, 0, &empty);
+        let o = format::encode(&empty, &meta, stats)?.len() as u64;
+        self.overhead.insert((k, level), o);
+        Ok(o)
+    }
+
+    fn file_meta(&self, k: usize, level: u8, start: u64, records_before: u64, b: &Batch) -> FileMeta {
+        let bytes = b.u64s(Field::Bytes).unwrap_or(&[]);
+        FileMeta {
+            link: self.config.links[k].name.clone(),
+            level,
+            bin_start: start,
+            bin_end: start + self.config.links[k].levels[level as usize].bin_ms,
+            records_before,
+            records_after: b.len as u64,
+            z_max: b.z.iter().copied().max().unwrap_or(0),
+            bytes_variance: bytes
+                .iter()
+                .zip(&b.z)
+                .map(|(&x, &z)| sampling::variance_term(x, z))
+                .sum(),
+            custom: b.custom_fields(),
+        }
+    }
+
+    /// Expected records that fit `bytes` of budget at (link, level), overhead excluded.
+    fn records_for(&self, k: usize, level: u8, bytes: f64) -> f64 {
+        let bpr = self.bpr.get(&(k, level)).copied().unwrap_or(INITIAL_BYTES_PER_RECORD);
+        (bytes / bpr).max(0.0)
+    }
+
+    fn close_level0(&mut self, k: usize, start: u64, bin: OpenBin) -> Result<()> {
+        let OpenBin { records, stats } = bin;
+        let n = records.len() as u64;
+        let levels = self.config.links[k].levels.clone();
+        let raw: Vec<(u64, u64)> = records.iter().map(|r| (r.bytes, 0)).collect();
+        let overhead = self.overhead_of(k, 0, &stats)?;
+        // 5 % headroom for the randomness of the sample size; the write loop enforces the rest.
+        let room = levels[0].bin_budget().saturating_sub(overhead) as f64 * 0.95;
+        let z0 = sampling::choose_threshold(&raw, self.records_for(k, 0, room));
+        let mut rng = self.rng_for(k, 0, start);
+        let kept: Vec<FlowRecord> = records
+            .into_iter()
+            .filter(|r| sampling::keep(r.bytes, z0, &mut rng))
+            .collect();
+        let batch0 = Batch::from_records(&kept, vec![z0; kept.len()], &self.opts.custom);
+        drop(kept);
+        self.write_bin(k, 0, start, batch0.clone(), stats.clone(), n)?;
+
+        // Coarser levels: this bin's share of each level's budget, nested samples.
+        let mut prev = batch0;
+        let mut z_prev = z0;
+        for (lvl, lc) in levels.iter().enumerate().skip(1) {
+            let lvl = lvl as u8;
+            let overhead = self.overhead_of(k, lvl, &stats)?;
+            let share = levels[0].bin_ms as f64 / lc.bin_ms as f64;
+            let room = lc.bin_budget().saturating_sub(overhead) as f64 * 0.95 * share;
+            let zk = sampling::choose_threshold(&raw, self.records_for(k, lvl, room)).max(z_prev);
+            let mut rng = self.rng_for(k, lvl, start);
+            let bytes = prev.u64s(Field::Bytes).unwrap_or(&[]);
+            let mask: Vec<bool> = bytes
+                .iter()
+                .zip(&prev.z)
+                .map(|(&x, &z)| sampling::rethreshold(x, z, zk, &mut rng))
+                .collect();
+            let sub = prev.filter(&mask, Some(zk));
+            let cstart = start - start % lc.bin_ms;
+            let entry = self.coarse.entry((k, lvl, cstart)).or_insert_with(|| CoarseBin {
+                batch: Batch::default(),
+                stats: BinStats::default(),
+                records_before: 0,
+            });
+            entry.batch.append(&sub)?;
+            entry.stats.merge(&stats)?;
+            entry.records_before += n;
+            prev = sub;
+            z_prev = zk;
+        }
+        Ok(())
+    }
+
+    fn close_coarse(&mut self, key: (usize, u8, u64), bin: CoarseBin) -> Result<()> {
+        let (k, lvl, start) = key;
+        self.write_bin(k, lvl, start, bin.batch, bin.stats, bin.records_before)
+    }
+
+    /// Writes one bin file within its budget, merging with the file already there.
+    fn write_bin(
+        &mut self,
+        k: usize,
+        level: u8,
+        start: u64,
+        mut batch: Batch,
+        mut stats: BinStats,
+        mut records_before: u64,
+    ) -> Result<()> {
+        if batch.cols.is_empty() {
+            batch = Batch::from_records(&[], Vec::new(), &self.opts.custom);
+        }
+        let link = self.config.links[k].name.clone();
+        let rel = layout::bin_path(&link, level, start);
+        let path = self.root.join(&rel);
+        let mut merged = false;
+        if path.exists() {
+            match format::read_all(&path) {
+                Ok((mut old, meta, old_stats)) => {
+                    old.append(&batch)?;
+                    batch = old;
+                    stats.merge(&old_stats)?;
+                    records_before += meta.records_before;
+                    merged = true;
+                }
+                Err(e) => self.summary.replaced_corrupt.push((path.clone(), e.to_string())),
+            }
+        }
+        // Sorted by start time: better compression, and time-range pruning by statistics.
+        if let Some(t) = batch.u64s(Field::TimeStart) {
+            let mut order: Vec<usize> = (0..batch.len).collect();
+            order.sort_by_key(|&i| t[i]);
+            batch = batch.take(&order);
+        }
+        let budget = self.config.links[k].levels[level as usize].bin_budget();
+        let mut rng = self.rng_for(k, level, start ^ 0xb0d9e7);
+        let mut bytes;
+        let mut rounds = 0;
+        loop {
+            let meta = self.file_meta(k, level, start, records_before, &batch);
+            bytes = format::encode(&batch, &meta, &stats)?;
+            let size = bytes.len() as u64;
+            if size <= budget {
+                break;
+            }
+            let overhead = self.overhead_of(k, level, &stats)?;
+            if batch.len == 0 || budget <= overhead || rounds >= 20 {
+                return Err(Error::BudgetTooSmall {
+                    link,
+                    level,
+                    budget,
+                    needed: size,
+                });
+            }
+            rounds += 1;
+            // Re-threshold to the number of records that fit at the measured density.
+            let per_rec = (size.saturating_sub(overhead)).max(1) as f64 / batch.len as f64;
+            let target = ((budget - overhead) as f64 / per_rec * 0.97).floor();
+            let x = batch.u64s(Field::Bytes).unwrap_or(&[]);
+            let items: Vec<(u64, u64)> = x.iter().copied().zip(batch.z.iter().copied()).collect();
+            let z_new = sampling::choose_threshold(&items, target.min(batch.len as f64 - 1.0));
+            let mask: Vec<bool> = items
+                .iter()
+                .map(|&(x, z)| sampling::rethreshold(x, z, z_new, &mut rng))
+                .collect();
+            batch = batch.filter(&mask, Some(z_new));
+        }
+        let size = bytes.len() as u64;
+        let overhead = self.overhead_of(k, level, &stats)?;
+        if batch.len >= 1000 && size > overhead {
+            let measured = (size - overhead) as f64 / batch.len as f64;
+            let e = self.bpr.entry((k, level)).or_insert(measured);
+            *e = 0.5 * *e + 0.5 * measured;
+        }
+        layout::write_atomic(&path, &bytes)?;
+        let meta = self.file_meta(k, level, start, records_before, &batch);
+        let md = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+        let mtime_ns = md
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        self.pending.retain(|b| b.path != rel);
+        self.pending.push(BinRef {
+            link: link.clone(),
+            level,
+            start,
+            end: meta.bin_end,
+            path: rel,
+            size,
+            records_before,
+            records_after: batch.len as u64,
+            z_max: meta.z_max,
+            flows: stats.total.flows,
+            packets: stats.total.packets,
+            bytes: stats.total.bytes,
+            bytes_variance: meta.bytes_variance,
+            mtime_ns,
+        });
+        self.summary.bins.push(BinSummary {
+            link,
+            level,
+            start,
+            records_before,
+            records_after: batch.len as u64,
+            z_max: meta.z_max,
+            file_bytes: size,
+            budget,
+            merged,
+        });
+        Ok(())
+    }
+}
