@@ -502,9 +502,12 @@ mod tests {
         }
     }
 
+    /// A flow as the tests compare it: (start ms, end ms, source port, packets, bytes).
+    type Summary = (u64, u64, u16, u64, u64);
+
     /// Naive reference: flows from a list of (time s, packet) by scanning every flow per
     /// packet; the meter must agree on every record, whatever the order of emission.
-    fn naive(c: &MeterConfig, pkts: &[(u64, Vec<u8>)]) -> Vec<(u64, u64, u16, u64, u64)> {
+    fn naive(c: &MeterConfig, pkts: &[(u64, Vec<u8>)]) -> Vec<Summary> {
         struct F {
             key: (u128, u128, u16, u16, u8),
             start: u64,
@@ -529,10 +532,10 @@ mod tests {
                 }
             }
             let key = (i.src.0, i.dst.0, i.src_port, i.dst_port, i.proto);
-            if let Some(k) = open.iter().position(|f| f.key == key) {
-                if t - open[k].start >= c.active_timeout_ms * 1_000_000 {
-                    emit(open.remove(k), &mut done);
-                }
+            if let Some(k) = open.iter().position(|f| f.key == key)
+                && t - open[k].start >= c.active_timeout_ms * 1_000_000
+            {
+                emit(open.remove(k), &mut done);
             }
             let k = match open.iter().position(|f| f.key == key) {
                 Some(k) => k,
@@ -561,10 +564,7 @@ mod tests {
         done
     }
 
-    fn run(
-        c: &MeterConfig,
-        pkts: &[(u64, Vec<u8>)],
-    ) -> (Vec<(u64, u64, u16, u64, u64)>, MeterStats) {
+    fn run(c: &MeterConfig, pkts: &[(u64, Vec<u8>)]) -> (Vec<Summary>, MeterStats) {
         let mut m = Meter::new(c.clone());
         let mut out = Vec::new();
         for (t, f) in pkts {
