@@ -174,13 +174,25 @@ impl Decoder {
         let stats = &mut self.stats;
         match v16 {
             5 => {
-                match v5::decode(payload, exporter, rate, out) {
-                    Ok(h) => {
-                        let next = h.flow_sequence.wrapping_add(h.count as u32);
-                        self.session
-                            .sequence((exporter, h.domain), h.flow_sequence, Some(next), stats);
+                // Several v5 PDUs may follow each other in one buffer (captures made with
+                // netcat); nfcapd decodes them all, and so do we.
+                let mut rest = payload;
+                loop {
+                    match v5::decode(rest, exporter, rate, out) {
+                        Ok(h) => {
+                            let next = h.flow_sequence.wrapping_add(h.count as u32);
+                            let key = (exporter, h.domain);
+                            self.session.sequence(key, h.flow_sequence, Some(next), stats);
+                            rest = &rest[v5::HEADER_LEN + h.count as usize * v5::RECORD_LEN..];
+                            if rest.len() < v5::HEADER_LEN || rest[..2] != [0, 5] {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            stats.drop(e.reason(), 1);
+                            break;
+                        }
                     }
-                    Err(e) => stats.drop(e.reason(), 1),
                 }
                 Some(Version::V5)
             }

@@ -402,7 +402,9 @@ fn finish_record(
     rec.time_start = start.or(end).unwrap_or(ctx.export_ms);
     rec.time_end = end.unwrap_or(rec.time_start);
     if s.icmp != 0 && (rec.proto == 1 || rec.proto == 58) {
+        // nfdump's convention: type*256+code in the destination port, no source port.
         rec.dst_port = s.icmp as u16;
+        rec.src_port = 0;
     }
     if rec.next_hop.is_unspecified() && !Addr(s.bgp_next_hop).is_unspecified() {
         rec.next_hop = Addr(s.bgp_next_hop);
