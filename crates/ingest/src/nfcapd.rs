@@ -293,6 +293,9 @@ pub struct ReadStats {
     pub aggregated: u64,
     /// Flows without an EXipv4Flow/EXipv6Flow element (addresses left 0.0.0.0).
     pub without_addresses: u64,
+    /// V3 records without an EXgenericFlow element (no times, no counters) skipped, as nfdump
+    /// skips them in its statistics and output.
+    pub without_counters: u64,
     /// Exporter info and sampler records read.
     pub exporters: u64,
     pub samplers: u64,
@@ -614,7 +617,7 @@ impl<R: Read> NfcapdReader<R> {
                     let r = self
                         .v3_record(rec)
                         .map_err(|reason| corrupt(i, at, reason))?;
-                    out.push(r);
+                    out.extend(r);
                 }
                 REC_EXPORTER_INFO => {
                     if rsize < 32 {
@@ -686,8 +689,9 @@ impl<R: Read> NfcapdReader<R> {
         Ok(())
     }
 
-    /// One V3 record (`rec` holds exactly its `size` bytes, at least the 12-byte header).
-    fn v3_record(&mut self, rec: &[u8]) -> Result<FlowRecord, &'static str> {
+    /// One V3 record (`rec` holds exactly its `size` bytes, at least the 12-byte header);
+    /// `None` for a record without EXgenericFlow.
+    fn v3_record(&mut self, rec: &[u8]) -> Result<Option<FlowRecord>, &'static str> {
         let num_elements = le16(rec, 4);
         let engine_type = rec[6];
         let engine_id = rec[7];
@@ -703,6 +707,7 @@ impl<R: Read> NfcapdReader<R> {
             ..Default::default()
         };
         let mut have_addr = false;
+        let mut have_generic = false;
         let mut have_exporter = false;
         let mut at = V3_HEADER_LEN;
         for _ in 0..num_elements {
@@ -741,6 +746,7 @@ impl<R: Read> NfcapdReader<R> {
             }
             match etype {
                 EX_GENERIC_FLOW => {
+                    have_generic = true;
                     r.time_start = le64(e, 0);
                     r.time_end = le64(e, 8);
                     r.packets = le64(e, 24);
@@ -767,11 +773,7 @@ impl<R: Read> NfcapdReader<R> {
                     r.src_mask = e[8];
                     r.dst_mask = e[9];
                 }
-                EX_CNT_FLOW => {
-                    if le64(e, 0) > 1 {
-                        self.stats.aggregated += 1;
-                    }
-                }
+                EX_CNT_FLOW if le64(e, 0) > 1 => self.stats.aggregated += 1,
                 EX_AS_ROUTING => {
                     r.src_as = le32(e, 0);
                     r.dst_as = le32(e, 4);
@@ -796,10 +798,12 @@ impl<R: Read> NfcapdReader<R> {
                 _ => {}
             }
         }
-        if !have_exporter {
-            if let Some(x) = self.exporters.get(&exporter_id) {
-                r.exporter = x.addr;
-            }
+        if !have_generic {
+            self.stats.without_counters += 1;
+            return Ok(None);
+        }
+        if !have_exporter && let Some(x) = self.exporters.get(&exporter_id) {
+            r.exporter = x.addr;
         }
         if !have_addr {
             self.stats.without_addresses += 1;
@@ -808,7 +812,7 @@ impl<R: Read> NfcapdReader<R> {
             self.stats.sampled += 1;
         }
         self.stats.flows += 1;
-        Ok(r)
+        Ok(Some(r))
     }
 }
 

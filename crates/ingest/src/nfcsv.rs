@@ -15,7 +15,9 @@
 //! Columns are found by their header name, so the 1.7.x header (with the trailing `tr`
 //! receive-time column), the reference files whose `tr` column was removed, and any other
 //! order or subset of nfdump's column names all read the same way. Unknown columns are ignored.
-//! The columns `ts`, `te`, `sa`, `da` are required; the others default to zero.
+//! The columns `ts`, `te`, `sa`, `da` are required; the others default to zero. The header of
+//! `-o csv-fast` (nfdump ≥ 1.7.5: `cnt,af,firstSeen,lastSeen,proto,srcAddr,...`, times in Unix
+//! ms) is read through the same table of names.
 //!
 //! Mapping to [`FlowRecord`]:
 //!
@@ -146,25 +148,40 @@ const COLUMNS: &[(&str, Col)] = &[
     ("eng", Col::Eng),
     ("opkt", Col::Opkt),
     ("obyt", Col::Obyt),
+    // `-o csv-fast` (nfdump ≥ 1.7.5): times as Unix ms, protocol as a number.
+    ("firstSeen", Col::Ts),
+    ("lastSeen", Col::Te),
+    ("srcAddr", Col::Sa),
+    ("dstAddr", Col::Da),
+    ("srcPort", Col::Sp),
+    ("dstPort", Col::Dp),
+    ("proto", Col::Pr),
+    ("flags", Col::Flg),
+    ("srcTos", Col::Stos),
+    ("packets", Col::Ipkt),
+    ("bytes", Col::Ibyt),
+    ("input", Col::In),
+    ("output", Col::Out),
+    ("srcAS", Col::Sas),
+    ("dstAS", Col::Das),
 ];
 
-impl Col {
-    fn name(self) -> &'static str {
-        COLUMNS
-            .iter()
-            .find(|(_, c)| *c == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("?")
-    }
-}
+/// Columns every input must have: the flow's times and addresses.
+const REQUIRED: [(Col, &str); 4] = [
+    (Col::Ts, "ts"),
+    (Col::Te, "te"),
+    (Col::Sa, "sa"),
+    (Col::Da, "da"),
+];
 
 /// A streaming reader of nfdump CSV: the header is read by [`Reader::new`], then one record
 /// per [`Reader::next_record`] call. Stops at the `Summary` trailer (see [`Reader::summary`]).
 #[derive(Debug)]
 pub struct Reader<R> {
     input: R,
-    /// (field index in a line, column), in field order. Invariant: indexes strictly increase.
-    cols: Vec<(usize, Col)>,
+    /// (field index in a line, column, its name in the header), in field order.
+    /// Invariant: indexes strictly increase.
+    cols: Vec<(usize, Col, &'static str)>,
     /// Fields a line must have: one past the largest index in `cols`.
     needed: usize,
     line: u64,
@@ -189,21 +206,13 @@ impl<R: BufRead> Reader<R> {
                 got: head.chars().take(80).collect(),
             });
         }
-        let mut cols = Vec::new();
-        for (i, name) in head.split(',').enumerate() {
-            if let Some((_, c)) = COLUMNS.iter().find(|(n, _)| *n == name.trim()) {
-                // The first occurrence wins; nfdump never repeats a name.
-                if !cols.iter().any(|(_, d)| d == c) {
-                    cols.push((i, *c));
-                }
+        let cols = columns(head);
+        for (req, name) in REQUIRED {
+            if !cols.iter().any(|(_, c, _)| *c == req) {
+                return Err(Error::MissingColumn { column: name });
             }
         }
-        for req in [Col::Ts, Col::Te, Col::Sa, Col::Da] {
-            if !cols.iter().any(|(_, c)| *c == req) {
-                return Err(Error::MissingColumn { column: req.name() });
-            }
-        }
-        let needed = cols.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
+        let needed = cols.iter().map(|(i, _, _)| i + 1).max().unwrap_or(0);
         Ok(Reader {
             input,
             cols,
@@ -327,27 +336,41 @@ pub fn looks_like_nfcsv(first_bytes: &[u8]) -> bool {
     };
     let line = line.trim_end_matches('\r').trim_start_matches('\u{feff}');
     header_like(line) && {
-        let names: Vec<&str> = line.split(',').map(str::trim).collect();
-        ["ts", "te", "sa", "da"].iter().all(|n| names.contains(n))
+        let cols = columns(line);
+        REQUIRED
+            .iter()
+            .all(|(req, _)| cols.iter().any(|(_, c, _)| c == req))
     }
 }
 
-/// A header line: comma-separated short lowercase names.
+/// The known columns of a header line: (field index, column, name), the first occurrence of
+/// each column (nfdump never repeats one).
+fn columns(head: &str) -> Vec<(usize, Col, &'static str)> {
+    let mut cols: Vec<(usize, Col, &'static str)> = Vec::new();
+    for (i, name) in head.split(',').enumerate() {
+        if let Some((n, c)) = COLUMNS.iter().find(|(n, _)| *n == name.trim())
+            && !cols.iter().any(|(_, d, _)| d == c)
+        {
+            cols.push((i, *c, n));
+        }
+    }
+    cols
+}
+
+/// A header line: comma-separated names without spaces (nfdump's are short identifiers;
+/// files that went through other tools may add longer ones, which are ignored).
 fn header_like(line: &str) -> bool {
     line.contains(',')
         && line.split(',').all(|n| {
             let n = n.trim();
-            !n.is_empty()
-                && n.len() <= 16
-                && n.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_graphic())
         })
 }
 
-fn bad(line: u64, col: Col, value: &str, expected: &'static str) -> Error {
+fn bad(line: u64, name: &'static str, value: &str, expected: &'static str) -> Error {
     Error::BadValue {
         line,
-        column: col.name(),
+        column: name,
         value: value.chars().take(64).collect(),
         expected,
     }
@@ -367,7 +390,7 @@ fn is_tunnel_line(r: &FlowRecord, out_counters: u64) -> bool {
 /// tunnel lines).
 fn parse_line(
     text: &str,
-    cols: &[(usize, Col)],
+    cols: &[(usize, Col, &'static str)],
     needed: usize,
     line: u64,
 ) -> Result<(FlowRecord, u64), Error> {
@@ -382,41 +405,41 @@ fn parse_line(
     let mut out_counters = 0u64;
     let mut fields = text.split(',');
     let mut at = 0usize;
-    for &(idx, col) in cols {
+    for &(idx, col, name) in cols {
         // `cols` is sorted by index, so one forward pass over the fields suffices.
         let Some(raw) = fields.nth(idx - at) else {
             return Err(Error::ShortLine {
                 line,
                 found: text.split(',').count(),
                 needed,
-                column: col.name(),
+                column: name,
             });
         };
         at = idx + 1;
         let v = raw.trim();
         match col {
-            Col::Ts => r.time_start = parse_time(v).ok_or_else(|| bad(line, col, v, TIME))?,
-            Col::Te => r.time_end = parse_time(v).ok_or_else(|| bad(line, col, v, TIME))?,
-            Col::Sa => r.src_addr = addr(v).ok_or_else(|| bad(line, col, v, ADDR))?,
-            Col::Da => r.dst_addr = addr(v).ok_or_else(|| bad(line, col, v, ADDR))?,
-            Col::Nh => r.next_hop = addr(v).ok_or_else(|| bad(line, col, v, ADDR))?,
-            Col::Ra => r.exporter = addr(v).ok_or_else(|| bad(line, col, v, ADDR))?,
-            Col::Sp => r.src_port = num(v).ok_or_else(|| bad(line, col, v, U16))?,
-            Col::Dp => r.dst_port = num(v).ok_or_else(|| bad(line, col, v, U16))?,
-            Col::Pr => r.proto = proto(v).ok_or_else(|| bad(line, col, v, PROTO))?,
-            Col::Flg => r.tcp_flags = flags(v).ok_or_else(|| bad(line, col, v, FLAGS))?,
-            Col::Stos => r.tos = num(v).ok_or_else(|| bad(line, col, v, U8))?,
-            Col::Ipkt => r.packets = num(v).ok_or_else(|| bad(line, col, v, U64))?,
-            Col::Ibyt => r.bytes = num(v).ok_or_else(|| bad(line, col, v, U64))?,
-            Col::In => r.in_if = num(v).ok_or_else(|| bad(line, col, v, U32))?,
-            Col::Out => r.out_if = num(v).ok_or_else(|| bad(line, col, v, U32))?,
-            Col::Sas => r.src_as = num(v).ok_or_else(|| bad(line, col, v, U32))?,
-            Col::Das => r.dst_as = num(v).ok_or_else(|| bad(line, col, v, U32))?,
-            Col::Smk => r.src_mask = num(v).ok_or_else(|| bad(line, col, v, U8))?,
-            Col::Dmk => r.dst_mask = num(v).ok_or_else(|| bad(line, col, v, U8))?,
-            Col::Eng => r.domain = engine(v).ok_or_else(|| bad(line, col, v, ENG))?,
+            Col::Ts => r.time_start = parse_time(v).ok_or_else(|| bad(line, name, v, TIME))?,
+            Col::Te => r.time_end = parse_time(v).ok_or_else(|| bad(line, name, v, TIME))?,
+            Col::Sa => r.src_addr = addr(v).ok_or_else(|| bad(line, name, v, ADDR))?,
+            Col::Da => r.dst_addr = addr(v).ok_or_else(|| bad(line, name, v, ADDR))?,
+            Col::Nh => r.next_hop = addr(v).ok_or_else(|| bad(line, name, v, ADDR))?,
+            Col::Ra => r.exporter = addr(v).ok_or_else(|| bad(line, name, v, ADDR))?,
+            Col::Sp => r.src_port = num(v).ok_or_else(|| bad(line, name, v, U16))?,
+            Col::Dp => r.dst_port = num(v).ok_or_else(|| bad(line, name, v, U16))?,
+            Col::Pr => r.proto = proto(v).ok_or_else(|| bad(line, name, v, PROTO))?,
+            Col::Flg => r.tcp_flags = flags(v).ok_or_else(|| bad(line, name, v, FLAGS))?,
+            Col::Stos => r.tos = num(v).ok_or_else(|| bad(line, name, v, U8))?,
+            Col::Ipkt => r.packets = num(v).ok_or_else(|| bad(line, name, v, U64))?,
+            Col::Ibyt => r.bytes = num(v).ok_or_else(|| bad(line, name, v, U64))?,
+            Col::In => r.in_if = num(v).ok_or_else(|| bad(line, name, v, U32))?,
+            Col::Out => r.out_if = num(v).ok_or_else(|| bad(line, name, v, U32))?,
+            Col::Sas => r.src_as = num(v).ok_or_else(|| bad(line, name, v, U32))?,
+            Col::Das => r.dst_as = num(v).ok_or_else(|| bad(line, name, v, U32))?,
+            Col::Smk => r.src_mask = num(v).ok_or_else(|| bad(line, name, v, U8))?,
+            Col::Dmk => r.dst_mask = num(v).ok_or_else(|| bad(line, name, v, U8))?,
+            Col::Eng => r.domain = engine(v).ok_or_else(|| bad(line, name, v, ENG))?,
             Col::Opkt | Col::Obyt => {
-                let n: u64 = num(v).ok_or_else(|| bad(line, col, v, U64))?;
+                let n: u64 = num(v).ok_or_else(|| bad(line, name, v, U64))?;
                 out_counters = out_counters.saturating_add(n);
             }
         }
@@ -442,8 +465,12 @@ fn addr(v: &str) -> Option<Addr> {
     v.parse().ok()
 }
 
-/// `YYYY-MM-DD hh:mm:ss` with an optional `.m`, `.mm` or `.mmm` fraction, as UTC ms.
+/// `YYYY-MM-DD hh:mm:ss` with an optional `.m`, `.mm` or `.mmm` fraction, as UTC ms; or a
+/// plain integer, Unix ms (`csv-fast`).
 fn parse_time(v: &str) -> Option<u64> {
+    if !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()) {
+        return v.parse().ok();
+    }
     let b = v.as_bytes();
     if b.len() < 19
         || b[4] != b'-'
@@ -746,6 +773,7 @@ mod tests {
             ("time", "2024-01-01T00:00:00", None),
             ("time", "2024-01-01 00:00:00.12345", None),
             ("time", "", None),
+            ("time", "1704067200123", Some(1_704_067_200_123)),
             ("eng", "0/0", Some(0)),
             ("eng", "17/1", Some(17 * 256 + 1)),
             ("eng", "300/1", None),
@@ -817,6 +845,28 @@ mod tests {
     }
 
     #[test]
+    fn reads_csv_fast_output() {
+        let text = "cnt,af,firstSeen,lastSeen,proto,srcAddr,srcPort,dstAddr,dstPort,srcAS,dstAS,input,output,flags,srcTos,packets,bytes\n\
+                    1,2,1704067200123,1704067201456,6,10.0.0.1,1234,10.0.0.2,443,65001,15169,3,4,...A..S.,32,7,900\n";
+        assert!(looks_like_nfcsv(text.as_bytes()));
+        let r = &parse(text.as_bytes()).unwrap()[0];
+        assert_eq!(
+            (r.time_start, r.time_end),
+            (1_704_067_200_123, 1_704_067_201_456)
+        );
+        assert_eq!(
+            (r.proto, r.src_port, r.dst_port, r.tcp_flags, r.tos),
+            (6, 1234, 443, 0x12, 32)
+        );
+        assert_eq!(
+            (r.src_as, r.dst_as, r.in_if, r.out_if),
+            (65001, 15169, 3, 4)
+        );
+        assert_eq!((r.packets, r.bytes), (7, 900));
+        assert_eq!(r.dst_addr.to_string(), "10.0.0.2");
+    }
+
+    #[test]
     fn tunnel_lines_of_nfdump_171_are_skipped() {
         let head = "ts,te,td,sa,da,sp,dp,pr,flg,ipkt,ibyt,opkt,obyt";
         let lines = [
@@ -869,6 +919,7 @@ mod tests {
             (b"ts,te,td,sa,da,sp,dp,pr\n2024", true),
             (b"ts,te,sa,da", true),
             (b"ts,te,td,sp,dp\n", false),
+            (b"ts,te,sa,da,zeek_extra_field_with_a_long_name,$\n", true),
             (b"Date first seen,Duration\n", false),
             (b"\x0c\xa5\x02\x00", false),
             (b"", false),

@@ -241,7 +241,8 @@ mod tests {
 
     #[test]
     fn corrupt_streams_give_errors() {
-        let cases: &[(&[u8], fn(&Error) -> bool)] = &[
+        type Case<'a> = (&'a [u8], fn(&Error) -> bool);
+        let cases: &[Case] = &[
             (&[], |e| matches!(e, Error::InputOverrun { .. })),
             (&[22, b'h', b'e'], |e| {
                 matches!(e, Error::InputOverrun { .. })

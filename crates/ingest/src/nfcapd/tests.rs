@@ -249,22 +249,26 @@ fn sample_file(compression: u8) -> Vec<u8> {
             ),
             rec(REC_EXPORTER_STAT, &[0u8; 28]),
         ])
-        .block(&[v3(
-            (0, 0),
-            9,
-            0,
-            &[generic(
-                1_704_067_400_000,
-                1_704_067_400_000,
-                1,
-                40,
-                1,
-                2,
-                17,
+        .block(&[
+            v3(
+                (0, 0),
+                9,
                 0,
-                0,
-            )],
-        )])
+                &[generic(
+                    1_704_067_400_000,
+                    1_704_067_400_000,
+                    1,
+                    40,
+                    1,
+                    2,
+                    17,
+                    0,
+                    0,
+                )],
+            ),
+            // No EXgenericFlow: skipped, as nfdump does.
+            v3((0, 0), 1, 0, &[ipv4([1, 1, 1, 1], [2, 2, 2, 2])]),
+        ])
         .appendix(&[
             rec(REC_IDENT, b"test-ident\0"),
             stat_record([
@@ -338,7 +342,8 @@ fn stats_count_what_was_skipped() {
     let s = rd.stats();
     assert_eq!(s.blocks, 3);
     assert_eq!(s.flows, 3);
-    assert_eq!(s.records, 9);
+    assert_eq!(s.records, 10);
+    assert_eq!(s.without_counters, 1);
     assert_eq!((s.exporters, s.samplers), (2, 1));
     assert_eq!(s.skipped_records, 1);
     assert_eq!(s.skipped_elements, 1);
@@ -366,7 +371,8 @@ fn header_errors_table() {
         d[at..at + v.len()].copy_from_slice(v);
         d
     };
-    let cases: Vec<(&str, Vec<u8>, fn(&Error) -> bool)> = vec![
+    type Case = (&'static str, Vec<u8>, fn(&Error) -> bool);
+    let cases: Vec<Case> = vec![
         ("empty", vec![], |e| {
             matches!(e, Error::TruncatedHeader { len: 0 })
         }),
