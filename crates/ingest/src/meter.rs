@@ -32,16 +32,20 @@
 //! **Ending a flow**, checked on every packet against the meter's clock (the largest packet
 //! time seen so far, so slightly out-of-order captures never move time backwards):
 //! - *fin/rst*: a TCP packet with FIN or RST ends its flow after it is counted (a later
-//!   packet of the same 5-tuple, such as the last ACK, starts a new flow);
-//! - *idle*: no packet for more than `idle_timeout_ms`;
+//!   packet of the same 5-tuple, such as the last ACK, starts a new flow); can be turned off
+//!   ([`MeterConfig::end_on_fin_rst`]);
+//! - *idle*: no packet for more than `idle_timeout_ms` (of the meter's clock);
 //! - *active*: a packet arriving `active_timeout_ms` or more after its flow started closes
 //!   that flow and starts a new one (a flow that goes quiet first ends as *idle*);
 //! - *memory*: when `max_flows` flows are open, the least recently seen one is closed early;
 //! - *end*: [`Meter::finish`] closes everything.
 //!
-//! **Expiry cost**: open flows sit in an intrusive list ordered by last packet (least recent
-//! first): a packet moves its flow to the tail, and idle expiry only ever looks at the head,
-//! so the cost per packet is O(1) with no scan of the cache.
+//! **Expiry cost**: O(1) per packet, no scan of the cache. Open flows sit in an intrusive
+//! recency list; a packet moves its flow to the tail at most once per second of packet time,
+//! and idle expiry only looks at the head (a head seen since it was listed is listed again).
+//! Because the list is only roughly ordered, an idle flow may be *emitted* up to one more idle
+//! timeout late, but never *wrong*: a packet arriving for a flow idle longer than the timeout
+//! closes that flow and starts a new one, exactly as timely expiry would have.
 
 use flowdrill_model::{Addr, FlowRecord};
 use flowdrill_wire::packet::{self, PacketInfo};
@@ -112,6 +116,16 @@ impl MeterStats {
             + self.expired_memory
             + self.expired_end
     }
+    fn count_expiry(&mut self, cause: Cause) {
+        match cause {
+            Cause::Idle => self.expired_idle += 1,
+            Cause::Active => self.expired_active += 1,
+            Cause::FinRst => self.expired_fin_rst += 1,
+            Cause::Memory => self.expired_memory += 1,
+            Cause::End => self.expired_end += 1,
+        }
+    }
+
     fn count_error(&mut self, reason: &'static str) {
         match self.parse_errors.iter_mut().find(|(r, _)| *r == reason) {
             Some((_, n)) => *n += 1,
@@ -124,6 +138,7 @@ impl MeterStats {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Cause {
     Idle,
+    Active,
     FinRst,
     Memory,
     End,
@@ -193,6 +208,10 @@ impl Hasher for KeyHasher {
 
 const NIL: u32 = u32::MAX;
 
+/// A flow moves to the tail of the recency list at most once per second of packet time: hot
+/// flows then cost a table lookup per packet and no list surgery.
+const RELINK_NS: u64 = 1_000_000_000;
+
 impl Flow {
     fn new(key: Key, ts_ns: u64, info: &PacketInfo) -> Flow {
         Flow {
@@ -203,6 +222,7 @@ impl Flow {
             bytes: 0,
             tcp_flags: 0,
             tos: info.tos,
+            listed_ns: ts_ns,
             prev: NIL,
             next: NIL,
         }
@@ -237,6 +257,9 @@ struct Flow {
     bytes: u64,
     tcp_flags: u8,
     tos: u8,
+    /// When the flow was last put at the tail of the recency list (ns). The list is ordered
+    /// by this, not by `last_ns`: a flow is moved at most once per [`RELINK_NS`].
+    listed_ns: u64,
     /// Neighbours in the recency list (NIL at the ends).
     prev: u32,
     next: u32,
@@ -327,6 +350,7 @@ impl Meter {
         // FIN (0x01) or RST (0x04) ends a TCP flow once the packet is counted.
         let ends = self.cfg.end_on_fin_rst && info.proto == 6 && info.tcp_flags & 0x05 != 0;
         let active_ns = self.cfg.active_timeout_ms.saturating_mul(1_000_000);
+        let idle_ns = self.cfg.idle_timeout_ms.saturating_mul(1_000_000);
         let full = self.map.len() >= self.cfg.max_flows;
         // The slot a new flow would take (materialised below only if used).
         let next_slot = self.free.last().copied().unwrap_or(self.slots.len() as u32);
@@ -334,11 +358,20 @@ impl Meter {
             Entry::Occupied(o) => {
                 let s = *o.get();
                 let f = &mut self.slots[s as usize];
-                if ts_ns.saturating_sub(f.start_ns) >= active_ns {
-                    // Active timeout: emit the flow and restart it in place (same key, same
-                    // map entry).
+                // The recency list is only approximately ordered, so a flow idle for longer
+                // than the timeout may still be open: cut it here, exactly as if it had been
+                // expired in time.
+                let cause = if self.now_ns.saturating_sub(f.last_ns) > idle_ns {
+                    Some(Cause::Idle)
+                } else if ts_ns.saturating_sub(f.start_ns) >= active_ns {
+                    Some(Cause::Active)
+                } else {
+                    None
+                };
+                if let Some(cause) = cause {
+                    // Emit the flow and restart it in place (same key, same map entry).
                     out.push(f.record());
-                    self.stats.expired_active += 1;
+                    self.stats.count_expiry(cause);
                     self.stats.flows_created += 1;
                     f.start_ns = ts_ns;
                     f.last_ns = ts_ns;
@@ -347,7 +380,10 @@ impl Meter {
                     f.tcp_flags = 0;
                     f.tos = info.tos;
                 }
-                self.touch(s);
+                if ts_ns >= f.listed_ns.saturating_add(RELINK_NS) {
+                    f.listed_ns = ts_ns;
+                    self.touch(s);
+                }
                 s
             }
             Entry::Vacant(_) if ends => {
@@ -396,11 +432,20 @@ impl Meter {
         self.now_ns = self.now_ns.max(ts_ns);
         let idle_ns = self.cfg.idle_timeout_ms.saturating_mul(1_000_000);
         while self.head != NIL {
-            let h = &self.slots[self.head as usize];
-            if self.now_ns.saturating_sub(h.last_ns) <= idle_ns {
+            let head = self.head;
+            let h = &mut self.slots[head as usize];
+            if self.now_ns.saturating_sub(h.listed_ns) <= idle_ns {
                 break;
             }
-            self.close(self.head, Cause::Idle, out);
+            if self.now_ns.saturating_sub(h.last_ns) > idle_ns {
+                self.close(head, Cause::Idle, out);
+            } else {
+                // Seen since it was listed: list it again as of its last packet. Invariant
+                // that ends the loop: a flow listed here is not idle, so it stops the loop
+                // when it comes round to the head again.
+                h.listed_ns = h.last_ns;
+                self.touch(head);
+            }
         }
     }
 
@@ -425,13 +470,7 @@ impl Meter {
         self.map.remove(&f.key);
         self.free.push(slot);
         out.push(f.record());
-        let s = &mut self.stats;
-        match cause {
-            Cause::Idle => s.expired_idle += 1,
-            Cause::FinRst => s.expired_fin_rst += 1,
-            Cause::Memory => s.expired_memory += 1,
-            Cause::End => s.expired_end += 1,
-        }
+        self.stats.count_expiry(cause);
     }
 
     fn touch(&mut self, slot: u32) {

@@ -45,10 +45,10 @@
 //!   outer header: 6 flows);
 //! - flows are filed by expiry time, not start time (no effect on counts).
 //!
-//! The meter's count with nfpcapd's timeouts and no FIN/RST ending is 81,064 (−2.5 %). Counting
+//! The meter's count with nfpcapd's timeouts and no FIN/RST ending is 81,080 (−2.5 %). Counting
 //! as nfpcapd does — one flow per ICMP/ICMPv6 packet and per DNS packet, from the meter's own
-//! records — gives 83,588 (+0.56 %); the rest is fragments and tunnels. With FIN/RST ending,
-//! the plain count is 82,388 (−0.9 %), close only because the two effects cancel.
+//! records — gives 83,604 (+0.58 %); the rest is fragments and tunnels. With FIN/RST ending,
+//! the plain count is 82,404 (−0.9 %), close only because the two effects cancel.
 
 use flowdrill_ingest::meter::{Meter, MeterConfig, MeterStats};
 use flowdrill_ingest::pcap::PcapReader;
