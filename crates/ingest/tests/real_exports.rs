@@ -127,14 +127,21 @@ fn parse_spec(text: &str) -> Vec<SpecCase> {
             let Some((idx, rest)) = rest.split_once(']') else {
                 continue;
             };
-            let Some(field) = rest.split("[netflow][").nth(1).and_then(|r| r.split(']').next())
+            let Some(field) = rest
+                .split("[netflow][")
+                .nth(1)
+                .and_then(|r| r.split(']').next())
             else {
                 continue;
             };
             let Some(val) = rest.split(".to eq(").nth(1) else {
                 continue;
             };
-            let val = val.strip_suffix(')').unwrap_or(val).trim_matches(|c| c == '"' || c == '\'').to_string();
+            let val = val
+                .strip_suffix(')')
+                .unwrap_or(val)
+                .trim_matches(|c| c == '"' || c == '\'')
+                .to_string();
             if let Ok(i) = idx.parse() {
                 case.checks.push((i, field.to_string(), val));
             }
@@ -168,8 +175,9 @@ fn logstash_field(r: &FlowRecord, field: &str) -> Option<String> {
         "ipv4_src_addr" | "sourceIPv4Address" | "sourceIPv6Address" | "ipv6_src_addr" => {
             r.src_addr.to_string()
         }
-        "ipv4_dst_addr" | "destinationIPv4Address" | "destinationIPv6Address"
-        | "ipv6_dst_addr" => r.dst_addr.to_string(),
+        "ipv4_dst_addr" | "destinationIPv4Address" | "destinationIPv6Address" | "ipv6_dst_addr" => {
+            r.dst_addr.to_string()
+        }
         // ICMP: type/code go to the destination port and the source port is 0 (nfdump's
         // convention); logstash keeps the raw ports.
         "l4_src_port" | "sourceTransportPort" | "l4_dst_port" | "destinationTransportPort"
@@ -179,9 +187,7 @@ fn logstash_field(r: &FlowRecord, field: &str) -> Option<String> {
         }
         // logstash does not renormalise sampled counters.
         "in_bytes" | "octetDeltaCount" => (r.bytes / r.sampling_rate.max(1) as u64).to_string(),
-        "in_pkts" | "packetDeltaCount" => {
-            (r.packets / r.sampling_rate.max(1) as u64).to_string()
-        }
+        "in_pkts" | "packetDeltaCount" => (r.packets / r.sampling_rate.max(1) as u64).to_string(),
         "l4_src_port" | "sourceTransportPort" => r.src_port.to_string(),
         "l4_dst_port" | "destinationTransportPort" => r.dst_port.to_string(),
         "protocol" | "protocolIdentifier" => r.proto.to_string(),
@@ -288,7 +294,11 @@ fn logstash_spec_values_are_decoded() {
     let dir = data.join("exports/logstash-codec-netflow");
     let spec = std::fs::read_to_string(dir.join("spec_codecs_netflow_spec.rb")).unwrap();
     let cases = parse_spec(&spec);
-    assert!(cases.len() > 40, "spec parsed into {} contexts", cases.len());
+    assert!(
+        cases.len() > 40,
+        "spec parsed into {} contexts",
+        cases.len()
+    );
     let mut checked = 0;
     let mut failures = Vec::new();
     let mut report = Vec::new();
@@ -300,12 +310,19 @@ fn logstash_spec_values_are_decoded() {
         let events = recs.len() as u64 + stats.options_records;
         report.push(format!(
             "{:60} logstash {:>3?} flowdrill {:>3} flows + {:>2} options  drops {:?}",
-            case.name, case.size, recs.len(), stats.options_records, stats.drops
+            case.name,
+            case.size,
+            recs.len(),
+            stats.options_records,
+            stats.drops
         ));
         // logstash emits options records as events too.
         if let Some(want) = case.size {
             if events as usize != want {
-                failures.push(format!("{}: {} events, spec says {want}", case.name, events));
+                failures.push(format!(
+                    "{}: {} events, spec says {want}",
+                    case.name, events
+                ));
             }
         }
         let Some(events_list) = events_list else {
@@ -328,12 +345,20 @@ fn logstash_spec_values_are_decoded() {
             };
             checked += 1;
             if got != want && !logstash_uptime_quirk(field, &got, &want) {
-                failures.push(format!("{}: [{i}] {field} = {got}, spec says {want}", case.name));
+                failures.push(format!(
+                    "{}: [{i}] {field} = {got}, spec says {want}",
+                    case.name
+                ));
             }
         }
     }
     eprintln!("{}\n{checked} values checked", report.join("\n"));
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(checked > 200, "only {checked} values checked");
 }
 
@@ -361,9 +386,11 @@ fn python_hex_constants(src: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
         *parts = vec![String::new()];
     };
     for line in src.lines() {
-        let is_top = line
-            .split_once(" = ")
-            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+        let is_top = line.split_once(" = ").is_some_and(|(n, _)| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        });
         if is_top || line.starts_with("def ") || line.starts_with("class ") {
             flush(&current, &mut parts);
             current = is_top.then(|| line.split_once(" = ").unwrap().0.to_string());
@@ -371,7 +398,11 @@ fn python_hex_constants(src: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
         if current.is_none() {
             continue;
         }
-        let code = if is_top { line.split_once(" = ").unwrap().1 } else { line };
+        let code = if is_top {
+            line.split_once(" = ").unwrap().1
+        } else {
+            line
+        };
         // String literals and the commas between them; comments dropped.
         let mut in_str = false;
         for c in code.chars() {
@@ -456,16 +487,32 @@ fn python_netflow_packets_decode_as_its_tests_expect() {
     assert_eq!(st.options_records, 1, "flows[0] is the options record");
     let f1 = &recs[0]; // python's flows[1]
     assert_eq!(f1.dst_addr.to_string(), "172.17.0.2");
-    assert_eq!((f1.proto, f1.src_port, f1.dst_port, f1.tcp_flags), (6, 443, 57766, 0x1b));
+    assert_eq!(
+        (f1.proto, f1.src_port, f1.dst_port, f1.tcp_flags),
+        (6, 443, 57766, 0x1b)
+    );
     let f17 = &recs[16];
     assert_eq!(f17.proto, 17);
-    assert_eq!(f17.src_addr.to_string(), "fde6:6f14:e0f1:9609:0:affe:affe:affe");
+    assert_eq!(
+        f17.src_addr.to_string(),
+        "fde6:6f14:e0f1:9609:0:affe:affe:affe"
+    );
     // Data before its template is held and decoded when the template comes (python too).
-    let (recs, st) = decode_all(&[one("PACKET_IPFIX"), one("PACKET_IPFIX_TEMPLATE"), one("PACKET_IPFIX")]);
-    assert_eq!(recs.len() as u64 + st.options_records, 2 + 1 + (1 + 2 + 2 + 9 + 1 + 2 + 1 + 2) + 2 + 1);
+    let (recs, st) = decode_all(&[
+        one("PACKET_IPFIX"),
+        one("PACKET_IPFIX_TEMPLATE"),
+        one("PACKET_IPFIX"),
+    ]);
+    assert_eq!(
+        recs.len() as u64 + st.options_records,
+        2 + 1 + (1 + 2 + 2 + 9 + 1 + 2 + 1 + 2) + 2 + 1
+    );
     assert_eq!(st.pending_sets_resolved, st.pending_sets);
 
-    let (recs, st) = decode_all(&[one("PACKET_IPFIX_TEMPLATE_ETHER"), one("PACKET_IPFIX_ETHER")]);
+    let (recs, st) = decode_all(&[
+        one("PACKET_IPFIX_TEMPLATE_ETHER"),
+        one("PACKET_IPFIX_ETHER"),
+    ]);
     assert_eq!(recs[0].dst_addr.to_string(), "172.17.0.2");
     assert_eq!(st.total_drops(), 0, "{:?}", st.drops);
 
@@ -505,7 +552,11 @@ fn udp_payloads(path: &Path) -> Vec<(Addr, u64, Vec<u8>)> {
         if info.proto != 17 {
             continue;
         }
-        out.push((info.src, p.ts_ns / 1_000_000, p.data[info.l4_payload].to_vec()));
+        out.push((
+            info.src,
+            p.ts_ns / 1_000_000,
+            p.data[info.l4_payload].to_vec(),
+        ));
     }
     out
 }
@@ -539,7 +590,8 @@ fn same_flow(ours: &FlowRecord, theirs: &FlowRecord) -> bool {
     if ts > te && te != 0 {
         std::mem::swap(&mut ts, &mut te);
     }
-    let times = (ts == 0 || ts == ours.time_start / 1000) && (te == 0 || te == ours.time_end / 1000);
+    let times =
+        (ts == 0 || ts == ours.time_start / 1000) && (te == 0 || te == ours.time_end / 1000);
     addrs && ports && counters && times && ours.proto == theirs.proto
 }
 
@@ -599,7 +651,9 @@ fn real_device_exports_match_nfdump() {
         };
         let (strict, _) = decode_capture(&path, no_hold);
         let (recs, st) = decode_capture(&path, DecoderConfig::default());
-        let ipfix = udp_payloads(&path).first().is_some_and(|p| p.2.starts_with(&[0, 10]));
+        let ipfix = udp_payloads(&path)
+            .first()
+            .is_some_and(|p| p.2.starts_with(&[0, 10]));
         let strict_kept = strict.iter().filter(|r| nfdump_keeps(r, ipfix)).count();
         let kept: Vec<&FlowRecord> = recs.iter().filter(|r| nfdump_keeps(r, ipfix)).collect();
         captures += 1;
@@ -619,7 +673,11 @@ fn real_device_exports_match_nfdump() {
             // Held data decoded later has no nfdump counterpart to compare with.
             continue;
         }
-        let stem = Path::new(rel).file_stem().unwrap().to_string_lossy().to_string();
+        let stem = Path::new(rel)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         let csv = refdir.join(format!("{stem}.csv"));
         let Ok(text) = std::fs::read(&csv) else {
             continue;
@@ -645,7 +703,12 @@ fn real_device_exports_match_nfdump() {
          field by field with nfdump"
     );
     assert!(captures > 80, "{captures} captures in the index");
-    assert!(failures.is_empty(), "{} captures differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} captures differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

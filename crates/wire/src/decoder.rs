@@ -182,7 +182,8 @@ impl Decoder {
                         Ok(h) => {
                             let next = h.flow_sequence.wrapping_add(h.count as u32);
                             let key = (exporter, h.domain);
-                            self.session.sequence(key, h.flow_sequence, Some(next), stats);
+                            self.session
+                                .sequence(key, h.flow_sequence, Some(next), stats);
                             rest = &rest[v5::HEADER_LEN + h.count as usize * v5::RECORD_LEN..];
                             if rest.len() < v5::HEADER_LEN || rest[..2] != [0, 5] {
                                 break;
@@ -257,3 +258,7 @@ fn sflow_shim(
 ) -> Result<usize, &'static str> {
     crate::sflow::decode(payload, exporter, recv_ms, rate, out).map_err(|e| e.reason())
 }
+
+#[cfg(test)]
+#[path = "decoder_tests.rs"]
+mod tests;

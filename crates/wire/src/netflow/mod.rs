@@ -19,6 +19,8 @@
 //!                                              (no template: session.pending, bounded)
 //! ```
 
+#[doc(hidden)]
+pub mod build;
 pub mod ipfix;
 pub mod session;
 pub mod template;
@@ -36,7 +38,9 @@ pub(crate) fn be_uint(b: &[u8]) -> u64 {
         8 => u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
         _ => {
             let start = b.len().saturating_sub(8);
-            b[start..].iter().fold(0u64, |acc, &x| (acc << 8) | x as u64)
+            b[start..]
+                .iter()
+                .fold(0u64, |acc, &x| (acc << 8) | x as u64)
         }
     }
 }

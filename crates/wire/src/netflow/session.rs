@@ -115,11 +115,12 @@ impl Session {
     }
 
     fn domain_mut(&mut self, key: DomainKey, stats: &mut DecodeStats) -> &mut DomainState {
-        if !self.domains.contains_key(&key) && self.domains.len() >= self.limits.max_domains {
-            if let Some(victim) = self.domains.keys().next().copied() {
-                self.domains.remove(&victim);
-                stats.drop("state: domain table full, domain forgotten", 1);
-            }
+        if !self.domains.contains_key(&key)
+            && self.domains.len() >= self.limits.max_domains
+            && let Some(victim) = self.domains.keys().next().copied()
+        {
+            self.domains.remove(&victim);
+            stats.drop("state: domain table full, domain forgotten", 1);
         }
         self.domains.entry(key).or_default()
     }
@@ -172,10 +173,11 @@ impl Session {
                     if def.options {
                         stats.options_templates_seen += 1;
                     }
-                    if let Some((old, _)) = self.templates.get(&key) {
-                        if old.fields == def.fields && old.options == def.options {
-                            continue; // a refresh
-                        }
+                    if let Some((old, _)) = self.templates.get(&key)
+                        && old.fields == def.fields
+                        && old.options == def.options
+                    {
+                        continue; // a refresh
                     }
                     match Plan::compile(flavor, &def, &self.custom) {
                         Ok(plan) => self.insert(key, plan, stats),
@@ -217,13 +219,18 @@ impl Session {
             let Some((victim, generation)) = self.order.pop_front() else {
                 break;
             };
-            if self.templates.get(&victim).is_some_and(|e| e.1 == generation) {
+            if self
+                .templates
+                .get(&victim)
+                .is_some_and(|e| e.1 == generation)
+            {
                 self.templates.remove(&victim);
                 stats.templates_evicted += 1;
             }
         }
         self.generation += 1;
-        self.templates.insert(key, (Arc::new(plan), self.generation));
+        self.templates
+            .insert(key, (Arc::new(plan), self.generation));
         self.order.push_back((key, self.generation));
         // Withdrawals leave stale order entries; keep the queue proportional to the cache.
         if self.order.len() > 2 * self.templates.len() + 64 {
@@ -234,7 +241,12 @@ impl Session {
         stats.templates_active = self.templates.len() as u64;
     }
 
-    fn resolve_pending(&mut self, key: TemplateKey, out: &mut Vec<FlowRecord>, stats: &mut DecodeStats) {
+    fn resolve_pending(
+        &mut self,
+        key: TemplateKey,
+        out: &mut Vec<FlowRecord>,
+        stats: &mut DecodeStats,
+    ) {
         if self.pending.is_empty() || !self.pending.iter().any(|p| p.key == key) {
             return;
         }
@@ -251,15 +263,7 @@ impl Session {
         for p in ready {
             self.pending_bytes -= p.body.len();
             stats.pending_sets_resolved += 1;
-            self.data_set(
-                p.flavor,
-                p.key,
-                &p.body,
-                p.ctx,
-                p.rate_override,
-                out,
-                stats,
-            );
+            self.data_set(p.flavor, p.key, &p.body, p.ctx, p.rate_override, out, stats);
         }
     }
 

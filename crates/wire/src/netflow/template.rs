@@ -17,7 +17,7 @@
 //! or 16 bytes, integers 1 to 8), so applying it cannot fail; variable-length fields only feed
 //! user-defined elements, which check their length at run time.
 
-use super::{Flavor, be16, be32, be_uint};
+use super::{Flavor, be_uint, be16, be32};
 use flowdrill_model::{Addr, CustomFields, CustomKind, CustomValue, FlowRecord};
 
 /// The field length that announces a variable-length field (IPFIX; tolerated in v9).
@@ -84,7 +84,9 @@ pub enum TemplateRecord {
     /// IPFIX withdrawal of one template (field count 0).
     Withdraw(u16),
     /// IPFIX withdrawal of all templates (id 2) or all options templates (id 3) of the domain.
-    WithdrawAll { options: bool },
+    WithdrawAll {
+        options: bool,
+    },
 }
 
 /// Parses the template record at `pos` of a template or options template set `body` (set
@@ -324,11 +326,10 @@ impl Scratch {
         if self.interval > 0 {
             return Some(self.interval.min(u32::MAX as u64) as u32);
         }
-        if self.pkt_interval > 0 {
-            let r = (self.pkt_interval + self.pkt_space) / self.pkt_interval;
-            return Some(r.clamp(1, u32::MAX as u64) as u32);
-        }
-        None
+        // samplingPacketInterval packets taken, samplingPacketSpace skipped.
+        (self.pkt_interval.saturating_add(self.pkt_space))
+            .checked_div(self.pkt_interval)
+            .map(|r| r.clamp(1, u32::MAX as u64) as u32)
     }
 }
 
@@ -564,6 +565,19 @@ impl Plan {
             }
             return Ok(n);
         }
+        self.walk_records(body, template_rec, emit)
+    }
+
+    /// The general record loop: walks every field, reading variable-length prefixes. Used
+    /// for templates with variable-length fields, and by tests as the naive reference the
+    /// fixed-offset loop must agree with.
+    pub(crate) fn walk_records(
+        &self,
+        body: &[u8],
+        template_rec: &FlowRecord,
+        mut emit: impl FnMut(&mut FlowRecord, &Scratch),
+    ) -> Result<usize, usize> {
+        let mut n = 0;
         let mut pos = 0usize;
         while body.len().saturating_sub(pos) >= self.min_len {
             let mut rec = template_rec.clone();
@@ -679,9 +693,7 @@ fn custom_value(kind: CustomKind, b: &[u8]) -> Option<CustomValue> {
             let shift = 64 - 8 * b.len() as u32;
             CustomValue::Signed(((be_uint(b) << shift) as i64) >> shift)
         }
-        CustomKind::Float if b.len() == 4 => {
-            CustomValue::Float(f32::from_bits(be32(b, 0)) as f64)
-        }
+        CustomKind::Float if b.len() == 4 => CustomValue::Float(f32::from_bits(be32(b, 0)) as f64),
         CustomKind::Float if b.len() == 8 => CustomValue::Float(f64::from_bits(be_uint(b))),
         CustomKind::String => {
             let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
@@ -717,7 +729,13 @@ mod tests {
 
     #[test]
     fn preferred_elements_win_their_slot_whatever_the_order() {
-        let d = def(vec![spec(85, 8), spec(1, 4), spec(22, 4), spec(152, 8), spec(2, 4)]);
+        let d = def(vec![
+            spec(85, 8),
+            spec(1, 4),
+            spec(22, 4),
+            spec(152, 8),
+            spec(2, 4),
+        ]);
         let p = Plan::compile(Flavor::Ipfix, &d, &CustomFields::default()).unwrap();
         let ops: Vec<Op> = p.steps.iter().map(|s| s.op).collect();
         assert_eq!(ops, vec![Op::Bytes, Op::Start, Op::Packets]);
@@ -776,7 +794,10 @@ mod tests {
         // A length prefix that lies ends the set, keeping the records before it.
         let mut bad = body[..8].to_vec();
         bad.extend_from_slice(&[0, 81, 200, 1, 2]);
-        assert_eq!(p.for_each_record(&bad, &FlowRecord::default(), |_, _| {}), Err(1));
+        assert_eq!(
+            p.for_each_record(&bad, &FlowRecord::default(), |_, _| {}),
+            Err(1)
+        );
     }
 
     #[test]
@@ -788,12 +809,20 @@ mod tests {
             (TimeForm::Micros, ntp, 1_700_000_000_500),
             (TimeForm::Nanos, ntp, 1_700_000_000_500),
             (TimeForm::Micros, 1_700_000_000_123_456, 1_700_000_000_123),
-            (TimeForm::Nanos, 1_700_000_000_123_456_789, 1_700_000_000_123),
+            (
+                TimeForm::Nanos,
+                1_700_000_000_123_456_789,
+                1_700_000_000_123,
+            ),
             (TimeForm::Uptime, 500, 1_000_500),
             (TimeForm::DeltaMicros, 2_000_000, 8_000),
         ];
         for (form, raw, want) in cases {
-            assert_eq!(form.to_ms(raw, 10_000, Some(1_000_000)), Some(want), "{form:?}");
+            assert_eq!(
+                form.to_ms(raw, 10_000, Some(1_000_000)),
+                Some(want),
+                "{form:?}"
+            );
         }
         assert_eq!(TimeForm::Uptime.to_ms(5, 0, None), None);
     }
@@ -810,16 +839,32 @@ mod tests {
         };
         assert_eq!(d.fields[1].enterprise, REVERSE_PEN);
         assert_eq!(d.fields[1].id, 1);
-        let cases: &[(Flavor, bool, &[u8], Result<TemplateRecord, &str>)] = &[
-            (Flavor::Ipfix, false, &[1, 0, 0, 0], Ok(TemplateRecord::Withdraw(256))),
+        type Case<'a> = (Flavor, bool, &'a [u8], Result<TemplateRecord, &'a str>);
+        let cases: &[Case] = &[
+            (
+                Flavor::Ipfix,
+                false,
+                &[1, 0, 0, 0],
+                Ok(TemplateRecord::Withdraw(256)),
+            ),
             (
                 Flavor::Ipfix,
                 false,
                 &[0, 2, 0, 0],
                 Ok(TemplateRecord::WithdrawAll { options: false }),
             ),
-            (Flavor::Ipfix, false, &[1, 0, 0, 3, 0, 8, 0, 4], Err("template: truncated")),
-            (Flavor::V9, false, &[0, 9, 0, 1, 0, 8, 0, 4], Err("template: reserved id")),
+            (
+                Flavor::Ipfix,
+                false,
+                &[1, 0, 0, 3, 0, 8, 0, 4],
+                Err("template: truncated"),
+            ),
+            (
+                Flavor::V9,
+                false,
+                &[0, 9, 0, 1, 0, 8, 0, 4],
+                Err("template: reserved id"),
+            ),
             (
                 Flavor::Ipfix,
                 true,

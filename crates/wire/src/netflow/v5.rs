@@ -91,7 +91,9 @@ pub fn decode(
     for r in body.chunks_exact(RECORD_LEN) {
         let (first, last) = (be32(r, 24), be32(r, 28));
         out.push(FlowRecord {
-            time_start: boot.wrapping_add(first as u64).wrapping_sub(uptime_wrap(first, last)),
+            time_start: boot
+                .wrapping_add(first as u64)
+                .wrapping_sub(uptime_wrap(first, last)),
             time_end: boot.wrapping_add(last as u64),
             src_addr: Addr::from_v4_u32(be32(r, 0)),
             dst_addr: Addr::from_v4_u32(be32(r, 4)),
@@ -129,15 +131,12 @@ pub(crate) fn uptime_wrap(first: u32, last: u32) -> u64 {
     }
 }
 
-/// Builds a v5 datagram (for tests, fuzz seeds and benchmarks): `records` are
-/// `(src, dst, sport, dport, proto, packets, bytes, first, last)` with a fixed header.
+/// A record for [`build`]: `(src, dst, sport, dport, proto, packets, bytes, first, last)`.
+pub type BuildRecord = (u32, u32, u16, u16, u8, u32, u32, u32, u32);
+
+/// Builds a v5 datagram (for tests, fuzz seeds and benchmarks) with a fixed header.
 #[doc(hidden)]
-pub fn build(
-    uptime: u32,
-    unix_secs: u32,
-    sampling: u16,
-    records: &[(u32, u32, u16, u16, u8, u32, u32, u32, u32)],
-) -> Vec<u8> {
+pub fn build(uptime: u32, unix_secs: u32, sampling: u16, records: &[BuildRecord]) -> Vec<u8> {
     let mut b = Vec::with_capacity(HEADER_LEN + records.len() * RECORD_LEN);
     b.extend_from_slice(&5u16.to_be_bytes());
     b.extend_from_slice(&(records.len() as u16).to_be_bytes());
@@ -213,7 +212,10 @@ mod tests {
         b[22..24].copy_from_slice(&(0x4000u16 | 100).to_be_bytes());
         let mut out = Vec::new();
         decode(&b, Addr::UNSPECIFIED_V4, None, &mut out).unwrap();
-        assert_eq!((out[0].packets, out[0].bytes, out[0].sampling_rate), (300, 18_000, 100));
+        assert_eq!(
+            (out[0].packets, out[0].bytes, out[0].sampling_rate),
+            (300, 18_000, 100)
+        );
         out.clear();
         decode(&b, Addr::UNSPECIFIED_V4, Some(10), &mut out).unwrap();
         assert_eq!((out[0].packets, out[0].sampling_rate), (30, 10));

@@ -94,7 +94,9 @@ pub fn decode(
         let body = &payload[pos + 4..pos + len as usize];
         pos += len as usize;
         match id {
-            0 | 1 => session.template_set(Flavor::V9, exporter, h.source_id, id == 1, body, out, stats),
+            0 | 1 => {
+                session.template_set(Flavor::V9, exporter, h.source_id, id == 1, body, out, stats)
+            }
             2..=255 => stats.drop("set: reserved set id", 1),
             _ => {
                 session.data_set(
