@@ -198,6 +198,26 @@ pub fn parse(linktype: u32, frame: &[u8]) -> Result<PacketInfo, Error> {
     Ok(info)
 }
 
+/// Fuzzing entry point (for `cargo fuzz`): the first byte picks a link type among those
+/// [`parse`] knows (and one it does not), the rest is the frame. Panics only if an invariant
+/// of [`PacketInfo`] is broken, which is what a fuzzer should report.
+pub fn fuzz_parse(data: &[u8]) {
+    const TYPES: [u32; 12] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147, 1];
+    let Some((&sel, frame)) = data.split_first() else {
+        return;
+    };
+    let lt = TYPES[sel as usize % TYPES.len()];
+    if let Ok(p) = parse(lt, frame) {
+        assert!(p.l4_payload.start <= p.l4_payload.end, "{p:?}");
+        assert!(p.l4_payload.end <= frame.len(), "{p:?}");
+        assert!(p.l3_offset < frame.len(), "{p:?}");
+        assert!(p.is_fragment || !p.non_first_fragment, "{p:?}");
+        if p.non_first_fragment {
+            assert_eq!((p.src_port, p.dst_port), (0, 0), "{p:?}");
+        }
+    }
+}
+
 /// An Ethernet II (or 802.3 + LLC/SNAP) header at `at`.
 fn ethernet(frame: &[u8], at: usize, depth: usize, info: &mut PacketInfo) -> Result<(), Error> {
     let et = be16(frame, at + 12).ok_or(Error::TruncatedLink)?;
@@ -713,6 +733,26 @@ pub(crate) mod tests {
             assert_eq!(parse(lt, &f), Err(want.clone()), "{want}");
             assert!(!want.reason().is_empty());
         }
+    }
+
+    #[test]
+    fn the_fuzz_entry_accepts_every_prefix() {
+        let f = ipv6_with(
+            &[(44, vec![0, 0, 0, 1, 0, 0, 0, 9])],
+            6,
+            &ipv4_tcp(2, b"x")[20..],
+        );
+        let mut ok = 0;
+        for sel in [8u8, 4] {
+            for cut in 0..=f.len() {
+                let mut d = vec![sel];
+                d.extend_from_slice(&f[..cut]);
+                fuzz_parse(&d);
+                ok += parse(229, &f[..cut]).is_ok() as usize;
+            }
+        }
+        // Every cut from the end of the fixed header on parses.
+        assert_eq!(ok, 2 * (f.len() - 40 + 1));
     }
 
     #[test]

@@ -259,6 +259,40 @@ fn decode_inner(
     Ok(())
 }
 
+/// Fuzzing entry point (for `cargo fuzz`): decodes `data` as one datagram (the first byte,
+/// when odd, also asks for a rate override) and panics only if an invariant of [`decode`]
+/// is broken: records appended = the count returned, nothing appended on error, packets =
+/// the sampling rate and bytes a multiple of it.
+pub fn fuzz_decode(data: &[u8]) {
+    let rate_override = match data.first() {
+        Some(&b) if b & 1 == 1 => Some(b as u32),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let mut skips = Skips::default();
+    match decode_counting(
+        data,
+        Addr::UNSPECIFIED_V4,
+        0,
+        rate_override,
+        &mut out,
+        &mut skips,
+    ) {
+        Ok(n) => {
+            assert_eq!(n, out.len());
+            for r in &out {
+                assert!(r.sampling_rate >= 1, "{r:?}");
+                assert_eq!(r.packets, r.sampling_rate as u64, "{r:?}");
+                assert_eq!(r.bytes % r.packets, 0, "{r:?}");
+            }
+        }
+        Err(e) => {
+            assert!(out.is_empty(), "{e}");
+            assert!(!e.reason().is_empty());
+        }
+    }
+}
+
 /// What the records of one flow sample described.
 enum Sampled {
     /// An IP packet of this IP length; the record's key fields are filled.
@@ -669,6 +703,36 @@ mod tests {
         }
         let mut out = Vec::new();
         assert_eq!(decode(&ok, Addr::UNSPECIFIED_V4, 0, None, &mut out), Ok(1));
+    }
+
+    #[test]
+    fn an_ipv6_agent_and_the_fuzz_entry() {
+        let mut w = W::default();
+        let mut agent = [0u8; 16];
+        agent[0] = 0x20;
+        agent[1] = 0x01;
+        agent[2] = 0x0d;
+        agent[3] = 0xb8;
+        agent[15] = 7;
+        let ip = ipv4_udp([10, 9, 8, 7], [10, 9, 8, 6], 4000, 4001, b"abcd");
+        let sample = flow_sample(64, 3, 4, &[(1, raw_header(11, 32, 0, &ip))]);
+        w.u(5).u(2).b(&agent).u(9).u(1).u(2).u(1).item(1, &sample);
+        let mut out = Vec::new();
+        assert_eq!(decode(&w.0, Addr::UNSPECIFIED_V4, 0, None, &mut out), Ok(1));
+        assert_eq!(out[0].exporter.to_string(), "2001:db8::7");
+        assert_eq!(
+            (out[0].domain, out[0].bytes, out[0].src_port),
+            (9, 32 * 64, 4000)
+        );
+        // The fuzz entry on every prefix and with flipped bytes.
+        for cut in 0..=w.0.len() {
+            fuzz_decode(&w.0[..cut]);
+            let mut g = w.0[..cut].to_vec();
+            if let Some(b) = g.get_mut(cut / 2) {
+                *b ^= 0x5a;
+            }
+            fuzz_decode(&g);
+        }
     }
 
     #[test]
