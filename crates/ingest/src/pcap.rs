@@ -790,6 +790,48 @@ mod tests {
     }
 
     #[test]
+    fn obsolete_packet_blocks_and_tsoffset() {
+        for be in [false, true] {
+            let mut ng = Ng { v: Vec::new(), be };
+            ng.shb(be);
+            // IDB with if_tsoffset = 1000 s and the default µs resolution.
+            ng.block(BLOCK_IDB, |n| {
+                n.w16(1);
+                n.w16(0);
+                n.w32(96);
+                n.w16(14);
+                n.w16(8);
+                let off = 1000u64;
+                let (a, b) = if n.be {
+                    ((off >> 32) as u32, off as u32)
+                } else {
+                    (off as u32, (off >> 32) as u32)
+                };
+                n.w32(a);
+                n.w32(b);
+                n.w16(0);
+                n.w16(0);
+            });
+            // OPB: interface id u16, drops u16, ts high, ts low, caplen, len, data.
+            ng.block(BLOCK_OPB, |n| {
+                n.w16(0);
+                n.w16(0);
+                n.w32(0);
+                n.w32(2_500_000);
+                n.w32(3);
+                n.w32(64);
+                n.v.extend_from_slice(b"opb");
+            });
+            let got = all(&ng.v).unwrap();
+            assert_eq!(
+                got,
+                vec![(1_002_500_000_000, 1, 64, b"opb".to_vec())],
+                "be {be}"
+            );
+        }
+    }
+
+    #[test]
     fn pcapng_errors() {
         let mut ng = Ng {
             v: Vec::new(),
