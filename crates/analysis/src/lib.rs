@@ -99,6 +99,8 @@ pub enum AnalysisError {
         index: u16,
         count: usize,
     },
+    #[error("column {0} is needed but was not given")]
+    MissingColumn(&'static str),
     #[error("internal error (please report a bug): {0}")]
     Internal(&'static str),
 }

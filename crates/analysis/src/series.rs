@@ -340,6 +340,9 @@ pub fn series(spec: &SeriesSpec, input: SeriesInput<'_>) -> Result<Series, Analy
     if let Some(d) = input.dst {
         check_len("dst", n, d.len())?;
     }
+    if spec.local.is_some() && (input.src.is_none() || input.dst.is_none()) {
+        return Err(AnalysisError::MissingColumn("src and dst, for the direction split"));
+    }
     let cats = spec.categories.max(1);
     if let Some((record, &index)) = input
         .category
@@ -619,6 +622,12 @@ mod tests {
             series(&spec, input),
             Err(AnalysisError::BadCategory { index: 3, .. })
         ));
+        let split = SeriesSpec {
+            local: Some(LocalNets::default()),
+            categories: 4,
+            ..spec.clone()
+        };
+        assert!(matches!(series(&split, input), Err(AnalysisError::MissingColumn(_))));
         let narrow = SeriesSpec { bin_ms: 999, ..spec.clone() };
         assert_eq!(series(&narrow, input).unwrap_err(), AnalysisError::BinTooNarrow(999));
         let empty = SeriesSpec { end_ms: 0, ..spec.clone() };
