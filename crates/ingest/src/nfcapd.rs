@@ -1,5 +1,5 @@
-//! nfdump's nfcapd files (the nfdump 1.7 file layout, `LAYOUT_VERSION_2`), read into
-//! [`FlowRecord`]s.
+//! nfdump's nfcapd files (the nfdump 1.7 file layout, `LAYOUT_VERSION_2`, and the 1.6 layout,
+//! `LAYOUT_VERSION_1`), read into [`FlowRecord`]s.
 //!
 //! This module owns the binary file format nfcapd, nfpcapd, sfcapd and `nfdump -w` write:
 //! the file header, the data blocks and their compression, the V3 flow records with their
@@ -60,8 +60,34 @@
 //! (EXcntFlow with flows > 1, from `nfdump -a -w`) stay one record each and are counted in
 //! [`ReadStats::aggregated`]; their `outPackets`/`outBytes` have no field in the model.
 //!
-//! Not supported: the nfdump 1.6 layout (`LAYOUT_VERSION_1`), BZ2 and encrypted files; each
-//! gives an error that says how to convert the file with nfdump.
+//! # The nfdump 1.6 layout (`LAYOUT_VERSION_1`)
+//!
+//! ```text
+//!  file:   | file_header (140) | stat record (136) | block 0 | block 1 | ... |
+//!  file_header: 0 u16 magic   2 u16 layout (1)   4 u32 flags (0x1 LZO, 0x8 BZ2, 0x10 LZ4,
+//!               0x20 ZSTD)   8 u32 NumBlocks   12 char ident[128]
+//!  stat record: 15 x u64 (flows, bytes, packets, then per protocol as above),
+//!               u32 first s, u32 last s, u16 first ms, u16 last ms, u32 sequence failures
+//!  blocks:      the same 12-byte header, type 2; records:
+//!    2  extension map:  | map id u16 | extensions size u16 | ext id u16 ... 0 |  (optional
+//!                       extensions of the records that name this map, in order)
+//!   10  common record:  flags u16, map id u16, msec first u16, msec last u16, first u32,
+//!                       last u32, fwd, tcp flags, proto, tos, src port u16, dst port u16,
+//!                       exporter sysid u16, u16; then the addresses (v4: 2 x u32, v6 with
+//!                       flag 0x1: 2 x 16), packets (u32, u64 with flag 0x2), bytes (u32, u64
+//!                       with flag 0x4), then each extension of the map
+//!    1  common record of early 1.6 files: flags u8, exporter sysid u8, the rest as type 10
+//!       without the trailing 4 bytes
+//!    7  exporter info, as in layout 2
+//! ```
+//!
+//! The extensions mapped: 4/5 interfaces, 6/7 AS, 8 masks, 9/10 next hop, 18/19 aggregated
+//! flows, 23/24 router (exporter) address, 25 engine type/id. Every other extension of nfdump
+//! 1.6's table (ids 4..48) is skipped by its size; a map naming an extension outside that table
+//! makes its records fail with [`Error::UnknownExtension`].
+//!
+//! Not supported: BZ2 and encrypted files; each gives an error that says how to convert the
+//! file with nfdump.
 
 use flowdrill_model::{Addr, FlowRecord};
 use std::collections::HashMap;
@@ -72,7 +98,7 @@ mod lzo;
 
 /// The magic number at the start of every nfdump file, 0xA50C little-endian.
 pub const MAGIC: u16 = 0xA50C;
-/// nfdump 1.6's layout: recognised, not read.
+/// nfdump 1.6's layout.
 pub const LAYOUT_VERSION_1: u16 = 1;
 /// nfdump 1.7's layout, the one this module reads.
 pub const LAYOUT_VERSION_2: u16 = 2;
@@ -86,7 +112,23 @@ pub const MAX_BLOCK_BYTES: usize = 16 << 20;
 /// block does not fit.
 const INITIAL_BLOCK_BUF: usize = 2 << 20;
 
+const DATA_BLOCK_TYPE_2: u16 = 2;
 const DATA_BLOCK_TYPE_3: u16 = 3;
+
+// Layout 1 (nfdump 1.6): a 140-byte header, then the 136-byte stat record, then blocks.
+const V1_HEADER_LEN: usize = 140;
+const V1_STAT_LEN: usize = 136;
+const V1_FLAG_LZO: u32 = 0x1;
+const V1_FLAG_BZ2: u32 = 0x8;
+const V1_FLAG_LZ4: u32 = 0x10;
+const V1_FLAG_ZSTD: u32 = 0x20;
+const REC_V1_COMMON_V0: u16 = 1;
+const REC_V1_EXTENSION_MAP: u16 = 2;
+const REC_V1_COMMON: u16 = 10;
+const V1_FLAG_IPV6_ADDR: u16 = 1;
+const V1_FLAG_PKG_64: u16 = 2;
+const V1_FLAG_BYTES_64: u16 = 4;
+const V1_FLAG_SAMPLED: u16 = 128;
 const FLAG_BLOCK_UNCOMPRESSED: u16 = 0x1;
 
 const REC_EXPORTER_INFO: u16 = 7;
@@ -126,10 +168,10 @@ pub enum Error {
     /// The magic number is wrong.
     #[error("not an nfcapd file: magic 0x{magic:04x} at offset 0 (expected 0xa50c)")]
     BadMagic { magic: u16 },
-    /// A layout this reader does not know (1 = nfdump 1.6).
+    /// A layout this reader does not know (it reads 1 = nfdump 1.6 and 2 = nfdump 1.7).
     #[error(
-        "nfcapd layout version {version} is not supported (this reader reads nfdump 1.7's layout 2); \
-         convert with `nfdump -r FILE -w NEWFILE` using nfdump 1.7"
+        "nfcapd layout version {version} is not supported (this reader reads layouts 1 and 2, \
+         nfdump 1.6 and 1.7); convert with `nfdump -r FILE -w NEWFILE` using nfdump 1.7"
     )]
     UnsupportedLayout { version: u16 },
     /// A compression this reader does not implement.
@@ -156,6 +198,19 @@ pub enum Error {
         "truncated nfcapd file: the header announces {expected} data blocks, the file ends after {read}"
     )]
     MissingBlocks { read: u64, expected: u64 },
+    /// A layout-1 record uses an extension this reader does not know the size of.
+    #[error(
+        "nfcapd file: block {block} at offset {offset}, record {record}: extension map {map} \
+         uses extension {extension}, unknown to this reader; convert the file with nfdump 1.7 \
+         (`nfdump -r FILE -w NEWFILE`)"
+    )]
+    UnknownExtension {
+        block: u64,
+        offset: u64,
+        record: u32,
+        map: u16,
+        extension: u16,
+    },
     /// The file ends before the appendix its header announces.
     #[error(
         "truncated nfcapd file: the header announces {expected} appendix blocks at offset {offset}, the file ends after {read}"
@@ -302,7 +357,8 @@ pub struct ReadStats {
     /// Records skipped: types with no flow content (exporter stats, nbar, ifname, vrf names,
     /// legacy 1.6 records) or unknown types.
     pub skipped_records: u64,
-    /// Blocks skipped: types other than 3 (type 4 array blocks of lookup tables).
+    /// Blocks skipped: types that hold no flow records (layout 2: type 4 array blocks of
+    /// lookup tables; layout 1: anything but type 2).
     pub skipped_blocks: u64,
     /// Extension elements this reader does not map (skipped by their length).
     pub skipped_elements: u64,
@@ -343,27 +399,34 @@ pub struct NfcapdReader<R> {
     /// (exporter sysid, sampler id) → sampling rate.
     samplers: HashMap<(u16, i64), u32>,
     stats: ReadStats,
+    /// Layout 1: extension map id → the optional extensions of its records, with their
+    /// sizes; `Err(id)` when the map names an extension of unknown size.
+    maps: HashMap<u16, Result<Vec<(u16, usize)>, u16>>,
     pending: Vec<FlowRecord>,
     next_pending: usize,
     done: bool,
 }
 
 impl<R: Read> NfcapdReader<R> {
-    /// Reads and checks the file header. Fails on a file that is not an nfcapd file, on the
-    /// 1.6 layout, on encryption and on compressions this reader does not implement (BZ2).
+    /// Reads and checks the file header (and, for layout 1, the stat record after it). Fails
+    /// on a file that is not an nfcapd file, on an unknown layout, on encryption and on
+    /// compressions this reader does not implement (BZ2).
     pub fn new(mut input: R) -> Result<Self, Error> {
         let mut h = [0u8; FILE_HEADER_LEN];
         let got = read_full(&mut input, &mut h)?;
         if got >= 2 && le16(&h, 0) != MAGIC {
             return Err(Error::BadMagic { magic: le16(&h, 0) });
         }
-        if got >= 4 && le16(&h, 2) != LAYOUT_VERSION_2 {
+        if got >= 4 && !matches!(le16(&h, 2), LAYOUT_VERSION_1 | LAYOUT_VERSION_2) {
             return Err(Error::UnsupportedLayout {
                 version: le16(&h, 2),
             });
         }
         if got < FILE_HEADER_LEN {
             return Err(Error::TruncatedHeader { len: got });
+        }
+        if le16(&h, 2) == LAYOUT_VERSION_1 {
+            return Self::new_v1(input, h);
         }
         let header = NfcapdHeader {
             layout: le16(&h, 2),
@@ -384,10 +447,14 @@ impl<R: Read> NfcapdReader<R> {
             Compression::None | Compression::Lzo | Compression::Lz4 | Compression::Zstd => {}
             c => return Err(Error::UnsupportedCompression { name: c.name() }),
         }
-        Ok(NfcapdReader {
+        Ok(Self::with_header(input, header, FILE_HEADER_LEN as u64))
+    }
+
+    fn with_header(input: R, header: NfcapdHeader, pos: u64) -> Self {
+        NfcapdReader {
             input,
             header,
-            pos: FILE_HEADER_LEN as u64,
+            pos,
             block: 0,
             data_blocks: 0,
             appendix_blocks: 0,
@@ -399,11 +466,76 @@ impl<R: Read> NfcapdReader<R> {
             pending: Vec::new(),
             next_pending: 0,
             done: false,
-        })
+            maps: HashMap::new(),
+        }
     }
 
-    /// The file header; `ident` and `stats` are filled once the appendix has been read (at
-    /// the end of the file for a stream; [`read_file`] returns the header after reading all).
+    /// The rest of a layout-1 header (`first40` holds its first 40 bytes) and the stat record
+    /// that follows it.
+    fn new_v1(mut input: R, first40: [u8; FILE_HEADER_LEN]) -> Result<Self, Error> {
+        let mut h = [0u8; V1_HEADER_LEN + V1_STAT_LEN];
+        h[..FILE_HEADER_LEN].copy_from_slice(&first40);
+        let got = FILE_HEADER_LEN + read_full(&mut input, &mut h[FILE_HEADER_LEN..])?;
+        if got < h.len() {
+            return Err(Error::TruncatedHeader { len: got });
+        }
+        let flags = le32(&h, 4);
+        let compression = if flags & V1_FLAG_LZO != 0 {
+            Compression::Lzo
+        } else if flags & V1_FLAG_BZ2 != 0 {
+            Compression::Bz2
+        } else if flags & V1_FLAG_LZ4 != 0 {
+            Compression::Lz4
+        } else if flags & V1_FLAG_ZSTD != 0 {
+            Compression::Zstd
+        } else {
+            Compression::None
+        };
+        if compression == Compression::Bz2 {
+            return Err(Error::UnsupportedCompression { name: "BZ2" });
+        }
+        let ident = &h[12..V1_HEADER_LEN];
+        let end = ident.iter().position(|&b| b == 0).unwrap_or(ident.len());
+        let st = &h[V1_HEADER_LEN..];
+        let v = |k: usize| le64(st, 8 * k);
+        let stats = FileStats {
+            flows: v(0),
+            bytes: v(1),
+            packets: v(2),
+            flows_tcp: v(3),
+            flows_udp: v(4),
+            flows_icmp: v(5),
+            flows_other: v(6),
+            bytes_tcp: v(7),
+            bytes_udp: v(8),
+            bytes_icmp: v(9),
+            bytes_other: v(10),
+            packets_tcp: v(11),
+            packets_udp: v(12),
+            packets_icmp: v(13),
+            packets_other: v(14),
+            first_ms: le32(st, 120) as u64 * 1000 + le16(st, 128) as u64,
+            last_ms: le32(st, 124) as u64 * 1000 + le16(st, 130) as u64,
+            sequence_failures: le32(st, 132) as u64,
+        };
+        let header = NfcapdHeader {
+            layout: LAYOUT_VERSION_1,
+            nfdump_version: 0,
+            created: 0,
+            compression,
+            creator: 0,
+            num_blocks: le32(&h, 8),
+            appendix_offset: 0,
+            appendix_blocks: 0,
+            ident: Some(String::from_utf8_lossy(&ident[..end]).into_owned()),
+            stats: Some(stats),
+        };
+        Ok(Self::with_header(input, header, h.len() as u64))
+    }
+
+    /// The file header. Layout 2: `ident` and `stats` are filled once the appendix has been
+    /// read (at the end of the file for a stream; [`read_file`] returns the header after
+    /// reading all). Layout 1: both are known from the start.
     pub fn header(&self) -> &NfcapdHeader {
         &self.header
     }
@@ -504,10 +636,19 @@ impl<R: Read> NfcapdReader<R> {
         } else {
             self.data_blocks += 1;
         }
-        if btype != DATA_BLOCK_TYPE_3 {
+        // Layout 2 keeps records in type-3 blocks, layout 1 in type-2 blocks (its type 3 is a
+        // histogram block with 8-byte record headers: skipped).
+        let record_block = if self.header.layout == LAYOUT_VERSION_1 {
+            DATA_BLOCK_TYPE_2
+        } else {
+            DATA_BLOCK_TYPE_3
+        };
+        if btype != record_block {
             self.stats.skipped_blocks += 1;
             return Ok(true);
         }
+        // Flags bit 0: this block is stored uncompressed (layout 1 writes 1 for uncompressed,
+        // 0 or 2 for "as the file says").
         let compressed =
             flags & FLAG_BLOCK_UNCOMPRESSED == 0 && self.header.compression != Compression::None;
         if compressed {
@@ -610,6 +751,38 @@ impl<R: Read> NfcapdReader<R> {
             let rec = &p[at..at + rsize];
             self.stats.records += 1;
             match rtype {
+                REC_V1_COMMON | REC_V1_COMMON_V0 => {
+                    let r = self.v1_record(rec, rtype).map_err(|e| match e {
+                        V1Problem::Corrupt(reason) => corrupt(i, at, reason),
+                        V1Problem::UnknownExtension { map, extension } => Error::UnknownExtension {
+                            block,
+                            offset,
+                            record: i,
+                            map,
+                            extension,
+                        },
+                    })?;
+                    out.push(r);
+                }
+                REC_V1_EXTENSION_MAP => {
+                    if rsize < 8 {
+                        return Err(corrupt(i, at, "extension map shorter than 8 bytes"));
+                    }
+                    let id = le16(rec, 4);
+                    let mut exts = Ok(Vec::new());
+                    for k in (8..rsize - 1).step_by(2) {
+                        let e = le16(rec, k);
+                        if e == 0 {
+                            break;
+                        }
+                        match (&mut exts, v1_extension_size(e)) {
+                            (Ok(v), Some(n)) => v.push((e, n)),
+                            (Ok(_), None) => exts = Err(e),
+                            (Err(_), _) => {}
+                        }
+                    }
+                    self.maps.insert(id, exts);
+                }
                 REC_V3 => {
                     if rsize < V3_HEADER_LEN {
                         return Err(corrupt(i, at, "V3 record shorter than its 12-byte header"));
@@ -813,6 +986,152 @@ impl<R: Read> NfcapdReader<R> {
         }
         self.stats.flows += 1;
         Ok(Some(r))
+    }
+}
+
+/// Why a layout-1 record could not be read.
+enum V1Problem {
+    Corrupt(&'static str),
+    UnknownExtension { map: u16, extension: u16 },
+}
+
+/// Data bytes of each optional layout-1 extension (nfdump 1.6's extension table, ids 4..48;
+/// 28..36, 44 and 49+ are reserved or unknown: `None`).
+fn v1_extension_size(id: u16) -> Option<usize> {
+    Some(match id {
+        4 | 6 | 8 | 9 | 11 | 13 | 14 | 16 | 18 | 23 | 25 | 38 => 4,
+        5 | 7 | 15 | 17 | 19 | 26 | 27 | 39 | 47 | 48 => 8,
+        46 => 12,
+        10 | 12 | 20 | 21 | 24 => 16,
+        37 => 20,
+        41 | 42 | 45 => 24,
+        40 => 32,
+        22 => 40,
+        43 => 72,
+        _ => return None,
+    })
+}
+
+impl<R: Read> NfcapdReader<R> {
+    /// One layout-1 common record (type 10, or type 1 of early 1.6 files): the fixed part,
+    /// addresses, packet and byte counters, then the optional extensions its map lists.
+    fn v1_record(&mut self, rec: &[u8], rtype: u16) -> Result<FlowRecord, V1Problem> {
+        let fixed = if rtype == REC_V1_COMMON { 32 } else { 28 };
+        if rec.len() < fixed {
+            return Err(V1Problem::Corrupt(
+                "common record shorter than its fixed part",
+            ));
+        }
+        let (flags, exporter_id) = if rtype == REC_V1_COMMON {
+            (le16(rec, 4), le16(rec, 28))
+        } else {
+            (rec[4] as u16, rec[5] as u16)
+        };
+        let map_id = le16(rec, 6);
+        let mut r = FlowRecord {
+            time_start: le32(rec, 12) as u64 * 1000 + le16(rec, 8) as u64,
+            time_end: le32(rec, 16) as u64 * 1000 + le16(rec, 10) as u64,
+            tcp_flags: rec[21],
+            proto: rec[22],
+            tos: rec[23],
+            src_port: le16(rec, 24),
+            dst_port: le16(rec, 26),
+            next_hop: Addr::UNSPECIFIED_V4,
+            exporter: Addr::UNSPECIFIED_V4,
+            sampling_rate: 1,
+            ..Default::default()
+        };
+        let mut at = fixed;
+        let mut take = |n: usize| -> Result<usize, V1Problem> {
+            if rec.len() - at < n {
+                return Err(V1Problem::Corrupt(
+                    "common record shorter than its extensions",
+                ));
+            }
+            at += n;
+            Ok(at - n)
+        };
+        if flags & V1_FLAG_IPV6_ADDR != 0 {
+            let p = take(32)?;
+            r.src_addr = v6(rec, p);
+            r.dst_addr = v6(rec, p + 16);
+        } else {
+            let p = take(8)?;
+            r.src_addr = Addr::from_v4_u32(le32(rec, p));
+            r.dst_addr = Addr::from_v4_u32(le32(rec, p + 4));
+        }
+        r.packets = if flags & V1_FLAG_PKG_64 != 0 {
+            le64(rec, take(8)?)
+        } else {
+            le32(rec, take(4)?) as u64
+        };
+        r.bytes = if flags & V1_FLAG_BYTES_64 != 0 {
+            le64(rec, take(8)?)
+        } else {
+            le32(rec, take(4)?) as u64
+        };
+        let exts = match self.maps.get(&map_id) {
+            None => {
+                return Err(V1Problem::Corrupt(
+                    "record refers to an undefined extension map",
+                ));
+            }
+            Some(Err(e)) => {
+                return Err(V1Problem::UnknownExtension {
+                    map: map_id,
+                    extension: *e,
+                });
+            }
+            Some(Ok(v)) => v,
+        };
+        let mut have_exporter = false;
+        for &(id, n) in exts {
+            let p = take(n)?;
+            match id {
+                4 => {
+                    r.in_if = le16(rec, p) as u32;
+                    r.out_if = le16(rec, p + 2) as u32;
+                }
+                5 => {
+                    r.in_if = le32(rec, p);
+                    r.out_if = le32(rec, p + 4);
+                }
+                6 => {
+                    r.src_as = le16(rec, p) as u32;
+                    r.dst_as = le16(rec, p + 2) as u32;
+                }
+                7 => {
+                    r.src_as = le32(rec, p);
+                    r.dst_as = le32(rec, p + 4);
+                }
+                8 => {
+                    r.src_mask = rec[p + 2];
+                    r.dst_mask = rec[p + 3];
+                }
+                9 => r.next_hop = Addr::from_v4_u32(le32(rec, p)),
+                10 => r.next_hop = v6(rec, p),
+                18 if le32(rec, p) > 1 => self.stats.aggregated += 1,
+                19 if le64(rec, p) > 1 => self.stats.aggregated += 1,
+                23 => {
+                    r.exporter = Addr::from_v4_u32(le32(rec, p));
+                    have_exporter = true;
+                }
+                24 => {
+                    r.exporter = v6(rec, p);
+                    have_exporter = true;
+                }
+                25 => r.domain = (rec[p + 2] as u32) << 8 | rec[p + 3] as u32,
+                _ => {}
+            }
+        }
+        if !have_exporter && let Some(x) = self.exporters.get(&exporter_id) {
+            r.exporter = x.addr;
+        }
+        if flags & V1_FLAG_SAMPLED != 0 {
+            self.stats.sampled += 1;
+        }
+        self.stats.flows += 1;
+        Ok(r)
     }
 }
 

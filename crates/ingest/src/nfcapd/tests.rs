@@ -382,8 +382,8 @@ fn header_errors_table() {
         ("magic", with(0, &[0x0d, 0xa5]), |e| {
             matches!(e, Error::BadMagic { magic: 0xa50d })
         }),
-        ("layout 1", with(2, &[1, 0]), |e| {
-            matches!(e, Error::UnsupportedLayout { version: 1 })
+        ("layout 3", with(2, &[3, 0]), |e| {
+            matches!(e, Error::UnsupportedLayout { version: 3 })
         }),
         ("bz2", with(16, &[2]), |e| {
             matches!(e, Error::UnsupportedCompression { name: "BZ2" })
