@@ -76,8 +76,7 @@
 //!                       exporter sysid u16, u16; then the addresses (v4: 2 x u32, v6 with
 //!                       flag 0x1: 2 x 16), packets (u32, u64 with flag 0x2), bytes (u32, u64
 //!                       with flag 0x4), then each extension of the map
-//!    1  common record of early 1.6 files: flags u8, exporter sysid u8, the rest as type 10
-//!       without the trailing 4 bytes
+//!    1  common record of early 1.6 files: skipped (and counted), as nfdump 1.7 skips it
 //!    7  exporter info, as in layout 2
 //! ```
 //!
@@ -122,6 +121,7 @@ const V1_FLAG_LZO: u32 = 0x1;
 const V1_FLAG_BZ2: u32 = 0x8;
 const V1_FLAG_LZ4: u32 = 0x10;
 const V1_FLAG_ZSTD: u32 = 0x20;
+/// Early 1.6 common record (u8 flags and exporter): nfdump 1.7 ignores it, and so do we.
 const REC_V1_COMMON_V0: u16 = 1;
 const REC_V1_EXTENSION_MAP: u16 = 2;
 const REC_V1_COMMON: u16 = 10;
@@ -751,8 +751,8 @@ impl<R: Read> NfcapdReader<R> {
             let rec = &p[at..at + rsize];
             self.stats.records += 1;
             match rtype {
-                REC_V1_COMMON | REC_V1_COMMON_V0 => {
-                    let r = self.v1_record(rec, rtype).map_err(|e| match e {
+                REC_V1_COMMON => {
+                    let r = self.v1_record(rec).map_err(|e| match e {
                         V1Problem::Corrupt(reason) => corrupt(i, at, reason),
                         V1Problem::UnknownExtension { map, extension } => Error::UnknownExtension {
                             block,
@@ -854,7 +854,7 @@ impl<R: Read> NfcapdReader<R> {
                         sequence_failures: v(17),
                     });
                 }
-                REC_EXPORTER_STAT => self.stats.skipped_records += 1,
+                REC_EXPORTER_STAT | REC_V1_COMMON_V0 => self.stats.skipped_records += 1,
                 _ => self.stats.skipped_records += 1,
             }
             at += rsize;
@@ -1013,20 +1013,16 @@ fn v1_extension_size(id: u16) -> Option<usize> {
 }
 
 impl<R: Read> NfcapdReader<R> {
-    /// One layout-1 common record (type 10, or type 1 of early 1.6 files): the fixed part,
-    /// addresses, packet and byte counters, then the optional extensions its map lists.
-    fn v1_record(&mut self, rec: &[u8], rtype: u16) -> Result<FlowRecord, V1Problem> {
-        let fixed = if rtype == REC_V1_COMMON { 32 } else { 28 };
+    /// One layout-1 common record (type 10): the fixed part, addresses, packet and byte
+    /// counters, then the optional extensions its map lists.
+    fn v1_record(&mut self, rec: &[u8]) -> Result<FlowRecord, V1Problem> {
+        let fixed = 32;
         if rec.len() < fixed {
             return Err(V1Problem::Corrupt(
                 "common record shorter than its fixed part",
             ));
         }
-        let (flags, exporter_id) = if rtype == REC_V1_COMMON {
-            (le16(rec, 4), le16(rec, 28))
-        } else {
-            (rec[4] as u16, rec[5] as u16)
-        };
+        let (flags, exporter_id) = (le16(rec, 4), le16(rec, 28));
         let map_id = le16(rec, 6);
         let mut r = FlowRecord {
             time_start: le32(rec, 12) as u64 * 1000 + le16(rec, 8) as u64,

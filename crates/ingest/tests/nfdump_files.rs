@@ -625,6 +625,26 @@ fn layout1_file(lz4: bool) -> Vec<u8> {
         &[1u64.to_le_bytes(), 64u64.to_le_bytes()].concat(),
         &ext1,
     ));
+    // One common record of the early 1.6 kind (type 1: u8 flags, u8 exporter sysid, no
+    // trailing exporter/reserved fields), built from a type-10 one. nfdump 1.7 skips it.
+    let t10 = common(
+        0,
+        0,
+        base + 75_500,
+        base + 76_000,
+        17,
+        0,
+        (5353, 5353),
+        &[v4([192, 168, 1, 9]), v4([224, 0, 0, 251])].concat(),
+        &[2u32.to_le_bytes(), 400u32.to_le_bytes()].concat(),
+        &ext0(7),
+    );
+    let mut t1 = vec![1, 0, 0, 0, 0, 1];
+    t1.extend_from_slice(&t10[6..28]);
+    t1.extend_from_slice(&t10[32..]);
+    let size = t1.len() as u16;
+    t1[2..4].copy_from_slice(&size.to_le_bytes());
+    recs.push(t1);
     let payload = recs.concat();
     let packed = if lz4 {
         lz4_flex::block::compress(&payload)
@@ -660,10 +680,10 @@ fn layout1_file(lz4: bool) -> Vec<u8> {
 #[test]
 fn layout1_files_read_as_nfdump_reads_them() {
     let (recs, h) = nfcapd::read_bytes(&layout1_file(false)).unwrap();
-    assert_eq!(recs.len(), 42);
+    assert_eq!(recs.len(), 42, "the type-1 record is skipped");
     assert_eq!(h.layout, 1);
     assert_eq!(h.ident.as_deref(), Some("old-16"));
-    assert_eq!(h.stats.map(|s| s.flows), Some(42));
+    assert_eq!(h.stats.map(|s| s.flows), Some(43));
     let a = &recs[3];
     assert_eq!(a.src_addr.to_string(), "10.1.0.3");
     assert_eq!(
@@ -694,6 +714,28 @@ fn layout1_files_read_as_nfdump_reads_them() {
     assert_eq!(lz, recs);
 
     let plain = layout1_file(false);
+    // Header 140 + stat 136 + block header 12 + exporter record 32: the first map's first id.
+    let first_ext = 276 + 12 + 32 + 8;
+    assert_eq!(plain[first_ext..first_ext + 2], 4u16.to_le_bytes());
+    let mut m = plain.clone();
+    m[first_ext..first_ext + 2].copy_from_slice(&30u16.to_le_bytes());
+    let e = nfcapd::read_bytes(&m).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            nfcapd::Error::UnknownExtension {
+                map: 0,
+                extension: 30,
+                record: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let mut m = plain.clone();
+    m[first_ext - 4..first_ext - 2].copy_from_slice(&7u16.to_le_bytes()); // map id 0 → 7
+    let e = nfcapd::read_bytes(&m).unwrap_err();
+    assert!(e.to_string().contains("undefined extension map"), "{e}");
     for cut in 0..plain.len() {
         assert!(nfcapd::read_bytes(&plain[..cut]).is_err(), "cut at {cut}");
     }
