@@ -174,7 +174,9 @@ impl Hll {
         }
         let mut h = Hll::with_precision(*p)?;
         if regs.len() != h.registers.len() {
-            return Err(HllError::Malformed("register count does not match precision"));
+            return Err(HllError::Malformed(
+                "register count does not match precision",
+            ));
         }
         let max_rank = 64 - *p + 1;
         if regs.iter().any(|&r| r > max_rank) {

@@ -51,7 +51,9 @@ fn read(dir: &std::path::Path, fields: &[Field], threads: usize) -> (f64, u64) {
                 })
             })
             .collect();
-        hs.into_iter().map(|h| h.join().expect("reader thread")).sum()
+        hs.into_iter()
+            .map(|h| h.join().expect("reader thread"))
+            .sum()
     });
     (t.elapsed().as_secs_f64(), rows)
 }

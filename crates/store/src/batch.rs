@@ -5,8 +5,8 @@
 //! Invariant: every loaded column, `sample_z` and every extra column has exactly `len()`
 //! elements.
 
-use crate::sampling;
 use crate::error::{Error, Result};
+use crate::sampling;
 use flowdrill_model::{
     Addr, ColumnRef, ColumnSource, CustomField, CustomFields, CustomKind, CustomValue, FIELDS,
     Field, FlowRecord, RecordColumns,
@@ -70,7 +70,11 @@ impl OwnedColumn {
     }
     fn filter(&self, keep: &[bool]) -> OwnedColumn {
         fn f<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
-            v.iter().zip(keep).filter(|(_, k)| **k).map(|(x, _)| *x).collect()
+            v.iter()
+                .zip(keep)
+                .filter(|(_, k)| **k)
+                .map(|(x, _)| *x)
+                .collect()
         }
         match self {
             OwnedColumn::U8(v) => OwnedColumn::U8(f(v, keep)),
@@ -258,12 +262,18 @@ impl Batch {
             match (a, b) {
                 (Some(a), Some(b)) => {
                     if !a.append(b) {
-                        return Err(Error::Internal("appending columns of different types".into()));
+                        return Err(Error::Internal(
+                            "appending columns of different types".into(),
+                        ));
                     }
                 }
                 (None, None) => {}
                 (a, _) if n0 == 0 => *a = b.clone(),
-                _ => return Err(Error::Internal("appending batches with different columns".into())),
+                _ => {
+                    return Err(Error::Internal(
+                        "appending batches with different columns".into(),
+                    ));
+                }
             }
         }
         for (def, col) in &mut self.extras {
@@ -390,7 +400,11 @@ impl Batch {
 
     /// The records where `keep` is true; thresholds raised to `raise_z` if given.
     pub fn filter(&self, keep: &[bool], raise_z: Option<u64>) -> Batch {
-        assert_eq!(keep.len(), self.len, "mask length must equal the batch length");
+        assert_eq!(
+            keep.len(),
+            self.len,
+            "mask length must equal the batch length"
+        );
         let z = self
             .z
             .iter()

@@ -477,7 +477,9 @@ fn levels(
         return Err(ctx.err(
             at.0,
             at.1,
-            format!("link '{link}': bin must divide a day (e.g. 1m, 5m, 15m, 1h), so that bins align"),
+            format!(
+                "link '{link}': bin must divide a day (e.g. 1m, 5m, 15m, 1h), so that bins align"
+            ),
         ));
     }
     for k in 1..out.len() {
@@ -485,12 +487,19 @@ fn levels(
             return Err(ctx.err(
                 at.0,
                 at.1,
-                format!("link '{link}': level {k}'s bin must be a multiple of level {}'s", k - 1),
+                format!(
+                    "link '{link}': level {k}'s bin must be a multiple of level {}'s",
+                    k - 1
+                ),
             ));
         }
     }
     if out.len() > 8 {
-        return Err(ctx.err(at.0, at.1, format!("link '{link}': at most 7 coarser levels")));
+        return Err(ctx.err(
+            at.0,
+            at.1,
+            format!("link '{link}': at most 7 coarser levels"),
+        ));
     }
     for (k, l) in out.iter().enumerate() {
         if l.bin_budget() < MIN_BIN_BUDGET {
@@ -727,12 +736,24 @@ link = "dorms"
         let cases: &[(&str, usize, &str)] = &[
             ("[[rule]]\nlink = \"nope\"\n", 1, "add a [[link]]"),
             ("[[rule]]\nsrc = \"10.0.0.0/8\"\n", 1, "needs `link"),
-            ("[[link]]\nname = \"a\"\n[[rule]]\nsrc = \"10.0.0.0/33\"\nlink = \"a\"\n", 3, "prefix"),
+            (
+                "[[link]]\nname = \"a\"\n[[rule]]\nsrc = \"10.0.0.0/33\"\nlink = \"a\"\n",
+                3,
+                "prefix",
+            ),
             ("[[link]]\nname = \"a/b\"\n", 1, "link name"),
             ("[[link]]\nname = \"a\"\nbin = \"7m\"\n", 1, "divide a day"),
-            ("[[link]]\nname = \"a\"\nbudget = \"100KB\"\n", 1, "raise the budget"),
+            (
+                "[[link]]\nname = \"a\"\nbudget = \"100KB\"\n",
+                1,
+                "raise the budget",
+            ),
             ("[defaults]\nbudget = \"ten\"\n", 1, "positive size"),
-            ("[[rule]]\nin_if = \"x\"\ndrop = true\n", 1, "list of numbers"),
+            (
+                "[[rule]]\nin_if = \"x\"\ndrop = true\n",
+                1,
+                "list of numbers",
+            ),
             ("[[rule]]\ncolour = 1\n", 2, "unknown field"),
         ];
         for (text, line, needle) in cases {

@@ -25,7 +25,7 @@ pub enum Error {
 
     /// The directory has no store marker.
     #[error(
-        "{0} is not a flowdrill store (no flowdrill-store.json); create one first \
+        "{0} is not a flowdrill store (no _flowdrill-store.json); create one first \
          (Store::create / `flowdrill store create`) or point --store at an existing store"
     )]
     NotAStore(PathBuf),
@@ -35,7 +35,9 @@ pub enum Error {
     NotEmpty(PathBuf),
 
     /// The store or one of its files was written by a newer flowdrill.
-    #[error("{path} has store format version {found}, this flowdrill reads up to {supported}; upgrade flowdrill")]
+    #[error(
+        "{path} has store format version {found}, this flowdrill reads up to {supported}; upgrade flowdrill"
+    )]
     NewerFormat {
         path: PathBuf,
         found: u32,

@@ -31,17 +31,14 @@ use arrow_array::builder::{
 };
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float64Type, Int64Type, TimestampMillisecondType, UInt8Type, UInt16Type, UInt32Type,
-    UInt64Type,
+    Float64Type, Int64Type, TimestampMillisecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{
     Array, ArrayRef, FixedSizeBinaryArray, Int64Array, RecordBatch, TimestampMillisecondArray,
     UInt8Array, UInt16Array, UInt32Array,
 };
 use arrow_schema::{DataType, Field as AField, Schema, TimeUnit};
-use flowdrill_model::{
-    Addr, CustomField, CustomFields, CustomKind, FIELDS, Field, Kind,
-};
+use flowdrill_model::{Addr, CustomField, CustomFields, CustomKind, FIELDS, Field, Kind};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, arrow_writer::ArrowWriterOptions};
@@ -223,9 +220,7 @@ pub fn encode(batch: &Batch, meta: &FileMeta, stats: &BinStats) -> Result<Vec<u8
         batch.z.iter().map(|&z| to_i64(z)),
     )));
     for c in &custom.fields {
-        let col = batch
-            .extra(&c.name)
-            .ok_or_else(|| missing(&c.name))?;
+        let col = batch.extra(&c.name).ok_or_else(|| missing(&c.name))?;
         let arr: ArrayRef = match col {
             ExtraColumn::Unsigned(v) => Arc::new(UInt64Builder::new().tap(|b| {
                 v.iter().for_each(|x| b.append_option(*x));
@@ -261,7 +256,10 @@ pub fn encode(batch: &Batch, meta: &FileMeta, stats: &BinStats) -> Result<Vec<u8
         RecordBatch::try_new(schema.clone(), cols).map_err(|e| arrow_err("record batch", e))?;
 
     let mut kv = vec![
-        ("flowdrill.schema_version".to_string(), SCHEMA_VERSION.to_string()),
+        (
+            "flowdrill.schema_version".to_string(),
+            SCHEMA_VERSION.to_string(),
+        ),
         ("flowdrill.link".into(), meta.link.clone()),
         ("flowdrill.level".into(), meta.level.to_string()),
         ("flowdrill.bin_start".into(), meta.bin_start.to_string()),
@@ -270,10 +268,16 @@ pub fn encode(batch: &Batch, meta: &FileMeta, stats: &BinStats) -> Result<Vec<u8
             "flowdrill.bin_start_utc".into(),
             flowdrill_model::time::format_ms(meta.bin_start),
         ),
-        ("flowdrill.records_before".into(), meta.records_before.to_string()),
+        (
+            "flowdrill.records_before".into(),
+            meta.records_before.to_string(),
+        ),
         ("flowdrill.records_after".into(), batch.len.to_string()),
         ("flowdrill.z_max".into(), meta.z_max.to_string()),
-        ("flowdrill.bytes_variance".into(), meta.bytes_variance.to_string()),
+        (
+            "flowdrill.bytes_variance".into(),
+            meta.bytes_variance.to_string(),
+        ),
         (
             "flowdrill.custom".into(),
             serde_json::to_string(
@@ -300,9 +304,7 @@ pub fn encode(batch: &Batch, meta: &FileMeta, stats: &BinStats) -> Result<Vec<u8
         .set_max_row_group_row_count(Some(1 << 20))
         .set_created_by(format!("flowdrill-store {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata(Some(
-            kv.into_iter()
-                .map(|(k, v)| KeyValue::new(k, v))
-                .collect(),
+            kv.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect(),
         ))
         .build();
     let opts = ArrowWriterOptions::new()
@@ -327,11 +329,7 @@ pub fn read_meta(path: &Path) -> Result<(FileMeta, BinStats)> {
                 .collect()
         })
         .unwrap_or_default();
-    let get = |k: &str| {
-        kv.iter()
-            .find(|(x, _)| x == k)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |k: &str| kv.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str());
     let num = |k: &str| -> Result<u64> {
         get(k)
             .ok_or_else(|| Error::corrupt(path, format!("no {k} in the file metadata")))?
@@ -346,8 +344,9 @@ pub fn read_meta(path: &Path) -> Result<(FileMeta, BinStats)> {
             supported: SCHEMA_VERSION,
         });
     }
-    let custom_json: Vec<CustomJson> = serde_json::from_str(get("flowdrill.custom").unwrap_or("[]"))
-        .map_err(|e| Error::corrupt(path, format!("flowdrill.custom: {e}")))?;
+    let custom_json: Vec<CustomJson> =
+        serde_json::from_str(get("flowdrill.custom").unwrap_or("[]"))
+            .map_err(|e| Error::corrupt(path, format!("flowdrill.custom: {e}")))?;
     let mut custom = CustomFields::default();
     for c in custom_json {
         custom.fields.push(CustomField {
@@ -450,7 +449,9 @@ pub fn read(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
         extras: Vec::new(),
     };
     for a in col(Z_COLUMN)? {
-        let a = a.as_primitive_opt::<Int64Type>().ok_or_else(|| bad(Z_COLUMN))?;
+        let a = a
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| bad(Z_COLUMN))?;
         out.z.extend(a.values().iter().map(|&v| v.max(0) as u64));
     }
     for &f in fields {
@@ -525,10 +526,8 @@ pub fn read(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
                             v.push(if a4.is_valid(i) {
                                 Addr::from_v4_u32(a4.value(i)).0
                             } else if a6.is_valid(i) {
-                                let b: [u8; 16] = a6
-                                    .value(i)
-                                    .try_into()
-                                    .map_err(|_| bad(&names[1]))?;
+                                let b: [u8; 16] =
+                                    a6.value(i).try_into().map_err(|_| bad(&names[1]))?;
                                 u128::from_be_bytes(b)
                             } else {
                                 return Err(Error::corrupt(
@@ -547,12 +546,15 @@ pub fn read(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
     for c in extra_defs {
         let arrays = col(&c.name)?;
         let e = match c.kind {
-            CustomKind::Unsigned => ExtraColumn::Unsigned(collect_prim::<UInt64Type>(&arrays)
-                .ok_or_else(|| bad(&c.name))?),
-            CustomKind::Signed => ExtraColumn::Signed(collect_prim::<Int64Type>(&arrays)
-                .ok_or_else(|| bad(&c.name))?),
-            CustomKind::Float => ExtraColumn::Float(collect_prim::<Float64Type>(&arrays)
-                .ok_or_else(|| bad(&c.name))?),
+            CustomKind::Unsigned => ExtraColumn::Unsigned(
+                collect_prim::<UInt64Type>(&arrays).ok_or_else(|| bad(&c.name))?,
+            ),
+            CustomKind::Signed => {
+                ExtraColumn::Signed(collect_prim::<Int64Type>(&arrays).ok_or_else(|| bad(&c.name))?)
+            }
+            CustomKind::Float => ExtraColumn::Float(
+                collect_prim::<Float64Type>(&arrays).ok_or_else(|| bad(&c.name))?,
+            ),
             CustomKind::String => {
                 let mut v = Vec::new();
                 for a in &arrays {
@@ -594,7 +596,10 @@ pub fn read(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
         && out.cols.iter().flatten().all(|c| c.len() == rows)
         && out.extras.iter().all(|(_, e)| e.len() == rows);
     if !lens_ok {
-        return Err(Error::corrupt(path, "columns differ in length from the row count"));
+        return Err(Error::corrupt(
+            path,
+            "columns differ in length from the row count",
+        ));
     }
     Ok(out)
 }

@@ -1,9 +1,9 @@
 //! Where things are on disk, and how they get there safely.
 //!
 //! ```text
-//! DIR/flowdrill-store.json                      marker: format name and version
-//! DIR/links.toml                                the links file in force (optional)
-//! DIR/catalog.json                              the catalog (a cache; rebuilt when missing)
+//! DIR/_flowdrill-store.json                     marker: format name and version
+//! DIR/_links.toml                               the links file in force (optional)
+//! DIR/_catalog.json                             the catalog (a cache; rebuilt when missing)
 //! DIR/link=NAME/level=L/date=YYYY-MM-DD/flows-YYYYMMDDhhmm.parquet
 //! ```
 //!
@@ -23,9 +23,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub const MARKER: &str = "flowdrill-store.json";
-pub const LINKS_FILE: &str = "links.toml";
-pub const CATALOG: &str = "catalog.json";
+// Names starting with `_` (or `.`) are skipped by pyarrow, pandas and Spark when they read the
+// directory as a dataset, so the store's own files do not get in their way.
+pub const MARKER: &str = "_flowdrill-store.json";
+pub const LINKS_FILE: &str = "_links.toml";
+pub const CATALOG: &str = "_catalog.json";
 const TMP_PREFIX: &str = ".tmp.";
 
 /// The relative path of a bin file.
@@ -113,7 +115,11 @@ pub fn is_temp(name: &str) -> bool {
 
 /// The process id in a temporary file's name.
 fn temp_pid(name: &str) -> Option<u32> {
-    name.strip_prefix(TMP_PREFIX)?.split('.').next()?.parse().ok()
+    name.strip_prefix(TMP_PREFIX)?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Deletes the temporary file `path` if the process that was writing it is gone (Linux:
@@ -166,7 +172,10 @@ mod tests {
             PathBuf::from("link=campus/level=0/date=2024-01-01/flows-202401010005.parquet")
         );
         assert_eq!(parse_bin_path(&p), Some(("campus".to_string(), 0)));
-        assert_eq!(parse_bin_path(Path::new("link=x/level=0/oops.parquet")), None);
+        assert_eq!(
+            parse_bin_path(Path::new("link=x/level=0/oops.parquet")),
+            None
+        );
         let later = bin_path("campus", 0, t + 86_400_000);
         assert!(later > p);
     }

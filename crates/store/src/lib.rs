@@ -34,7 +34,7 @@
 //! DIR/link=L/level=0/date=D/flows-YYYYMMDDhhmm.parquet   level=1/… (1 h bins)    level=2/… (1 d bins)
 //!  │  columns: every schema field (addresses as NAME_v4 + NAME_v6), sample_z, extras
 //!  │  metadata: link, level, bin, z, records before/after, counters, HLL sketches
-//!  └─ DIR/catalog.json  (cache of the footers, rebuilt from the files when missing or stale)
+//!  └─ DIR/_catalog.json (cache of the footers, rebuilt from the files when missing or stale)
 //! ```
 //!
 //! ## Example
@@ -69,7 +69,7 @@ pub mod store;
 pub mod writer;
 
 pub use batch::{Batch, ExtraColumn};
-pub use config::{LevelConfig, LinkConfig, LinksConfig, DEFAULT_LINK};
+pub use config::{DEFAULT_LINK, LevelConfig, LinkConfig, LinksConfig};
 pub use error::{Error, Result};
 pub use stats::{BinStats, Counters};
 pub use store::{BinRef, ExpireSummary, Plan, PlanGoal, ReadResult, Skipped, Store};

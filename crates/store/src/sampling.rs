@@ -333,8 +333,14 @@ mod tests {
         let (parts, _) = split(&flow(0, 300_000, 5, 500), 300_000, 100);
         assert_eq!(parts.len(), 1);
         // Zero duration, and end before start.
-        assert_eq!(split(&flow(300_000, 300_000, 1, 1), 300_000, 100).0[0].bin_start, 300_000);
-        assert_eq!(split(&flow(300_001, 5, 1, 1), 300_000, 100).0[0].bin_start, 300_000);
+        assert_eq!(
+            split(&flow(300_000, 300_000, 1, 1), 300_000, 100).0[0].bin_start,
+            300_000
+        );
+        assert_eq!(
+            split(&flow(300_001, 5, 1, 1), 300_000, 100).0[0].bin_start,
+            300_000
+        );
         // Overlong: whole, in the bin of its end.
         let (parts, long) = split(&flow(0, 10 * 300_000 + 7, 5, 500), 300_000, 4);
         assert!(long);

@@ -1,7 +1,7 @@
 //! [`Store`]: opening a store directory, its catalog of bins, reading bins, planning which
 //! level to read, and retention.
 //!
-//! The catalog (`catalog.json`) is a cache of the bin files' footers. It is never trusted
+//! The catalog (`_catalog.json`) is a cache of the bin files' footers. It is never trusted
 //! blindly: [`Store::open`] and [`Store::refresh`] walk the directory tree, keep the entries
 //! whose file still has the recorded size and modification time, read the footer of every
 //! other file, and rewrite the catalog when it changed. A file that cannot be read is listed in
@@ -183,9 +183,7 @@ pub(crate) fn update_catalog(root: &Path, added: &[BinRef], removed: &[PathBuf])
 }
 
 fn sort_bins(bins: &mut [BinRef]) {
-    bins.sort_by(|a, b| {
-        (&a.link, a.level, a.start).cmp(&(&b.link, b.level, b.start))
-    });
+    bins.sort_by(|a, b| (&a.link, a.level, a.start).cmp(&(&b.link, b.level, b.start)));
 }
 
 fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
@@ -271,7 +269,7 @@ impl Store {
         &self.config
     }
 
-    /// Validates a links file and makes it the store's (`DIR/links.toml`).
+    /// Validates a links file and makes it the store's (`DIR/_links.toml`).
     pub fn set_links(&mut self, text: &str) -> Result<()> {
         let config = LinksConfig::parse(text, LINKS_FILE)?;
         layout::write_atomic(&self.root.join(LINKS_FILE), text.as_bytes())?;
@@ -289,6 +287,10 @@ impl Store {
         let mut skipped = Vec::new();
         let mut dirty = false;
         for (lname, ldir) in list_dir(&self.root)? {
+            if layout::is_temp(&lname) {
+                layout::remove_stale_temp(&ldir); // the catalog's or links file's
+                continue;
+            }
             if !lname.starts_with("link=") || !ldir.is_dir() {
                 continue;
             }
@@ -384,14 +386,21 @@ impl Store {
         Ok(self
             .bins
             .iter()
-            .filter(|b| b.link == link && b.level == level && b.start < range.end && b.end > range.start)
+            .filter(|b| {
+                b.link == link && b.level == level && b.start < range.end && b.end > range.start
+            })
             .cloned()
             .collect())
     }
 
     /// The levels present on disk for `link`.
     pub fn levels(&self, link: &str) -> Vec<u8> {
-        let mut v: Vec<u8> = self.bins.iter().filter(|b| b.link == link).map(|b| b.level).collect();
+        let mut v: Vec<u8> = self
+            .bins
+            .iter()
+            .filter(|b| b.link == link)
+            .map(|b| b.level)
+            .collect();
         v.dedup();
         v
     }
@@ -402,7 +411,12 @@ impl Store {
     }
 
     /// Reads `fields`, the thresholds and the user-defined columns `extras` of a bin.
-    pub fn read_bin_with_extras(&self, bin: &BinRef, fields: &[Field], extras: &[&str]) -> Result<Batch> {
+    pub fn read_bin_with_extras(
+        &self,
+        bin: &BinRef,
+        fields: &[Field],
+        extras: &[&str],
+    ) -> Result<Batch> {
         format::read(&self.root.join(&bin.path), fields, extras)
     }
 
@@ -413,7 +427,13 @@ impl Store {
 
     /// Reads every bin of `link` at `level` overlapping `range`; unreadable files are listed
     /// in the result's `skipped`, not fatal.
-    pub fn read_range(&self, link: &str, range: Range<u64>, level: u8, fields: &[Field]) -> Result<ReadResult> {
+    pub fn read_range(
+        &self,
+        link: &str,
+        range: Range<u64>,
+        level: u8,
+        fields: &[Field],
+    ) -> Result<ReadResult> {
         let mut out = ReadResult::default();
         for b in self.bins(link, range, level)? {
             match self.read_bin(&b, fields) {
@@ -432,7 +452,12 @@ impl Store {
 
     /// The merged statistics of `link` at `level` over `range` (whole bins), and the files
     /// whose statistics could not be read.
-    pub fn stats(&self, link: &str, range: Range<u64>, level: u8) -> Result<(BinStats, Vec<Skipped>)> {
+    pub fn stats(
+        &self,
+        link: &str,
+        range: Range<u64>,
+        level: u8,
+    ) -> Result<(BinStats, Vec<Skipped>)> {
         let mut total = BinStats::default();
         let mut skipped = Vec::new();
         for b in self.bins(link, range, level)? {
@@ -475,7 +500,11 @@ impl Store {
                 .sum();
             let bytes: u64 = bins.iter().map(|b| b.bytes).sum();
             let var: f64 = bins.iter().map(|b| b.bytes_variance).sum();
-            let relative_error = if bytes == 0 { 0.0 } else { var.sqrt() / bytes as f64 };
+            let relative_error = if bytes == 0 {
+                0.0
+            } else {
+                var.sqrt() / bytes as f64
+            };
             plans.push(Plan {
                 level,
                 bins,
@@ -511,7 +540,8 @@ impl Store {
             out.bytes_freed += b.size;
             out.removed.push(b);
         }
-        self.bins.retain(|b| !out.removed.iter().any(|r| r.path == b.path));
+        self.bins
+            .retain(|b| !out.removed.iter().any(|r| r.path == b.path));
         if !out.removed.is_empty() {
             save_catalog(&self.root, &self.bins)?;
         }
@@ -520,19 +550,37 @@ impl Store {
 
     /// Deletes the bins of `link` at `level` (all links / levels when `None`) that end at or
     /// before `cutoff` (Unix ms).
-    pub fn expire_older_than(&mut self, link: Option<&str>, level: Option<u8>, cutoff: u64) -> Result<ExpireSummary> {
+    pub fn expire_older_than(
+        &mut self,
+        link: Option<&str>,
+        level: Option<u8>,
+        cutoff: u64,
+    ) -> Result<ExpireSummary> {
         let victims = self
             .bins
             .iter()
-            .filter(|b| link.is_none_or(|l| b.link == l) && level.is_none_or(|v| b.level == v) && b.end <= cutoff)
+            .filter(|b| {
+                link.is_none_or(|l| b.link == l)
+                    && level.is_none_or(|v| b.level == v)
+                    && b.end <= cutoff
+            })
             .cloned()
             .collect();
         self.remove(victims)
     }
 
     /// Deletes the oldest bins of `link` at `level` until its files total at most `max_bytes`.
-    pub fn expire_to_size(&mut self, link: &str, level: u8, max_bytes: u64) -> Result<ExpireSummary> {
-        let mine: Vec<&BinRef> = self.bins.iter().filter(|b| b.link == link && b.level == level).collect();
+    pub fn expire_to_size(
+        &mut self,
+        link: &str,
+        level: u8,
+        max_bytes: u64,
+    ) -> Result<ExpireSummary> {
+        let mine: Vec<&BinRef> = self
+            .bins
+            .iter()
+            .filter(|b| b.link == link && b.level == level)
+            .collect();
         let mut total: u64 = mine.iter().map(|b| b.size).sum();
         let mut victims = Vec::new();
         for b in mine {
@@ -566,7 +614,11 @@ impl Store {
             for (level, lc) in link.levels.iter().enumerate() {
                 let level = level as u8;
                 if let Some(age) = lc.max_age_ms {
-                    let s = self.expire_older_than(Some(&link.name), Some(level), now.saturating_sub(age))?;
+                    let s = self.expire_older_than(
+                        Some(&link.name),
+                        Some(level),
+                        now.saturating_sub(age),
+                    )?;
                     out.bytes_freed += s.bytes_freed;
                     out.removed.extend(s.removed);
                 }

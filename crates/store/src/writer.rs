@@ -152,7 +152,9 @@ impl StoreWriter {
     pub fn new(store: &Store, opts: WriterOptions) -> Result<StoreWriter> {
         format::check_custom(&opts.custom)?;
         if opts.max_split_bins == 0 {
-            return Err(Error::InvalidArgument("max_split_bins must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "max_split_bins must be at least 1".into(),
+            ));
         }
         Ok(StoreWriter {
             root: store.root().to_path_buf(),
@@ -288,8 +290,13 @@ impl StoreWriter {
     }
 
     fn rng_for(&self, k: usize, level: u8, start: u64) -> Rng {
-        let name = self.config.links[k].name.bytes().fold(0u64, |h, b| hash_u64(h ^ b as u64));
-        Rng::new(mix64(self.opts.seed ^ name ^ ((level as u64) << 56) ^ hash_u64(start)))
+        let name = self.config.links[k]
+            .name
+            .bytes()
+            .fold(0u64, |h, b| hash_u64(h ^ b as u64));
+        Rng::new(mix64(
+            self.opts.seed ^ name ^ ((level as u64) << 56) ^ hash_u64(start),
+        ))
     }
 
     /// Records the fixed overhead of a (link, level)'s files: an empty file with full stats.
@@ -304,7 +311,14 @@ impl StoreWriter {
         Ok(o)
     }
 
-    fn file_meta(&self, k: usize, level: u8, start: u64, records_before: u64, b: &Batch) -> FileMeta {
+    fn file_meta(
+        &self,
+        k: usize,
+        level: u8,
+        start: u64,
+        records_before: u64,
+        b: &Batch,
+    ) -> FileMeta {
         let bytes = b.u64s(Field::Bytes).unwrap_or(&[]);
         FileMeta {
             link: self.config.links[k].name.clone(),
@@ -325,7 +339,11 @@ impl StoreWriter {
 
     /// Expected records that fit `bytes` of budget at (link, level), overhead excluded.
     fn records_for(&self, k: usize, level: u8, bytes: f64) -> f64 {
-        let bpr = self.bpr.get(&(k, level)).copied().unwrap_or(INITIAL_BYTES_PER_RECORD);
+        let bpr = self
+            .bpr
+            .get(&(k, level))
+            .copied()
+            .unwrap_or(INITIAL_BYTES_PER_RECORD);
         (bytes / bpr).max(0.0)
     }
 
@@ -365,11 +383,14 @@ impl StoreWriter {
                 .collect();
             let sub = prev.filter(&mask, Some(zk));
             let cstart = start - start % lc.bin_ms;
-            let entry = self.coarse.entry((k, lvl, cstart)).or_insert_with(|| CoarseBin {
-                batch: Batch::default(),
-                stats: BinStats::default(),
-                records_before: 0,
-            });
+            let entry = self
+                .coarse
+                .entry((k, lvl, cstart))
+                .or_insert_with(|| CoarseBin {
+                    batch: Batch::default(),
+                    stats: BinStats::default(),
+                    records_before: 0,
+                });
             entry.batch.append(&sub)?;
             entry.stats.merge(&stats)?;
             entry.records_before += n;
@@ -410,7 +431,10 @@ impl StoreWriter {
                     records_before += meta.records_before;
                     merged = true;
                 }
-                Err(e) => self.summary.replaced_corrupt.push((path.clone(), e.to_string())),
+                Err(e) => self
+                    .summary
+                    .replaced_corrupt
+                    .push((path.clone(), e.to_string())),
             }
         }
         // Sorted by start time: better compression, and time-range pruning by statistics.

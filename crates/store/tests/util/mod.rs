@@ -14,11 +14,15 @@ pub fn records(n: usize, seed: u64, t0: u64, span_ms: u64) -> Vec<FlowRecord> {
         .map(|_| {
             let u = rng.next_f64();
             let start = t0 + (rng.next_u64() % span_ms);
-            let dur = if u < 0.5 { rng.next_u64() % 1000 } else { rng.next_u64() % 120_000 };
+            let dur = if u < 0.5 {
+                rng.next_u64() % 1000
+            } else {
+                rng.next_u64() % 120_000
+            };
             let packets = 1 + (1.0 / (1.0 - rng.next_f64() * 0.999)).powf(1.3) as u64;
             let bytes = packets * (40 + rng.next_u64() % 1460);
             let zipf = |rng: &mut Rng, n: u64| ((n as f64).powf(rng.next_f64()) as u64).min(n - 1);
-            let v6 = rng.next_u64() % 10 == 0;
+            let v6 = rng.next_u64().is_multiple_of(10);
             let addr = |rng: &mut Rng, base: u32| {
                 let host = zipf(rng, 65_536) as u32;
                 if v6 {
@@ -31,10 +35,16 @@ pub fn records(n: usize, seed: u64, t0: u64, span_ms: u64) -> Vec<FlowRecord> {
             let ports = [443u16, 80, 53, 22, 25, 8080, 123];
             let (sp, dp) = if proto == 1 {
                 (0, 0x0800)
-            } else if rng.next_u64() % 2 == 0 {
-                (1024 + (rng.next_u64() % 64_000) as u16, ports[zipf(&mut rng, 7) as usize])
+            } else if rng.next_u64().is_multiple_of(2) {
+                (
+                    1024 + (rng.next_u64() % 64_000) as u16,
+                    ports[zipf(&mut rng, 7) as usize],
+                )
             } else {
-                (ports[zipf(&mut rng, 7) as usize], 1024 + (rng.next_u64() % 64_000) as u16)
+                (
+                    ports[zipf(&mut rng, 7) as usize],
+                    1024 + (rng.next_u64() % 64_000) as u16,
+                )
             };
             FlowRecord {
                 time_start: start,
