@@ -31,8 +31,12 @@ fn cpu_seconds() -> f64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let n: usize = args.next().map_or(10_000_000, |s| s.parse().expect("records"));
-    let distinct: usize = args.next().map_or(1_000_000, |s| s.parse().expect("distinct"));
+    let n: usize = args
+        .next()
+        .map_or(10_000_000, |s| s.parse().expect("records"));
+    let distinct: usize = args
+        .next()
+        .map_or(1_000_000, |s| s.parse().expect("distinct"));
     let mut r = StdRng::seed_from_u64(7);
 
     let mut blocks: Vec<u32> = (0..65536u32).collect();
@@ -77,8 +81,13 @@ fn main() {
     let mut rows = 0;
     for _ in 0..5 {
         let (t, c) = (Instant::now(), cpu_seconds());
-        let rep = hhh_addrs(&addrs, Weights::exact(&bytes), &levels, Threshold::Share(0.01))
-            .expect("valid input");
+        let rep = hhh_addrs(
+            &addrs,
+            Weights::exact(&bytes),
+            &levels,
+            Threshold::Share(0.01),
+        )
+        .expect("valid input");
         times.push(t.elapsed().as_secs_f64());
         cpu.push(cpu_seconds() - c);
         rows = rep.rows.len();
@@ -94,7 +103,13 @@ fn main() {
         return;
     }
     let t = Instant::now();
-    let slow = hhh(&levels, &addrs, Weights::exact(&bytes), Threshold::Share(0.01)).expect("valid");
+    let slow = hhh(
+        &levels,
+        &addrs,
+        Weights::exact(&bytes),
+        Threshold::Share(0.01),
+    )
+    .expect("valid");
     println!(
         "generic hhh (same input, {} rows): {:.3} s",
         slow.rows.len(),

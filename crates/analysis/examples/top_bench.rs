@@ -22,13 +22,17 @@ fn cpu_seconds() -> f64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let n: usize = args.next().map_or(20_000_000, |s| s.parse().expect("records"));
+    let n: usize = args
+        .next()
+        .map_or(20_000_000, |s| s.parse().expect("records"));
     let distinct: u32 = args.next().map_or(50_000, |s| s.parse().expect("distinct"));
     let mut r = StdRng::seed_from_u64(11);
     let ln = (distinct as f64).ln();
     // Log-uniform ranks: a few keys carry most records, as AS numbers or ports do.
     let keys: Vec<u32> = (0..n)
-        .map(|_| ((r.random::<f64>() * ln).exp() as u32).min(distinct) * 2_654_435_761 % 4_000_000_000)
+        .map(|_| {
+            ((r.random::<f64>() * ln).exp() as u32).min(distinct) * 2_654_435_761 % 4_000_000_000
+        })
         .collect();
     let w: Vec<f64> = (0..n).map(|_| r.random_range(40..1500) as f64).collect();
     let mut times = Vec::new();

@@ -107,10 +107,21 @@ mod tests {
 
     #[test]
     fn appeared_vanished_and_changed_by_hand() {
-        let before = [("a", e(100.0)), ("b", e(50.0)), ("c", e(10.0)), ("d", e(5.0))];
-        let after = [("a", e(40.0)), ("c", e(10.0)), ("d", e(6.0)), ("z", e(70.0))];
+        let before = [
+            ("a", e(100.0)),
+            ("b", e(50.0)),
+            ("c", e(10.0)),
+            ("d", e(5.0)),
+        ];
+        let after = [
+            ("a", e(40.0)),
+            ("c", e(10.0)),
+            ("d", e(6.0)),
+            ("z", e(70.0)),
+        ];
         let got = compare(before, after);
-        let keys: Vec<(&str, ChangeKind, f64)> = got.iter().map(|c| (c.key, c.kind, c.delta)).collect();
+        let keys: Vec<(&str, ChangeKind, f64)> =
+            got.iter().map(|c| (c.key, c.kind, c.delta)).collect();
         assert_eq!(
             keys,
             [
@@ -142,7 +153,11 @@ mod tests {
             let ga = aggregate(&ka, Weights::exact(&wa)).unwrap();
             let ch = compare(estimates(&gb), estimates(&ga));
             let sum: f64 = ch.iter().map(|c| c.delta).sum();
-            assert_eq!(sum, wa.iter().sum::<f64>() - wb.iter().sum::<f64>(), "seed {seed}");
+            assert_eq!(
+                sum,
+                wa.iter().sum::<f64>() - wb.iter().sum::<f64>(),
+                "seed {seed}"
+            );
             for w in ch.windows(2) {
                 let (x, y) = (w[0].delta.abs(), w[1].delta.abs());
                 assert!(x > y || (x == y && w[0].key < w[1].key), "seed {seed}");

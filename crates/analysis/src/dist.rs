@@ -174,7 +174,11 @@ mod tests {
             Weights::exact(&pk),
         )
         .unwrap();
-        let shape: Vec<(u64, u64, f64)> = d.rows.iter().map(|r| (r.lo, r.hi, r.totals.flows.value)).collect();
+        let shape: Vec<(u64, u64, f64)> = d
+            .rows
+            .iter()
+            .map(|r| (r.lo, r.hi, r.totals.flows.value))
+            .collect();
         assert_eq!(shape, [(1, 1, 3.0), (2, 2, 1.0), (65, 128, 1.0)]);
         assert_eq!(d.rows[1].cum_bytes, 220.0 / 9980.0);
         assert_eq!(d.rows[2].cum_packets, 1.0);
@@ -190,24 +194,52 @@ mod tests {
             let mut r = rng(seed);
             let n = r.random_range(1..300);
             let size: Vec<u64> = (0..n)
-                .map(|_| if r.random_bool(0.6) { r.random_range(1..4) } else { r.random_range(0..5000) })
+                .map(|_| {
+                    if r.random_bool(0.6) {
+                        r.random_range(1..4)
+                    } else {
+                        r.random_range(0..5000)
+                    }
+                })
                 .collect();
-            let bytes: Vec<f64> = size.iter().map(|&s| (s * r.random_range(40..1500)) as f64).collect();
+            let bytes: Vec<f64> = size
+                .iter()
+                .map(|&s| (s * r.random_range(40..1500)) as f64)
+                .collect();
             let pk: Vec<f64> = size.iter().map(|&s| s as f64).collect();
             let fl = vec![1.0; n];
-            let d = size_distribution(&size, Weights::exact(&fl), Weights::exact(&bytes), Weights::exact(&pk))
-                .unwrap();
+            let d = size_distribution(
+                &size,
+                Weights::exact(&fl),
+                Weights::exact(&bytes),
+                Weights::exact(&pk),
+            )
+            .unwrap();
             let tb: f64 = bytes.iter().sum();
             for row in &d.rows {
                 let flows = size.iter().filter(|&&s| s >= row.lo && s <= row.hi).count() as f64;
                 assert_eq!(row.totals.flows.value, flows, "seed {seed}");
-                let cum: f64 = (0..n).filter(|&i| size[i] <= row.hi).map(|i| bytes[i]).sum();
-                assert_eq!(row.cum_bytes, if tb > 0.0 { cum / tb } else { 0.0 }, "seed {seed}");
+                let cum: f64 = (0..n)
+                    .filter(|&i| size[i] <= row.hi)
+                    .map(|i| bytes[i])
+                    .sum();
+                assert_eq!(
+                    row.cum_bytes,
+                    if tb > 0.0 { cum / tb } else { 0.0 },
+                    "seed {seed}"
+                );
             }
-            assert_eq!(d.rows.iter().map(|r| r.totals.flows.value).sum::<f64>(), n as f64);
+            assert_eq!(
+                d.rows.iter().map(|r| r.totals.flows.value).sum::<f64>(),
+                n as f64
+            );
             let k = r.random_range(0..20);
             let dropped: f64 = (0..n).filter(|&i| size[i] <= k).map(|i| pk[i]).sum();
-            assert_eq!(d.ignoring_up_to(k).totals.packets.value, dropped, "seed {seed}");
+            assert_eq!(
+                d.ignoring_up_to(k).totals.packets.value,
+                dropped,
+                "seed {seed}"
+            );
         }
     }
 }

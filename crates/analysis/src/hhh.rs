@@ -432,7 +432,11 @@ trait Bits: Copy + Ord + Hash + Send + Sync {
 impl Bits for u32 {
     #[inline]
     fn mask(self, len: u8) -> u32 {
-        if len == 0 { 0 } else { self & (!0u32 << (32 - len)) }
+        if len == 0 {
+            0
+        } else {
+            self & (!0u32 << (32 - len))
+        }
     }
     fn prefix(self, len: u8) -> Prefix {
         Prefix::new(Addr::from_v4_u32(self), len)
@@ -441,7 +445,11 @@ impl Bits for u32 {
 impl Bits for u128 {
     #[inline]
     fn mask(self, len: u8) -> u128 {
-        if len == 0 { 0 } else { self & (!0u128 << (128 - len)) }
+        if len == 0 {
+            0
+        } else {
+            self & (!0u128 << (128 - len))
+        }
     }
     fn prefix(self, len: u8) -> Prefix {
         Prefix::new(Addr(self), len)
@@ -564,7 +572,11 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     std::thread::scope(|s| {
         let handles: Vec<_> = items.iter().skip(1).map(|x| s.spawn(|| f(x))).collect();
         let mut out: Vec<R> = items.first().map(&f).into_iter().collect();
-        out.extend(handles.into_iter().map(|h| h.join().expect("worker panicked")));
+        out.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("worker panicked")),
+        );
         out
     })
 }
@@ -578,7 +590,9 @@ fn leaves_of(
     l6: u8,
 ) -> (Vec<(u32, f64, f64)>, Vec<(u128, f64, f64)>) {
     let ranges = split_ranges(addrs.len(), workers(addrs.len()));
-    let scans = par_map(&ranges, |r| scan_chunk(&addrs[r.clone()], w, r.start, l4, l6));
+    let scans = par_map(&ranges, |r| {
+        scan_chunk(&addrs[r.clone()], w, r.start, l4, l6)
+    });
     let mut hist = vec![0u64; 1 << TOP_BITS];
     let mut v6 = Vec::new();
     for sc in &scans {
@@ -600,7 +614,15 @@ fn leaves_of(
     let nb = bucket_size.len();
     let parts = par_map(&ranges, |r| {
         let i = ranges.iter().position(|x| x == r).expect("own range");
-        scatter_chunk(&addrs[r.clone()], w, r.start, l4, &scans[i].hist, &bucket_of, nb)
+        scatter_chunk(
+            &addrs[r.clone()],
+            w,
+            r.start,
+            l4,
+            &scans[i].hist,
+            &bucket_of,
+            nb,
+        )
     });
     // Bucket ranges of about equal record counts, one per worker, in key order.
     let mut groups = Vec::new();
@@ -664,7 +686,12 @@ struct Heavy<K> {
 }
 
 /// The groups of `keys[lo..hi]` (sorted) by their prefix of length `len`, as (prefix, lo, hi).
-fn groups<K: Bits>(keys: &[K], lo: usize, hi: usize, len: u8) -> impl Iterator<Item = (K, usize, usize)> + '_ {
+fn groups<K: Bits>(
+    keys: &[K],
+    lo: usize,
+    hi: usize,
+    len: u8,
+) -> impl Iterator<Item = (K, usize, usize)> + '_ {
     let mut i = lo;
     std::iter::from_fn(move || {
         if i >= hi {
@@ -756,7 +783,12 @@ fn family_pass<K: Bits>(
                     var: h.var,
                     resid,
                 };
-                rows.push(row(IpKey::Net(h.key.prefix(levels[j])), 1 + levels[j] as u32, nd, n));
+                rows.push(row(
+                    IpKey::Net(h.key.prefix(levels[j])),
+                    1 + levels[j] as u32,
+                    nd,
+                    n,
+                ));
             }
             next.push((h.hi, if reported { h.total } else { deduct }));
         }
@@ -838,9 +870,21 @@ pub enum AppKey {
     Root,
     Proto(u8),
     /// Low (0–1023) or high (1024–65535) ports of `side`.
-    Class { proto: u8, side: PortSide, high: bool },
-    Port { proto: u8, side: PortSide, port: u16 },
-    Flow { proto: u8, sport: u16, dport: u16 },
+    Class {
+        proto: u8,
+        side: PortSide,
+        high: bool,
+    },
+    Port {
+        proto: u8,
+        side: PortSide,
+        port: u16,
+    },
+    Flow {
+        proto: u8,
+        sport: u16,
+        dport: u16,
+    },
 }
 
 impl fmt::Display for AppKey {
@@ -848,7 +892,11 @@ impl fmt::Display for AppKey {
         match *self {
             AppKey::Root => f.write_str("any"),
             AppKey::Proto(p) => write!(f, "{}", proto::name(p)),
-            AppKey::Class { proto: p, side, high } => {
+            AppKey::Class {
+                proto: p,
+                side,
+                high,
+            } => {
                 let range = if high { "1024-65535" } else { "0-1023" };
                 write!(f, "{} {} {range}", proto::name(p), side.name())
             }
@@ -1077,7 +1125,12 @@ mod tests {
     /// The naive reference: for each node (every ancestor of every leaf), from the most specific
     /// rank up, its residual is the traffic of the records under it that no already reported
     /// key below it covers. Quadratic, and shares no code with the pass-up implementation.
-    fn naive<H: Hierarchy>(h: &H, leaves: &[H::Leaf], w: &[f64], thr: f64) -> Vec<(H::Key, f64, f64)> {
+    fn naive<H: Hierarchy>(
+        h: &H,
+        leaves: &[H::Leaf],
+        w: &[f64],
+        thr: f64,
+    ) -> Vec<(H::Key, f64, f64)> {
         let chains: Vec<Vec<H::Key>> = leaves.iter().map(|&x| h.chain(&h.leaf(x))).collect();
         let mut nodes: Vec<H::Key> = chains.iter().flatten().cloned().collect();
         nodes.sort();
@@ -1113,7 +1166,11 @@ mod tests {
     }
 
     fn shown<K: fmt::Display>(rep: &HhhReport<K>) -> Vec<(String, f64)> {
-        let mut v: Vec<_> = rep.rows.iter().map(|r| (r.key.to_string(), r.total)).collect();
+        let mut v: Vec<_> = rep
+            .rows
+            .iter()
+            .map(|r| (r.key.to_string(), r.total))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -1150,7 +1207,8 @@ mod tests {
         let (a, w) = example1();
         let coarse = IpLevels::new(&[32, 24, 16, 8, 0], &[128, 0]).unwrap();
         let every = IpLevels::every();
-        let cases: [(&IpLevels, f64, Vec<(String, f64)>); 5] = [
+        type Case<'a> = (&'a IpLevels, f64, Vec<(String, f64)>);
+        let cases: [Case; 5] = [
             (
                 &every,
                 100.0,
@@ -1209,7 +1267,12 @@ mod tests {
         for (levels, t, want) in cases {
             let fast = hhh_addrs(&a, Weights::exact(&w), levels, Threshold::Absolute(t)).unwrap();
             let slow = hhh(levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
-            assert_eq!(shown(&fast), want, "fast path, T = {t}, levels {:?}", levels.v4());
+            assert_eq!(
+                shown(&fast),
+                want,
+                "fast path, T = {t}, levels {:?}",
+                levels.v4()
+            );
             assert_eq!(fast, slow, "fast and generic paths differ at T = {t}");
             assert_eq!(fast.total, 1000.0);
         }
@@ -1226,7 +1289,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rep.threshold, 100.0);
-        assert!(!rep.rows.iter().any(|r| r.key.to_string() == "203.0.113.9/32"));
+        assert!(
+            !rep.rows
+                .iter()
+                .any(|r| r.key.to_string() == "203.0.113.9/32")
+        );
         let top = rep
             .rows
             .iter()
@@ -1241,11 +1308,16 @@ mod tests {
         // ORACLES §2.7: 10.0.0.0/23 is reported at T = 150 but not at T = 100.
         let (a, w) = example1();
         let has = |t: f64| {
-            hhh_addrs(&a, Weights::exact(&w), &IpLevels::every(), Threshold::Absolute(t))
-                .unwrap()
-                .rows
-                .iter()
-                .any(|r| r.key.to_string() == "10.0.0.0/23")
+            hhh_addrs(
+                &a,
+                Weights::exact(&w),
+                &IpLevels::every(),
+                Threshold::Absolute(t),
+            )
+            .unwrap()
+            .rows
+            .iter()
+            .any(|r| r.key.to_string() == "10.0.0.0/23")
         };
         assert!(has(150.0));
         assert!(!has(100.0));
@@ -1315,7 +1387,13 @@ mod tests {
                 "TCP sport 1024-65535"
             ]
         );
-        let depth = |k: &str| t150.rows.iter().find(|r| r.key.to_string() == k).unwrap().depth;
+        let depth = |k: &str| {
+            t150.rows
+                .iter()
+                .find(|r| r.key.to_string() == k)
+                .unwrap()
+                .depth
+        };
         assert_eq!(depth("TCP sport 0-1023"), 0);
         assert_eq!(depth("TCP sport 443"), 1);
         assert_eq!(depth("TCP 80->51000"), 1);
@@ -1327,9 +1405,9 @@ mod tests {
     fn random_case(seed: u64) -> (Vec<u128>, Vec<f64>, IpLevels, f64) {
         let mut r = rng(seed);
         let n = r.random_range(1..120);
-        let a = clustered_addrs(&mut r, n, seed % 3 == 0);
+        let a = clustered_addrs(&mut r, n, seed.is_multiple_of(3));
         let w = weights(&mut r, n);
-        let levels = if seed % 2 == 0 {
+        let levels = if seed.is_multiple_of(2) {
             IpLevels::every()
         } else {
             let v4: Vec<u8> = (0..=32).filter(|_| r.random_bool(0.3)).collect();
@@ -1391,7 +1469,10 @@ mod tests {
                 .collect();
             // Equal prefixes may be drawn twice: keep the first AS of each.
             let mut seen = std::collections::HashSet::new();
-            let map_rows: Vec<_> = map_rows.into_iter().filter(|m| seen.insert(m.prefix)).collect();
+            let map_rows: Vec<_> = map_rows
+                .into_iter()
+                .filter(|m| seen.insert(m.prefix))
+                .collect();
             let map = PrefixMap::new(&map_rows).unwrap();
             let rep = hhh(&map, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
             assert_eq!(triples(&rep), naive(&map, &a, &w, t), "seed {seed}");
@@ -1407,7 +1488,8 @@ mod tests {
             let none = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(n)).unwrap();
             assert!(none.rows.is_empty(), "seed {seed}");
             assert_eq!(none.unreported_residual, n);
-            let all = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(1e-9)).unwrap();
+            let all =
+                hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(1e-9)).unwrap();
             let mut leaves: Vec<IpKey> = a.iter().map(|&x| levels.leaf(x)).collect();
             leaves.sort();
             leaves.dedup();
@@ -1444,7 +1526,10 @@ mod tests {
                 assert_eq!(row.share, row.total / n);
                 if let IpKey::Net(p) = row.key {
                     let set = if p.is_v4() { levels.v4() } else { levels.v6() };
-                    assert!(set.contains(&p.len()), "seed {seed}: {p} outside the level set");
+                    assert!(
+                        set.contains(&p.len()),
+                        "seed {seed}: {p} outside the level set"
+                    );
                 }
             }
         }
@@ -1472,7 +1557,8 @@ mod tests {
                 items.swap(i, r.random_range(0..=i));
             }
             let (a2, w2): (Vec<u128>, Vec<f64>) = items.iter().copied().unzip();
-            let split = hhh_addrs(&a2, Weights::exact(&w2), &levels, Threshold::Absolute(t)).unwrap();
+            let split =
+                hhh_addrs(&a2, Weights::exact(&w2), &levels, Threshold::Absolute(t)).unwrap();
             assert_eq!(base, split, "seed {seed}");
             // Merging duplicates: one record per distinct address.
             let mut merged: std::collections::BTreeMap<u128, f64> = Default::default();
@@ -1517,7 +1603,10 @@ mod tests {
                     .map(|(j, _)| j)
                     .collect();
                 assert_eq!(row.depth as usize, reported_above.len(), "seed {seed}");
-                assert!(reported_above.iter().all(|&j| j < i), "seed {seed}: parent after child");
+                assert!(
+                    reported_above.iter().all(|&j| j < i),
+                    "seed {seed}: parent after child"
+                );
             }
         }
     }
@@ -1543,8 +1632,13 @@ mod tests {
     fn mixed_families_hang_from_the_overall_root() {
         let a = [v4("10.0.0.1"), "2001:db8::1".parse::<Addr>().unwrap().0];
         let w = [50.0, 60.0];
-        let rep = hhh_addrs(&a, Weights::exact(&w), &IpLevels::every(), Threshold::Absolute(100.0))
-            .unwrap();
+        let rep = hhh_addrs(
+            &a,
+            Weights::exact(&w),
+            &IpLevels::every(),
+            Threshold::Absolute(100.0),
+        )
+        .unwrap();
         // Neither family reaches T on its own; together they do, at the overall root.
         assert_eq!(shown(&rep), expect(&[("any", 110.0)]));
         assert_eq!(rep.unreported_residual, 0.0);
@@ -1608,13 +1702,27 @@ mod tests {
         let addrs = [v4("10.1.2.3"), v4("10.2.0.1"), v4("192.0.2.1")];
         let keys: Vec<String> = addrs.iter().map(|&a| map.leaf(a).to_string()).collect();
         assert_eq!(keys, ["10.1.0.0/16", "10.0.0.0/8", "unknown"]);
-        let chain: Vec<String> = map.chain(&map.leaf(addrs[0])).iter().map(|k| k.to_string()).collect();
+        let chain: Vec<String> = map
+            .chain(&map.leaf(addrs[0]))
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
         assert_eq!(chain, ["10.1.0.0/16", "AS200", "Small", "any"]);
         let w = [40.0, 30.0, 30.0];
         let rep = hhh(&map, &addrs, Weights::exact(&w), Threshold::Absolute(35.0)).unwrap();
         // 10.2.0.1 (30, under AS100) and the unknown 192.0.2.1 (30) meet only at the root.
-        assert_eq!(shown(&rep), expect(&[("10.1.0.0/16", 40.0), ("any", 100.0)]));
-        assert_eq!(rep.rows.iter().find(|r| r.key == MapKey::Root).unwrap().residual, 60.0);
+        assert_eq!(
+            shown(&rep),
+            expect(&[("10.1.0.0/16", 40.0), ("any", 100.0)])
+        );
+        assert_eq!(
+            rep.rows
+                .iter()
+                .find(|r| r.key == MapKey::Root)
+                .unwrap()
+                .residual,
+            60.0
+        );
         let rep = hhh(&map, &addrs, Weights::exact(&w), Threshold::Absolute(100.0)).unwrap();
         assert_eq!(shown(&rep), expect(&[]));
         assert_eq!(rep.unreported_residual, 100.0);

@@ -73,7 +73,12 @@ struct Axis<'h, H: Hierarchy> {
 impl<'h, H: Hierarchy> Axis<'h, H> {
     fn new(h: &'h H, rows: &[HhhRow<H::Key>]) -> Axis<'h, H> {
         let keys: Vec<H::Key> = rows.iter().map(|r| r.key.clone()).collect();
-        let index = keys.iter().cloned().enumerate().map(|(i, k)| (k, i)).collect();
+        let index = keys
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, k)| (k, i))
+            .collect();
         Axis {
             h,
             index,
@@ -180,10 +185,12 @@ mod tests {
     use crate::testutil::{clustered_addrs, rng, v4, weights};
     use rand::RngExt;
 
-    fn random_case(seed: u64) -> (Vec<u128>, Vec<(u8, u16, u16)>, Vec<f64>) {
+    type Case = (Vec<u128>, Vec<(u8, u16, u16)>, Vec<f64>);
+
+    fn random_case(seed: u64) -> Case {
         let mut r = rng(seed);
         let n = r.random_range(1..150);
-        let a = clustered_addrs(&mut r, n, seed % 4 == 0);
+        let a = clustered_addrs(&mut r, n, seed.is_multiple_of(4));
         let apps = (0..n)
             .map(|_| {
                 let p = [6u8, 17, 1][r.random_range(0..3)];
@@ -224,8 +231,16 @@ mod tests {
             let cs: Vec<String> = rep.cols.rows.iter().map(|r| r.key.to_string()).collect();
             let mut want: std::collections::BTreeMap<(String, String), f64> = Default::default();
             for i in 0..a.len() {
-                let ca = ip.chain(&ip.leaf(a[i])).iter().map(|k| k.to_string()).collect();
-                let cb = app.chain(&app.leaf(apps[i])).iter().map(|k| k.to_string()).collect();
+                let ca = ip
+                    .chain(&ip.leaf(a[i]))
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect();
+                let cb = app
+                    .chain(&app.leaf(apps[i]))
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect();
                 *want.entry((attr(ca, &rs), attr(cb, &cs))).or_default() += w[i];
             }
             let got: std::collections::BTreeMap<(String, String), f64> = rep
@@ -233,7 +248,10 @@ mod tests {
                 .iter()
                 .map(|c| {
                     (
-                        (rep.row_keys[c.row].to_string(), rep.col_keys[c.col].to_string()),
+                        (
+                            rep.row_keys[c.row].to_string(),
+                            rep.col_keys[c.col].to_string(),
+                        ),
                         c.total,
                     )
                 })
@@ -251,12 +269,20 @@ mod tests {
             }
             assert_eq!(
                 rep.row_sums(),
-                resid(&rep.rows.rows, rep.rows.unreported_residual, rep.row_keys.len()),
+                resid(
+                    &rep.rows.rows,
+                    rep.rows.unreported_residual,
+                    rep.row_keys.len()
+                ),
                 "seed {seed}"
             );
             assert_eq!(
                 rep.col_sums(),
-                resid(&rep.cols.rows, rep.cols.unreported_residual, rep.col_keys.len()),
+                resid(
+                    &rep.cols.rows,
+                    rep.cols.unreported_residual,
+                    rep.col_keys.len()
+                ),
                 "seed {seed}"
             );
         }
@@ -264,7 +290,12 @@ mod tests {
 
     #[test]
     fn a_small_report_by_hand() {
-        let a = [v4("10.0.0.1"), v4("10.0.0.1"), v4("10.0.0.2"), v4("192.0.2.7")];
+        let a = [
+            v4("10.0.0.1"),
+            v4("10.0.0.1"),
+            v4("10.0.0.2"),
+            v4("192.0.2.7"),
+        ];
         let apps = [(6, 80, 5000), (17, 53, 6000), (6, 80, 5001), (6, 80, 5002)];
         let w = [500.0, 100.0, 50.0, 350.0];
         let ip = IpLevels::new(&[32, 24, 0], &[0]).unwrap();
@@ -288,7 +319,9 @@ mod tests {
         let cell = |r: &str, c: &str| {
             rep.cells
                 .iter()
-                .find(|x| rep.row_keys[x.row].to_string() == r && rep.col_keys[x.col].to_string() == c)
+                .find(|x| {
+                    rep.row_keys[x.row].to_string() == r && rep.col_keys[x.col].to_string() == c
+                })
                 .map(|x| x.total)
         };
         assert_eq!(cell("10.0.0.1/32", "TCP 80->5000"), Some(500.0));

@@ -65,22 +65,32 @@ pub(crate) fn fast_set<K>(capacity: usize) -> FastSet<K> {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AnalysisError {
-    #[error("column '{column}' has {got} values but the keys have {expected}: pass columns of one batch")]
+    #[error(
+        "column '{column}' has {got} values but the keys have {expected}: pass columns of one batch"
+    )]
     LengthMismatch {
         column: &'static str,
         expected: usize,
         got: usize,
     },
-    #[error("weight {value} of record {index} is negative or not finite: weights must be finite and >= 0")]
+    #[error(
+        "weight {value} of record {index} is negative or not finite: weights must be finite and >= 0"
+    )]
     BadWeight { index: usize, value: f64 },
-    #[error("threshold {0} is negative or not finite: give a share in [0, 1] or a traffic amount >= 0")]
+    #[error(
+        "threshold {0} is negative or not finite: give a share in [0, 1] or a traffic amount >= 0"
+    )]
     BadThreshold(f64),
     #[error("prefix length {len} is longer than the {bits} bits of the family")]
     BadLevel { len: u8, bits: u8 },
     #[error("the {family} level set is empty: give at least one prefix length")]
     EmptyLevels { family: &'static str },
     #[error("prefix {prefix} appears twice in the prefix map, with AS {first} and AS {second}")]
-    DuplicatePrefix { prefix: String, first: u32, second: u32 },
+    DuplicatePrefix {
+        prefix: String,
+        first: u32,
+        second: u32,
+    },
     #[error("AS {asn} is mapped to two organisations, '{first}' and '{second}': an AS needs one")]
     ConflictingOrg {
         asn: u32,
@@ -93,7 +103,9 @@ pub enum AnalysisError {
     EmptyRange { start: u64, end: u64 },
     #[error("{bins} time bins is more than the {max} allowed: widen the bins or shorten the range")]
     TooManyBins { bins: u64, max: u64 },
-    #[error("category index {index} of record {record} is out of range: there are {count} categories")]
+    #[error(
+        "category index {index} of record {record} is out of range: there are {count} categories"
+    )]
     BadCategory {
         record: usize,
         index: u16,
@@ -247,7 +259,10 @@ mod tests {
         assert_eq!(Weights::sampled(&w, &v).check(2), Ok((3.0, 0.75)));
         assert!(matches!(
             Weights::exact(&w).check(3),
-            Err(AnalysisError::LengthMismatch { column: "weight", .. })
+            Err(AnalysisError::LengthMismatch {
+                column: "weight",
+                ..
+            })
         ));
         let nan = [f64::NAN];
         assert!(Weights::exact(&nan).check(1).is_err());

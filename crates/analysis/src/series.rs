@@ -20,8 +20,11 @@ use flowdrill_model::hll::{Hll, hash_u128};
 use flowdrill_model::{Addr, Prefix, proto};
 
 /// Ordered category rules over items of type `T`; first match wins, else "other".
+/// A named predicate.
+type Rule<T> = (String, Box<dyn Fn(&T) -> bool + Send + Sync>);
+
 pub struct Categories<T: ?Sized> {
-    rules: Vec<(String, Box<dyn Fn(&T) -> bool + Send + Sync>)>,
+    rules: Vec<Rule<T>>,
     other: String,
 }
 
@@ -109,22 +112,66 @@ const TU: &[u8] = &[proto::TCP, proto::UDP];
 /// "unidentified". P2P: BitTorrent 6881–6889, Gnutella 6346–6347, eDonkey 4662 and 4672,
 /// FastTrack 1214, WinMX 6699.
 pub const INTERNET2_APPS: &[PortRule] = &[
-    PortRule { name: "http", protos: T, ports: &[(80, 81), (8080, 8080)] },
-    PortRule { name: "https", protos: T, ports: &[(443, 443)] },
+    PortRule {
+        name: "http",
+        protos: T,
+        ports: &[(80, 81), (8080, 8080)],
+    },
+    PortRule {
+        name: "https",
+        protos: T,
+        ports: &[(443, 443)],
+    },
     PortRule {
         name: "mail",
         protos: T,
-        ports: &[(25, 25), (109, 110), (143, 143), (220, 220), (465, 465), (585, 585), (587, 587), (993, 993)],
+        ports: &[
+            (25, 25),
+            (109, 110),
+            (143, 143),
+            (220, 220),
+            (465, 465),
+            (585, 585),
+            (587, 587),
+            (993, 993),
+        ],
     },
-    PortRule { name: "dns", protos: TU, ports: &[(53, 53)] },
-    PortRule { name: "ssh", protos: T, ports: &[(22, 22)] },
-    PortRule { name: "ftp", protos: T, ports: &[(20, 21)] },
-    PortRule { name: "nntp", protos: T, ports: &[(119, 119)] },
-    PortRule { name: "ntp", protos: U, ports: &[(123, 123)] },
+    PortRule {
+        name: "dns",
+        protos: TU,
+        ports: &[(53, 53)],
+    },
+    PortRule {
+        name: "ssh",
+        protos: T,
+        ports: &[(22, 22)],
+    },
+    PortRule {
+        name: "ftp",
+        protos: T,
+        ports: &[(20, 21)],
+    },
+    PortRule {
+        name: "nntp",
+        protos: T,
+        ports: &[(119, 119)],
+    },
+    PortRule {
+        name: "ntp",
+        protos: U,
+        ports: &[(123, 123)],
+    },
     PortRule {
         name: "p2p",
         protos: TU,
-        ports: &[(6881, 6889), (6346, 6347), (4662, 4662), (4672, 4672), (1214, 1214), (6699, 6699)],
+        ports: &[
+            (6881, 6889),
+            (6346, 6347),
+            (4662, 4662),
+            (4672, 4672),
+            (1214, 1214),
+            (6699, 6699),
+        ],
     },
 ];
 /// The name of what no Internet2 rule matches.
@@ -132,28 +179,68 @@ pub const INTERNET2_OTHER: &str = "unidentified";
 
 /// Brownlee's traffic classes, in match order; the rest is "other".
 pub const BROWNLEE_CLASSES: &[PortRule] = &[
-    PortRule { name: "web", protos: T, ports: &[(80, 80), (8080, 8080)] },
-    PortRule { name: "SSL", protos: T, ports: &[(443, 443)] },
-    PortRule { name: "non-web TCP", protos: T, ports: &[] },
-    PortRule { name: "UDP", protos: U, ports: &[] },
+    PortRule {
+        name: "web",
+        protos: T,
+        ports: &[(80, 80), (8080, 8080)],
+    },
+    PortRule {
+        name: "SSL",
+        protos: T,
+        ports: &[(443, 443)],
+    },
+    PortRule {
+        name: "non-web TCP",
+        protos: T,
+        ports: &[],
+    },
+    PortRule {
+        name: "UDP",
+        protos: U,
+        ports: &[],
+    },
 ];
 
 /// One category per common protocol; the rest is "other".
 pub const PROTOCOLS: &[PortRule] = &[
-    PortRule { name: "TCP", protos: T, ports: &[] },
-    PortRule { name: "UDP", protos: U, ports: &[] },
-    PortRule { name: "ICMP", protos: &[proto::ICMP], ports: &[] },
-    PortRule { name: "ICMP6", protos: &[proto::ICMP6], ports: &[] },
-    PortRule { name: "GRE", protos: &[proto::GRE], ports: &[] },
-    PortRule { name: "ESP", protos: &[proto::ESP], ports: &[] },
+    PortRule {
+        name: "TCP",
+        protos: T,
+        ports: &[],
+    },
+    PortRule {
+        name: "UDP",
+        protos: U,
+        ports: &[],
+    },
+    PortRule {
+        name: "ICMP",
+        protos: &[proto::ICMP],
+        ports: &[],
+    },
+    PortRule {
+        name: "ICMP6",
+        protos: &[proto::ICMP6],
+        ports: &[],
+    },
+    PortRule {
+        name: "GRE",
+        protos: &[proto::GRE],
+        ports: &[],
+    },
+    PortRule {
+        name: "ESP",
+        protos: &[proto::ESP],
+        ports: &[],
+    },
 ];
 
 impl Categories<PortKey> {
     /// Categories from a table of port rules.
     pub fn from_port_rules(rules: &'static [PortRule], other: &str) -> Categories<PortKey> {
-        rules
-            .iter()
-            .fold(Categories::new(other), |c, r| c.rule(r.name, move |k| r.matches(k)))
+        rules.iter().fold(Categories::new(other), |c, r| {
+            c.rule(r.name, move |k| r.matches(k))
+        })
     }
     pub fn internet2() -> Categories<PortKey> {
         Categories::from_port_rules(INTERNET2_APPS, INTERNET2_OTHER)
@@ -341,7 +428,9 @@ pub fn series(spec: &SeriesSpec, input: SeriesInput<'_>) -> Result<Series, Analy
         check_len("dst", n, d.len())?;
     }
     if spec.local.is_some() && (input.src.is_none() || input.dst.is_none()) {
-        return Err(AnalysisError::MissingColumn("src and dst, for the direction split"));
+        return Err(AnalysisError::MissingColumn(
+            "src and dst, for the direction split",
+        ));
     }
     let cats = spec.categories.max(1);
     if let Some((record, &index)) = input
@@ -383,12 +472,10 @@ pub fn series(spec: &SeriesSpec, input: SeriesInput<'_>) -> Result<Series, Analy
         let (s, e) = (input.start_ms[i], input.end_ms[i].max(input.start_ms[i]));
         let c = input.category[i] as usize;
         let d = match (&spec.local, input.src, input.dst) {
-            (Some(l), Some(src), Some(dst)) => {
-                directions
-                    .iter()
-                    .position(|x| *x == l.direction(src[i], dst[i]))
-                    .expect("every direction listed")
-            }
+            (Some(l), Some(src), Some(dst)) => directions
+                .iter()
+                .position(|x| *x == l.direction(src[i], dst[i]))
+                .expect("every direction listed"),
             _ => 0,
         };
         let slot = |b: usize| (b * cats + c) * nd + d;
@@ -479,10 +566,14 @@ mod tests {
         for seed in 0..100 {
             let c = random_case(seed);
             let mut r = rng(seed + 7);
-            let cats = [Categories::internet2(), Categories::brownlee(), Categories::protocols()]
-                .into_iter()
-                .nth(seed as usize % 3)
-                .unwrap();
+            let cats = [
+                Categories::internet2(),
+                Categories::brownlee(),
+                Categories::protocols(),
+            ]
+            .into_iter()
+            .nth(seed as usize % 3)
+            .unwrap();
             let category: Vec<u16> = c.keys.iter().map(|k| cats.classify(k)).collect();
             let local = LocalNets {
                 prefixes: vec![Prefix::new(Addr(c.src.first().copied().unwrap_or(0)), 16)],
@@ -492,7 +583,11 @@ mod tests {
                 end_ms: r.random_range(60_000..120_000),
                 bin_ms: [1000, 7000, 60_000][r.random_range(0..3)],
                 categories: cats.len(),
-                local: if seed % 2 == 0 { Some(local) } else { None },
+                local: if seed.is_multiple_of(2) {
+                    Some(local)
+                } else {
+                    None
+                },
             };
             let s = series(
                 &spec,
@@ -511,8 +606,9 @@ mod tests {
             let mut counted = 0.0;
             for b in 0..s.bins {
                 let (lo, hi) = (s.bin_start(b), (s.bin_start(b) + s.bin_ms).min(spec.end_ms));
-                let in_bin: Vec<usize> =
-                    (0..c.start.len()).filter(|&i| c.start[i] >= lo && c.start[i] < hi).collect();
+                let in_bin: Vec<usize> = (0..c.start.len())
+                    .filter(|&i| c.start[i] >= lo && c.start[i] < hi)
+                    .collect();
                 let mut sum = 0.0;
                 let mut active = 0.0;
                 for k in 0..s.categories {
@@ -578,9 +674,12 @@ mod tests {
         // First match wins: a closure rule set.
         let c = Categories::new("rest")
             .rule("small", |x: &u32| *x < 10)
-            .rule("even", |x: &u32| x % 2 == 0);
+            .rule("even", |x: &u32| x.is_multiple_of(2));
         assert_eq!(c.names(), ["small", "even", "rest"]);
-        assert_eq!([c.classify(&4), c.classify(&12), c.classify(&13)], [0, 1, 2]);
+        assert_eq!(
+            [c.classify(&4), c.classify(&12), c.classify(&13)],
+            [0, 1, 2]
+        );
     }
 
     #[test]
@@ -627,12 +726,34 @@ mod tests {
             categories: 4,
             ..spec.clone()
         };
-        assert!(matches!(series(&split, input), Err(AnalysisError::MissingColumn(_))));
-        let narrow = SeriesSpec { bin_ms: 999, ..spec.clone() };
-        assert_eq!(series(&narrow, input).unwrap_err(), AnalysisError::BinTooNarrow(999));
-        let empty = SeriesSpec { end_ms: 0, ..spec.clone() };
-        assert!(matches!(series(&empty, input), Err(AnalysisError::EmptyRange { .. })));
-        let huge = SeriesSpec { end_ms: u64::MAX, categories: 4, ..spec };
-        assert!(matches!(series(&huge, input), Err(AnalysisError::TooManyBins { .. })));
+        assert!(matches!(
+            series(&split, input),
+            Err(AnalysisError::MissingColumn(_))
+        ));
+        let narrow = SeriesSpec {
+            bin_ms: 999,
+            ..spec.clone()
+        };
+        assert_eq!(
+            series(&narrow, input).unwrap_err(),
+            AnalysisError::BinTooNarrow(999)
+        );
+        let empty = SeriesSpec {
+            end_ms: 0,
+            ..spec.clone()
+        };
+        assert!(matches!(
+            series(&empty, input),
+            Err(AnalysisError::EmptyRange { .. })
+        ));
+        let huge = SeriesSpec {
+            end_ms: u64::MAX,
+            categories: 4,
+            ..spec
+        };
+        assert!(matches!(
+            series(&huge, input),
+            Err(AnalysisError::TooManyBins { .. })
+        ));
     }
 }

@@ -106,7 +106,11 @@ where
             .map(|r| aggregate_chunk(n, &key, w, r.clone()))
             .into_iter()
             .collect();
-        maps.extend(handles.into_iter().map(|h| h.join().expect("worker panicked")));
+        maps.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("worker panicked")),
+        );
         maps
     });
     let mut maps = maps.into_iter();
@@ -128,7 +132,7 @@ where
             records: a.records,
         })
         .collect();
-    out.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    out.sort_unstable_by_key(|g| g.key);
     Ok(out)
 }
 
@@ -202,7 +206,11 @@ mod tests {
         for seed in 0..100 {
             let mut r = rng(seed);
             // Large enough sometimes to take the two-thread path.
-            let n = if seed % 10 == 0 { 250_000 } else { r.random_range(0..500) };
+            let n = if seed.is_multiple_of(10) {
+                250_000
+            } else {
+                r.random_range(0..500)
+            };
             let keys: Vec<u32> = (0..n).map(|_| r.random_range(0..50u32)).collect();
             let w = weights(&mut r, n);
             let var: Vec<f64> = w.iter().map(|x| (x / 2.0).floor()).collect();
