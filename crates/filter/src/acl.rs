@@ -331,7 +331,7 @@ fn parse_ports(
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(FilterError::InvalidNumber {
                     at,
-                    found: item.to_string(),
+                    found: if item.is_empty() { w } else { item }.to_string(),
                     expected: vec![format!("{what}: a port, a range a-b or *")],
                 });
             }

@@ -227,11 +227,7 @@ impl Expr {
                 Expr::True => Expr::False,
                 Expr::False => Expr::True,
                 Expr::Not { arg } => *arg,
-                Expr::Cmp { field, cmp, value } => Expr::Cmp {
-                    field,
-                    cmp: cmp.negate(),
-                    value,
-                },
+                Expr::Cmp { field, cmp, value } => simplify_cmp(field, cmp.negate(), value),
                 other => Expr::not(other),
             },
             Expr::And { args } => simplify_junction(args, true),

@@ -296,6 +296,22 @@ impl<'a> Parser<'a> {
             };
             return Err(self.unexpected(t, exp));
         };
+        if matches!(w.as_str(), "and" | "or" | "not") || (dir_tok.is_some() && !is_keyword(&w)) {
+            let exp: &[&str] = if dir_tok.is_some() {
+                &["ip", "host", "net", "port", "as", "if", "packets", "bytes", "tos", "mask"]
+            } else {
+                TERM_START
+            };
+            return Err(self.unexpected(t, exp));
+        }
+        // Keywords that are also schema field names take the field forms too.
+        if dir_tok.is_none()
+            && let Some(field) = Field::from_name(&w)
+            && (self.is_word(self.peek_at(1), "in") || self.peek_at(1).kind == Tok::Amp)
+        {
+            self.bump();
+            return self.parse_field(field, t);
+        }
         // Which qualifiers each keyword takes; a wrong one is reported at the qualifier.
         let allowed: &[Dir] = match w.as_str() {
             "ip" | "host" | "net" | "port" | "as" | "mask" => {
@@ -539,11 +555,15 @@ impl<'a> Parser<'a> {
         }
         self.bump();
         let text = self.text(t);
-        let n = if text.bytes().all(|b| b.is_ascii_digit()) {
-            let n = parse_number(text).map_err(|_| FilterError::OutOfRange {
-                at: self.pos(t),
-                found: text.to_string(),
-                expected: s(&["a protocol number 0..255"]),
+        let n = if text.starts_with(|c: char| c.is_ascii_digit()) {
+            let n = parse_number(text).map_err(|overflow| {
+                let (at, found, expected) =
+                    (self.pos(t), text.to_string(), s(&["a protocol number 0..255"]));
+                if overflow {
+                    FilterError::OutOfRange { at, found, expected }
+                } else {
+                    FilterError::InvalidNumber { at, found, expected }
+                }
             })?;
             self.check_max(n, 255, t, "a protocol number 0..255")?;
             n
@@ -907,6 +927,15 @@ impl<'a> Parser<'a> {
             }
         }
     }
+}
+
+/// True for the words that start a term (keywords, schema field names, unsupported nfdump
+/// keywords): after a qualifier, these get the "wrong qualifier" error.
+fn is_keyword(w: &str) -> bool {
+    TERM_START.contains(&w)
+        || matches!(w, "ip" | "host" | "ipv4" | "ipv6")
+        || Field::from_name(w).is_some()
+        || UNSUPPORTED.iter().any(|(k, _)| *k == w)
 }
 
 /// Applies a direction qualifier to a src/dst pair of leaves.

@@ -1,0 +1,9 @@
+//! Integration tests of flowdrill-filter, in one binary (ripgrep's layout).
+
+mod util;
+
+mod cases;
+mod errors;
+mod nfdump;
+mod randomized;
+mod reference;
