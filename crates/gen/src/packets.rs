@@ -15,7 +15,9 @@
 //! give [`Truth::bytes_padded_46`](crate::Truth::bytes_padded_46).
 
 use crate::flows::GenFlow;
-use crate::pcap::{ETH_HEADER, MIN_FRAME, PcapWriter, push_ethernet, push_ip};
+use crate::pcap::{
+    ETH_HEADER, MIN_FRAME, PcapWriter, checksum, pseudo_sum, push_ethernet, push_ip,
+};
 use crate::rng::mix64;
 use crate::shape::{Shape, SizePlan};
 use crate::{Error, Scenario, Truth, records};
@@ -60,7 +62,11 @@ struct Active {
     dur_us: u64,
     /// Index of the next packet to write.
     idx: u64,
+    /// Initial sequence number; `tcp_seq` is the next one to send.
+    isn: u32,
     tcp_seq: u32,
+    /// TCP option bytes on non-SYN segments: 12 (timestamps) or 0.
+    tcp_opt: u8,
     tcp_ack: u32,
     ip_id: u16,
     ttl: u8,
@@ -156,6 +162,21 @@ fn activate(
         Error::Internal(format!("record without a packet plan: {r:?} {:?}", g.shape))
     })?;
     let h = mix64(id ^ 0x9ac);
+    // Initial sequence numbers from the directional 4-tuple, so that each direction of a
+    // connection knows the other's: the SYN-ACK acknowledges the SYN.
+    let isn = |a: flowdrill_model::Addr, p: u16, b: flowdrill_model::Addr, q: u16| {
+        mix64(
+            (a.0 as u64)
+                ^ mix64(
+                    (b.0 as u64)
+                        ^ mix64(
+                            ((p as u64) << 16 | q as u64)
+                                ^ ((a.0 >> 64) as u64 ^ (b.0 >> 64) as u64),
+                        ),
+                ),
+        ) as u32
+    };
+    let ip_hdr: u32 = if r.src_addr.is_v4() { 20 } else { 40 };
     let local_src = v4net.contains(r.src_addr) || v6net.contains(r.src_addr);
     Ok(Active {
         rec_src: r.src_addr,
@@ -169,12 +190,47 @@ fn activate(
         start_us: r.time_start * 1000,
         dur_us: (r.time_end - r.time_start) * 1000,
         idx: 0,
-        tcp_seq: h as u32,
-        tcp_ack: (h >> 32) as u32,
+        isn: isn(r.src_addr, r.src_port, r.dst_addr, r.dst_port),
+        tcp_seq: isn(r.src_addr, r.src_port, r.dst_addr, r.dst_port),
+        tcp_opt: if g.shape.small as u32 == ip_hdr + 32 {
+            12
+        } else {
+            0
+        },
+        // Invariant kept simple: every ACK acknowledges the peer's SYN only (no data), which
+        // analysers read as a receiver that has not caught up, never as a retransmission.
+        tcp_ack: isn(r.dst_addr, r.dst_port, r.src_addr, r.src_port).wrapping_add(1),
         ip_id: (h >> 16) as u16,
         ttl: if local_src { 64 } else { 40 + (h % 20) as u8 },
         local_src,
     })
+}
+
+/// Appends `n` bytes (a multiple of 4) of TCP options: on a SYN, MSS then SACK-permitted,
+/// window scale and timestamps as room allows; otherwise NOP, NOP, timestamps.
+fn push_tcp_options(buf: &mut Vec<u8>, n: usize, syn: bool, tsval: u32, v4: bool) {
+    let end = buf.len() + n;
+    if syn && n >= 4 {
+        let mss: u16 = if v4 { 1460 } else { 1440 };
+        buf.extend_from_slice(&[2, 4]);
+        buf.extend_from_slice(&mss.to_be_bytes());
+        if n >= 8 {
+            buf.extend_from_slice(&[1, 1, 4, 2]);
+        }
+        if n >= 20 {
+            buf.extend_from_slice(&[8, 10]);
+            buf.extend_from_slice(&tsval.to_be_bytes());
+            buf.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        if buf.len() + 4 <= end {
+            buf.extend_from_slice(&[1, 3, 3, 7]);
+        }
+    } else if n >= 12 {
+        buf.extend_from_slice(&[1, 1, 8, 10]);
+        buf.extend_from_slice(&tsval.to_be_bytes());
+        buf.extend_from_slice(&[0, 0, 0, 0]);
+    }
+    buf.resize(end, 1); // NOP padding
 }
 
 /// Fills `buf` with packet `a.idx` of flow `a`; returns (captured length, frame length).
@@ -195,18 +251,35 @@ fn build_frame(buf: &mut Vec<u8>, a: &mut Active, opts: &PacketOptions) -> (usiz
     );
     a.ip_id = a.ip_id.wrapping_add(1);
     let ip_hdr: u16 = if v4 { 20 } else { 40 };
+    let l4 = buf.len();
     match a.proto {
         proto::TCP => {
             let flags = a.shape.flags_of(a.idx, a.plan.n);
+            let syn = flags & 0x02 != 0;
+            // Bytes beyond the 20-byte header: options first, the rest is (zero) payload.
+            // SYNs carry their extra bytes as options (MSS, SACK, window scale, timestamps);
+            // other segments carry the timestamps option when the flow uses it.
+            let room = size.saturating_sub(ip_hdr + 20);
+            let opt = if syn {
+                room.min(40) & !3
+            } else if room >= a.tcp_opt as u16 {
+                a.tcp_opt as u16
+            } else {
+                0
+            };
+            let payload = (room - opt) as u32;
+            // A SYN (first or retransmitted) always carries the initial sequence number.
+            let seq = if syn { a.isn } else { a.tcp_seq };
             buf.extend_from_slice(&a.sport.to_be_bytes());
             buf.extend_from_slice(&a.dport.to_be_bytes());
-            buf.extend_from_slice(&a.tcp_seq.to_be_bytes());
+            buf.extend_from_slice(&seq.to_be_bytes());
             let ack = if flags & 0x10 != 0 { a.tcp_ack } else { 0 };
             buf.extend_from_slice(&ack.to_be_bytes());
-            buf.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-            let payload = size.saturating_sub(ip_hdr + 20) as u32;
+            let offset = ((20 + opt) / 4) as u8;
+            buf.extend_from_slice(&[offset << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
+            push_tcp_options(buf, opt as usize, syn, (a.time_of(a.idx) / 1000) as u32, v4);
             // SYN and FIN each take one sequence number.
-            a.tcp_seq = a.tcp_seq.wrapping_add(payload + (flags & 0x03 != 0) as u32);
+            a.tcp_seq = seq.wrapping_add(payload + (flags & 0x03 != 0) as u32);
         }
         proto::UDP => {
             buf.extend_from_slice(&a.sport.to_be_bytes());
@@ -218,10 +291,26 @@ fn build_frame(buf: &mut Vec<u8>, a: &mut Active, opts: &PacketOptions) -> (usiz
             // ICMP / ICMPv6: type and code from the destination port field.
             let [ty, code] = a.dport.to_be_bytes();
             buf.extend_from_slice(&[ty, code, 0, 0]);
-            buf.extend_from_slice(&(a.tcp_ack as u16).to_be_bytes());
+            // Identifier: the same for a request and its reply (symmetric in the two ISNs).
+            let ident = (a.tcp_seq ^ a.tcp_ack.wrapping_sub(1)) as u16;
+            buf.extend_from_slice(&ident.to_be_bytes());
             buf.extend_from_slice(&(a.idx as u16).to_be_bytes());
         }
     }
+    // Checksums over the header and the (all-zero, hence sum-neutral) payload.
+    let l4_len = (size - ip_hdr) as u32;
+    let (pseudo, at) = match a.proto {
+        proto::TCP => (Some(proto::TCP), 16),
+        proto::UDP => (Some(proto::UDP), 6),
+        proto::ICMP6 => (Some(proto::ICMP6), 2),
+        _ => (None, 2),
+    };
+    let sum = pseudo.map_or(0, |p| pseudo_sum(a.rec_src, a.rec_dst, p, l4_len));
+    let mut c = checksum(&buf[l4..], sum);
+    if c == 0 && a.proto == proto::UDP {
+        c = 0xffff; // 0 means "no checksum" in UDP
+    }
+    buf[l4 + at..l4 + at + 2].copy_from_slice(&c.to_be_bytes());
     let frame = ETH_HEADER as u32 + size as u32;
     let orig = if opts.pad_to_min_frame {
         frame.max(MIN_FRAME)
@@ -366,5 +455,47 @@ mod tests {
                 "last packet has FIN or RST (or is an unanswered SYN): {last:#x}"
             );
         }
+    }
+
+    #[test]
+    fn every_checksum_verifies_over_both_families() {
+        let s = Scenario {
+            flows: 400,
+            duration_ms: 60_000,
+            ipv6_share: 0.5,
+            ..Scenario::default()
+        };
+        let mut out = Vec::new();
+        write_packets_pcap_with(
+            &s,
+            &PacketOptions {
+                headers_only: false,
+                ..Default::default()
+            },
+            &mut out,
+        )
+        .unwrap();
+        let (mut v4, mut v6) = (0, 0);
+        for (_, _, _, f) in frames(&out) {
+            let (src, dst, p, seg) = if f[12..14] == [0x08, 0x00] {
+                v4 += 1;
+                let a = |o: usize| {
+                    Addr::from_v4_u32(u32::from_be_bytes(f[o..o + 4].try_into().unwrap()))
+                };
+                (a(26), a(30), f[23], &f[34..])
+            } else {
+                v6 += 1;
+                let a = |o: usize| Addr(u128::from_be_bytes(f[o..o + 16].try_into().unwrap()));
+                (a(22), a(38), f[20], &f[54..])
+            };
+            // ICMPv4 has no pseudo-header; TCP, UDP and ICMPv6 do.
+            let sum = if p == proto::ICMP {
+                0
+            } else {
+                pseudo_sum(src, dst, p, seg.len() as u32)
+            };
+            assert_eq!(checksum(seg, sum), 0, "protocol {p}");
+        }
+        assert!(v4 > 0 && v6 > 0);
     }
 }

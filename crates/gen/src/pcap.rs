@@ -91,6 +91,23 @@ pub fn checksum(data: &[u8], mut sum: u32) -> u16 {
     !(sum as u16)
 }
 
+/// The partial sum of the TCP/UDP/ICMPv6 pseudo-header (RFC 793 / RFC 8200 §8.1) for an
+/// upper-layer packet of `len` bytes.
+pub fn pseudo_sum(src: Addr, dst: Addr, proto: u8, len: u32) -> u32 {
+    let words = |a: Addr| -> u32 {
+        match a.v4() {
+            Some(v) => (v >> 16) + (v & 0xffff),
+            None => {
+                a.0.to_be_bytes()
+                    .chunks_exact(2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+                    .sum()
+            }
+        }
+    };
+    words(src) + words(dst) + proto as u32 + (len >> 16) + (len & 0xffff)
+}
+
 /// Appends an Ethernet header; the EtherType follows from the address family.
 pub fn push_ethernet(buf: &mut Vec<u8>, dst_mac: [u8; 6], src_mac: [u8; 6], v4: bool) {
     buf.extend_from_slice(&dst_mac);
@@ -155,15 +172,7 @@ pub fn udp_frame(src: Addr, dst: Addr, sport: u16, dport: u16, payload: &[u8]) -
     f.extend_from_slice(&[0, 0]);
     f.extend_from_slice(payload);
     if !v4 {
-        // Pseudo-header: addresses, upper-layer length, next header.
-        let mut sum = 0u32;
-        for a in [src.0.to_be_bytes(), dst.0.to_be_bytes()] {
-            for c in a.chunks_exact(2) {
-                sum += u16::from_be_bytes([c[0], c[1]]) as u32;
-            }
-        }
-        sum += udp_len as u32 + 17;
-        let c = match checksum(&f[at..], sum) {
+        let c = match checksum(&f[at..], pseudo_sum(src, dst, 17, udp_len as u32)) {
             0 => 0xffff,
             c => c,
         };
