@@ -120,6 +120,7 @@ const V1_STAT_LEN: usize = 136;
 const V1_FLAG_LZO: u32 = 0x1;
 const V1_FLAG_BZ2: u32 = 0x8;
 const V1_FLAG_LZ4: u32 = 0x10;
+/// Not seen in a real file (nfdump 1.7.1, our oracle, reads only LZO, BZ2 and LZ4 in layout 1).
 const V1_FLAG_ZSTD: u32 = 0x20;
 /// Early 1.6 common record (u8 flags and exporter): nfdump 1.7 ignores it, and so do we.
 const REC_V1_COMMON_V0: u16 = 1;
@@ -314,12 +315,14 @@ pub struct FileStats {
 pub struct NfcapdHeader {
     /// Layout version (2).
     pub layout: u16,
-    /// Version of the nfdump that wrote the file (`0x01070100` = 1.7.1).
+    /// Version of the nfdump that wrote the file (`0x01070100` = 1.7.1; 0 in layout 1, which
+    /// does not record it).
     pub nfdump_version: u32,
-    /// Creation time, Unix seconds.
+    /// Creation time, Unix seconds (0 in layout 1).
     pub created: i64,
     pub compression: Compression,
-    /// Program that wrote the file (nfdump's CREATOR_*: 1 nfcapd, 2 nfpcapd, 3 sfcapd, 4 nfdump...).
+    /// Program that wrote the file (nfdump's CREATOR_*: 1 nfcapd, 2 nfpcapd, 3 sfcapd, 4 nfdump...;
+    /// 0 = unknown, as nfdump 1.7.1 and layout 1 write).
     pub creator: u32,
     /// Data blocks the header announces (0 in a file still being written).
     pub num_blocks: u32,

@@ -478,6 +478,26 @@ fn reads_uncompressed_records_fast() {
         }
     );
     assert_eq!(out.len(), 80_348);
+
+    // nfdump CSV, the same flows (the reference list), parsed from memory.
+    let csv = gunzip(&data.join("reference/softflowd_v9_devmix/flows.csv.gz"));
+    let rounds = if cfg!(debug_assertions) { 1 } else { 5 };
+    let cpu0 = thread_cpu_secs();
+    let t = std::time::Instant::now();
+    let mut n = 0;
+    for _ in 0..rounds {
+        n += nfcsv::parse(&csv[..]).unwrap().len();
+    }
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu0.and_then(|c0| Some(thread_cpu_secs()? - c0));
+    eprintln!(
+        "nfcsv: {n} lines ({} MB): wall {wall:.3} s = {:.2} M lines/s; cpu {}",
+        rounds * csv.len() / 1_000_000,
+        n as f64 / wall / 1e6,
+        cpu.map(|c| format!("{c:.2} s = {:.2} M lines/s", n as f64 / c.max(0.01) / 1e6))
+            .unwrap_or_else(|| "n/a".into()),
+    );
+    assert_eq!(n, rounds * 80_348);
 }
 
 /// Builds an nfdump 1.6 (layout 1) file: header, stat record, one block of type 2 with an
