@@ -369,9 +369,16 @@ pub struct ReadStats {
     pub short_elements: u64,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Exporter {
-    addr: Addr,
+/// An exporter the file describes (exporter info record): nfcapd's internal `sysid`, which
+/// flow records name, and what the exporter told about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exporter {
+    pub sysid: u16,
+    pub addr: Addr,
+    /// NetFlow version it exported (5, 9, 10; 9999 for sFlow).
+    pub version: u32,
+    /// Engine/source id (v5), source id (v9) or observation domain (IPFIX).
+    pub id: u32,
 }
 
 /// Reads an nfcapd file block by block.
@@ -546,6 +553,18 @@ impl<R: Read> NfcapdReader<R> {
     /// Counts of what was read and skipped so far.
     pub fn stats(&self) -> ReadStats {
         self.stats
+    }
+
+    /// The exporters met so far (nfcapd writes their records before their flows), by sysid.
+    pub fn exporters(&self) -> Vec<Exporter> {
+        let mut v: Vec<Exporter> = self.exporters.values().copied().collect();
+        v.sort_by_key(|e| e.sysid);
+        v
+    }
+
+    /// The sampling rate of sampler `id` of exporter `sysid`, when the file has described it.
+    pub fn sampling_rate(&self, sysid: u16, id: i64) -> Option<u32> {
+        self.samplers.get(&(sysid, id)).copied()
     }
 
     /// The next flow record, or `None` at the end of the file.
@@ -806,7 +825,17 @@ impl<R: Read> NfcapdReader<R> {
                     } else {
                         Addr::from_v4_u32(le32(rec, 16))
                     };
-                    self.exporters.insert(sysid, Exporter { addr });
+                    let version = le32(rec, 4);
+                    let id = le32(rec, 28);
+                    self.exporters.insert(
+                        sysid,
+                        Exporter {
+                            sysid,
+                            addr,
+                            version,
+                            id,
+                        },
+                    );
                     self.stats.exporters += 1;
                 }
                 REC_SAMPLER => {

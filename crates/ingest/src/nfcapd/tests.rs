@@ -350,6 +350,15 @@ fn stats_count_what_was_skipped() {
     assert_eq!(s.sampled, 1);
     assert_eq!(s.without_addresses, 1);
     assert!(rd.next_record().unwrap().is_none(), "stays at the end");
+    let ex = rd.exporters();
+    assert_eq!(ex.len(), 2);
+    assert_eq!(
+        (ex[0].sysid, ex[0].addr.to_string()),
+        (1, "127.0.0.1".to_string())
+    );
+    assert_eq!((ex[1].version, ex[1].id), (10, 7));
+    assert_eq!(rd.sampling_rate(2, 5), Some(100));
+    assert_eq!(rd.sampling_rate(2, 6), None);
 }
 
 #[test]
