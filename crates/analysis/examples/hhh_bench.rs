@@ -8,7 +8,7 @@
 //! as on a real link. Bytes per record are heavy-tailed. Only `hhh_addrs` is timed.
 
 use flowdrill_analysis::Weights;
-use flowdrill_analysis::hhh::{IpLevels, Threshold, hhh, hhh_addrs};
+use flowdrill_analysis::hhh::{IpLevels, Threshold, hhh_addrs, hhh_bottom_up};
 use flowdrill_model::Addr;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -103,7 +103,7 @@ fn main() {
         return;
     }
     let t = Instant::now();
-    let slow = hhh(
+    let slow = hhh_bottom_up(
         &levels,
         &addrs,
         Weights::exact(&bytes),
@@ -111,7 +111,7 @@ fn main() {
     )
     .expect("valid");
     println!(
-        "generic hhh (same input, {} rows): {:.3} s",
+        "generic bottom-up pass (same input, {} rows): {:.3} s",
         slow.rows.len(),
         t.elapsed().as_secs_f64()
     );

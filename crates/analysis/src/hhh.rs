@@ -58,6 +58,21 @@ pub trait Hierarchy {
     fn rank(&self, key: &Self::Key) -> u32;
     /// The largest rank any key can have.
     fn max_rank(&self) -> u32;
+    /// The HHH pass over aggregated leaves `(leaf key, (total, variance))`, any order. The
+    /// default is the generic [`bottom_up`] pass; an implementation may substitute a faster
+    /// pass, which MUST give the same report (the IP hierarchy does: see [`hhh_addrs`]).
+    fn pass(
+        &self,
+        leaves: Vec<(Self::Key, (f64, f64))>,
+        n: f64,
+        nvar: f64,
+        thr: f64,
+    ) -> Result<HhhReport<Self::Key>, AnalysisError>
+    where
+        Self: Sized,
+    {
+        bottom_up(self, leaves.into_iter(), n, nvar, thr)
+    }
     /// The key and all its ancestors, most specific first.
     fn chain(&self, key: &Self::Key) -> Vec<Self::Key> {
         let mut out = vec![key.clone()];
@@ -134,7 +149,22 @@ struct Node {
     resid: f64,
 }
 
+fn aggregate_leaves<H: Hierarchy>(
+    h: &H,
+    leaves: &[H::Leaf],
+    w: Weights<'_>,
+) -> Vec<(H::Key, (f64, f64))> {
+    let mut agg: FastMap<H::Key, (f64, f64)> = fast_map(1024);
+    for (i, &x) in leaves.iter().enumerate() {
+        let e = agg.entry(h.leaf(x)).or_insert((0.0, 0.0));
+        e.0 += w.weight[i];
+        e.1 += w.var(i);
+    }
+    agg.into_iter().collect()
+}
+
 /// Runs the HHH rule over any hierarchy. `leaves[i]` is record i's leaf, weighted by `w`.
+/// Uses the hierarchy's [`Hierarchy::pass`] (the fast pass for [`IpLevels`]).
 pub fn hhh<H: Hierarchy>(
     h: &H,
     leaves: &[H::Leaf],
@@ -143,17 +173,26 @@ pub fn hhh<H: Hierarchy>(
 ) -> Result<HhhReport<H::Key>, AnalysisError> {
     let (n, nvar) = w.check(leaves.len())?;
     let thr = threshold.resolve(n)?;
-    let mut agg: FastMap<H::Key, (f64, f64)> = fast_map(1024);
-    for (i, &x) in leaves.iter().enumerate() {
-        let e = agg.entry(h.leaf(x)).or_insert((0.0, 0.0));
-        e.0 += w.weight[i];
-        e.1 += w.var(i);
-    }
-    hhh_from_leaves(h, agg.into_iter(), n, nvar, thr)
+    h.pass(aggregate_leaves(h, leaves, w), n, nvar, thr)
 }
 
-/// The bottom-up pass over already aggregated leaves `(key, total, variance)`.
-pub(crate) fn hhh_from_leaves<H: Hierarchy>(
+/// [`hhh`] always with the generic [`bottom_up`] pass: the reference the fast passes are tested
+/// against, and a baseline for benchmarks.
+pub fn hhh_bottom_up<H: Hierarchy>(
+    h: &H,
+    leaves: &[H::Leaf],
+    w: Weights<'_>,
+    threshold: Threshold,
+) -> Result<HhhReport<H::Key>, AnalysisError> {
+    let (n, nvar) = w.check(leaves.len())?;
+    let thr = threshold.resolve(n)?;
+    bottom_up(h, aggregate_leaves(h, leaves, w).into_iter(), n, nvar, thr)
+}
+
+/// The generic pass over aggregated leaves `(key, (total, variance))`: every node of every level
+/// is visited, in rank order from the most specific, passing totals and residuals to parents
+/// held in a hash map. O(distinct leaves · levels) hash operations.
+pub fn bottom_up<H: Hierarchy>(
     h: &H,
     leaves: impl Iterator<Item = (H::Key, (f64, f64))>,
     n: f64,
@@ -421,6 +460,27 @@ impl Hierarchy for IpLevels {
     }
     fn max_rank(&self) -> u32 {
         129
+    }
+    fn pass(
+        &self,
+        leaves: Vec<(IpKey, (f64, f64))>,
+        n: f64,
+        nvar: f64,
+        thr: f64,
+    ) -> Result<HhhReport<IpKey>, AnalysisError> {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for (k, (t, v)) in leaves {
+            match k {
+                IpKey::Net(p) => match p.addr().v4() {
+                    Some(a) => v4.push((a, t, v)),
+                    None => v6.push((p.addr().0, t, v)),
+                },
+                IpKey::Any => return Err(AnalysisError::Internal("the IP root given as a leaf")),
+            }
+        }
+        v4.sort_unstable_by_key(|x| x.0);
+        v6.sort_unstable_by_key(|x| x.0);
+        Ok(ip_report(v4, v6, self, n, nvar, thr))
     }
 }
 
@@ -816,6 +876,19 @@ pub fn hhh_addrs(
     let thr = threshold.resolve(n)?;
     let (l4, l6) = (levels.v4[0], levels.v6[0]);
     let (v4, v6) = leaves_of(addrs, w, l4, l6);
+    Ok(ip_report(v4, v6, levels, n, nvar, thr))
+}
+
+/// The report from each family's sorted, distinct leaves: both family passes, then the overall
+/// root.
+fn ip_report(
+    v4: Vec<(u32, f64, f64)>,
+    v6: Vec<(u128, f64, f64)>,
+    levels: &IpLevels,
+    n: f64,
+    nvar: f64,
+    thr: f64,
+) -> HhhReport<IpKey> {
     let mut rows = Vec::new();
     let up4 = family_pass(v4, &levels.v4, thr, n, &mut rows);
     let up6 = family_pass(v6, &levels.v6, thr, n, &mut rows);
@@ -829,13 +902,13 @@ pub fn hhh_addrs(
         rows.push(row(IpKey::Any, 0, any, n));
         unreported = 0.0;
     }
-    Ok(HhhReport {
+    HhhReport {
         rows: tree_order(levels, rows),
         total: n,
         total_variance: nvar,
         threshold: thr,
         unreported_residual: unreported,
-    })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1266,7 +1339,12 @@ mod tests {
         ];
         for (levels, t, want) in cases {
             let fast = hhh_addrs(&a, Weights::exact(&w), levels, Threshold::Absolute(t)).unwrap();
-            let slow = hhh(levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
+            let slow =
+                hhh_bottom_up(levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
+            assert_eq!(
+                fast,
+                hhh(levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap()
+            );
             assert_eq!(
                 shown(&fast),
                 want,
@@ -1428,8 +1506,11 @@ mod tests {
         for seed in 0..300 {
             let (a, w, levels, t) = random_case(seed);
             let fast = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(t)).unwrap();
-            let slow = hhh(&levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
+            let slow =
+                hhh_bottom_up(&levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
             assert_eq!(fast, slow, "seed {seed}");
+            let via_trait = hhh(&levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
+            assert_eq!(fast, via_trait, "seed {seed}");
             assert_eq!(triples(&fast), naive(&levels, &a, &w, t), "seed {seed}");
         }
     }

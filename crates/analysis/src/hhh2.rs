@@ -14,7 +14,7 @@
 //! Records are first aggregated by their pair of leaves, so the work after one pass over the
 //! input is proportional to the distinct leaf pairs.
 
-use crate::hhh::{HhhReport, HhhRow, Hierarchy, Threshold, hhh_from_leaves};
+use crate::hhh::{HhhReport, HhhRow, Hierarchy, Threshold};
 use crate::{AnalysisError, FastMap, Weights, fast_map};
 
 /// One cell of the cross product: indexes into [`Hhh2Report::row_keys`] and
@@ -144,8 +144,8 @@ pub fn hhh2<HA: Hierarchy, HB: Hierarchy>(
         e.0 += t;
         e.1 += v;
     }
-    let rows = hhh_from_leaves(ha, la.into_iter(), n, nvar, thr_a)?;
-    let cols = hhh_from_leaves(hb, lb.into_iter(), n, nvar, thr_b)?;
+    let rows = ha.pass(la.into_iter().collect(), n, nvar, thr_a)?;
+    let cols = hb.pass(lb.into_iter().collect(), n, nvar, thr_b)?;
     let mut ax = Axis::new(ha, &rows.rows);
     let mut bx = Axis::new(hb, &cols.rows);
     // Sorted pair order: cell sums are added in one fixed order whatever the input order.
