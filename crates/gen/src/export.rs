@@ -48,6 +48,37 @@ pub enum ExportFormat {
     Ipfix,
 }
 
+/// Why an export setting is not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    #[error("unknown export format '{0}': use v5, v9 or ipfix")]
+    UnknownFormat(String),
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = ExportError;
+    /// `v5`, `v9`, `ipfix` (also `v10`, `netflow5`, `netflow9`), any case.
+    fn from_str(s: &str) -> Result<ExportFormat, ExportError> {
+        match s.to_ascii_lowercase().as_str() {
+            "v5" | "5" | "netflow5" => Ok(ExportFormat::V5),
+            "v9" | "9" | "netflow9" => Ok(ExportFormat::V9),
+            "ipfix" | "v10" | "10" => Ok(ExportFormat::Ipfix),
+            _ => Err(ExportError::UnknownFormat(s.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for ExportFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExportFormat::V5 => "v5",
+            ExportFormat::V9 => "v9",
+            ExportFormat::Ipfix => "ipfix",
+        })
+    }
+}
+
 /// How records are exported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportOptions {
@@ -1077,6 +1108,16 @@ mod tests {
             let est = sampled as f64 * 10.0 / base as f64;
             assert!((est - 1.0).abs() < 0.05, "{format:?}: renormalised {est}");
         }
+    }
+
+    #[test]
+    fn formats_parse_from_their_names() {
+        for f in [ExportFormat::V5, ExportFormat::V9, ExportFormat::Ipfix] {
+            assert_eq!(f.to_string().parse::<ExportFormat>(), Ok(f));
+        }
+        assert_eq!("IPFIX".parse::<ExportFormat>(), Ok(ExportFormat::Ipfix));
+        let e = "sflow".parse::<ExportFormat>().unwrap_err();
+        assert!(e.to_string().contains("use v5, v9 or ipfix"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!   peak/trough ratio, the local networks, and injected [`Event`]s (SYN scan, spoofed SYN
 //!   flood, dragonfly UDP burst, elephant backup). [`Scenario::demo`] is one busy hour.
 //! - [`records`]: the scenario's [`FlowRecord`]s in start-time order, streamed with bounded
-//!   memory (100 M records are fine); [`truth`] counts them.
+//!   memory (100 M records are fine); [`truth()`] counts them.
 //! - [`write_packets_pcap`]: the packets behind those records (Ethernet + IPv4/IPv6 +
 //!   TCP/UDP/ICMP headers) as a classic pcap that a flow meter (softflowd, nfpcapd, flowdrill's
 //!   own) turns back into the same flows.
@@ -41,7 +41,9 @@ pub mod scenario;
 pub mod shape;
 pub mod truth;
 
-pub use export::{ExportFormat, ExportOptions, ExportStats, encode_export, write_export_pcap};
+pub use export::{
+    ExportError, ExportFormat, ExportOptions, ExportStats, encode_export, write_export_pcap,
+};
 pub use flows::{Origin, Records};
 pub use packets::{PacketOptions, write_packets_pcap, write_packets_pcap_with};
 pub use scenario::{Event, Scenario, ScenarioError};

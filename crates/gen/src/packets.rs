@@ -3,7 +3,7 @@
 //!
 //! Each flow's `n` packets are spread evenly over `[time_start, time_end]` (µs resolution;
 //! the first at the start, the last at the end), with the sizes and TCP flags of its
-//! [`Shape`](crate::shape::Shape): TCP flows open with SYN (or SYN-ACK) and close with FIN
+//! [`Shape`]: TCP flows open with SYN (or SYN-ACK) and close with FIN
 //! (or RST). Packets of all flows are merged through a heap of the active flows' next
 //! packets, so memory is bounded by the number of flows active at one instant, not by flow
 //! length (a 100 GB elephant costs one heap entry).
