@@ -321,3 +321,66 @@ fn local_and_remote_sides_are_where_the_scenario_puts_them() {
             .all(|r| !private.contains(r.src_addr) && !private.contains(r.dst_addr))
     );
 }
+
+#[test]
+fn events_work_over_ipv6_too() {
+    let base = Scenario {
+        flows: 1_000,
+        duration_ms: 120_000,
+        ..Scenario::default()
+    };
+    let t0 = base.start_ms;
+    let a = |x: &str| -> Addr { x.parse().unwrap() };
+    let s = Scenario {
+        events: vec![
+            Event::SynScan {
+                at_ms: t0,
+                source: a("2001:db8:bad::1"),
+                targets: "2001:db8:20:7::/120".parse().unwrap(),
+                ports: 20..=30,
+                flows: 500,
+                rate_per_s: 1000,
+            },
+            Event::SpoofedFlood {
+                at_ms: t0 + 1_000,
+                duration_ms: 5_000,
+                victim: a("2001:db8:20::80"),
+                port: 443,
+                flows: 800,
+            },
+            Event::Dragonfly {
+                at_ms: t0 + 2_000,
+                duration_ms: 5_000,
+                targets: base.local_v6,
+                flows: 300,
+            },
+            Event::Elephant {
+                at_ms: t0 + 3_000,
+                duration_ms: 60_000,
+                src: a("2001:db8:20::9"),
+                dst: a("2001:db8:99::20"),
+                port: 22,
+                bytes: 5_000_000,
+            },
+        ],
+        ..base
+    };
+    // The packet writer checks every record's shape (an impossible one is an internal error).
+    let t = flowdrill_gen::write_packets_pcap(&s, std::io::sink()).unwrap();
+    for (i, e) in s.events.iter().enumerate() {
+        assert_eq!(t.per_event[i].flows, e.flow_count(), "{}", e.kind());
+    }
+    let event_flows: u64 = t.per_event.iter().map(|c| c.flows).sum();
+    assert!(t.ipv6.flows >= event_flows, "every event record is IPv6");
+    assert_eq!(t.frames, t.total.packets);
+    let scan = t.per_event[0];
+    assert_eq!(
+        scan.bytes,
+        scan.flows * (scan.bytes / scan.flows),
+        "one SYN size per scan"
+    );
+    assert!(
+        (60..=64).contains(&(scan.bytes / scan.flows)),
+        "IPv6 SYNs are 60-64 bytes"
+    );
+}
