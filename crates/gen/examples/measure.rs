@@ -2,7 +2,8 @@
 //! datagrams/s, and the sizes of the demo scenario's files.
 //!
 //! `cargo run --release -p flowdrill-gen --example measure -- [RECORDS] [OUT_DIR | -]`
-//! (`-`: measure `records()` only, write no files).
+//! (`-`: measure `records()` only; `sink`: also the packet writer on the same scenario into
+//! `io::sink()`, to see its memory bound with `/usr/bin/time -v`).
 
 use flowdrill_gen::{
     ExportFormat, ExportOptions, Scenario, records, write_export_pcap, write_packets_pcap,
@@ -55,6 +56,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     if dir == "-" {
+        return Ok(());
+    }
+    if dir == "sink" {
+        let (t, c) = (Instant::now(), cpu_secs());
+        let truth = write_packets_pcap(&s, std::io::sink())?;
+        let (wall, secs) = (t.elapsed().as_secs_f64(), cpu_secs() - c);
+        println!(
+            "packets of {n} flows: {} frames ({} file bytes) in {secs:.2} s CPU ({wall:.2} s wall) = {:.2} M packets/s",
+            truth.frames,
+            truth.file_bytes,
+            truth.frames as f64 / secs / 1e6
+        );
         return Ok(());
     }
     let dir = std::path::PathBuf::from(dir);

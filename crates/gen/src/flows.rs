@@ -162,6 +162,9 @@ impl Iterator for Records {
 struct Common {
     local_v4: Prefix,
     local_v6: Prefix,
+    /// The local prefixes as (network, mask) words, for a branch-light membership test.
+    v4_net: (u32, u32),
+    v6_net: (u128, u128),
     local_as: u32,
     exporter: Addr,
     domain: u32,
@@ -169,17 +172,33 @@ struct Common {
 
 impl Common {
     fn of(s: &Scenario) -> Common {
+        let m4 = if s.local_v4.len() == 0 {
+            0
+        } else {
+            u32::MAX << (32 - s.local_v4.len() as u32)
+        };
+        let m6 = if s.local_v6.len() == 0 {
+            0
+        } else {
+            u128::MAX << (128 - s.local_v6.len() as u32)
+        };
         Common {
             local_v4: s.local_v4,
             local_v6: s.local_v6,
+            v4_net: (s.local_v4.addr().0 as u32 & m4, m4),
+            v6_net: (s.local_v6.addr().0 & m6, m6),
             local_as: s.local_as,
             exporter: s.exporter,
             domain: s.domain,
         }
     }
 
+    #[inline]
     fn is_local(&self, a: Addr) -> bool {
-        self.local_v4.contains(a) || self.local_v6.contains(a)
+        match a.v4() {
+            Some(v) => v & self.v4_net.1 == self.v4_net.0,
+            None => a.0 & self.v6_net.1 == self.v6_net.0,
+        }
     }
 
     /// A record from `src` to `dst`; interfaces, AS numbers and masks follow from which side
@@ -567,7 +586,7 @@ impl Background {
             loop {
                 let hi = (0x2000u128 | (h as u128 & 0x1fff)) << 112 | ((mix64(h) as u128) << 48);
                 let a = Addr(hi | (mix64(h ^ 1) as u128 & 0xffff_ffff_ffff));
-                if !self.c.local_v6.contains(a) {
+                if !self.c.is_local(a) {
                     return a;
                 }
                 h = mix64(h);
@@ -576,7 +595,7 @@ impl Background {
         loop {
             let v = h as u32;
             let a = Addr::from_v4_u32(v);
-            if !reserved_v4(v) && !self.c.local_v4.contains(a) {
+            if !reserved_v4(v) && !self.c.is_local(a) {
                 return a;
             }
             h = mix64(h);
