@@ -172,12 +172,12 @@ struct Common {
 
 impl Common {
     fn of(s: &Scenario) -> Common {
-        let m4 = if s.local_v4.len() == 0 {
+        let m4 = if s.local_v4.is_empty() {
             0
         } else {
             u32::MAX << (32 - s.local_v4.len() as u32)
         };
-        let m6 = if s.local_v6.len() == 0 {
+        let m6 = if s.local_v6.is_empty() {
             0
         } else {
             u128::MAX << (128 - s.local_v6.len() as u32)
