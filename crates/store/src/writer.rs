@@ -130,6 +130,8 @@ pub struct StoreWriter {
     /// Every level-0 bin ending at or before this was closed by `advance`.
     closed_until: u64,
     pending: Vec<BinRef>,
+    /// Per-link totals, by link index (copied into the summary's map by name).
+    totals: Vec<LinkTotals>,
     summary: WriteSummary,
 }
 
@@ -167,13 +169,20 @@ impl StoreWriter {
             max_seen: 0,
             closed_until: 0,
             pending: Vec::new(),
+            totals: vec![LinkTotals::default(); store.config().links.len()],
             summary: WriteSummary::default(),
         })
     }
 
     /// The summary so far.
-    pub fn summary(&self) -> &WriteSummary {
-        &self.summary
+    pub fn summary(&self) -> WriteSummary {
+        let mut s = self.summary.clone();
+        for (l, t) in self.config.links.iter().zip(&self.totals) {
+            if t.flows > 0 {
+                s.per_link.insert(l.name.clone(), *t);
+            }
+        }
+        s
     }
 
     /// Records held in open level-0 bins (the writer's memory, roughly × 200 bytes).
@@ -197,30 +206,17 @@ impl StoreWriter {
         };
         let bin_ms = self.config.links[k].levels[0].bin_ms;
         let end = r.time_end.max(r.time_start);
-        let (parts, overlong) = sampling::split(&r, bin_ms, self.opts.max_split_bins);
-        self.summary.overlong += overlong as u64;
-        let totals = self
-            .summary
-            .per_link
-            .entry(self.config.links[k].name.clone())
-            .or_default();
-        totals.flows += 1;
-        for (i, part) in parts.into_iter().enumerate() {
-            totals.records += 1;
-            totals.packets += part.record.packets;
-            totals.bytes += part.record.bytes;
-            if part.bin_start + bin_ms <= self.closed_until {
-                self.summary.late += 1;
+        let first = r.time_start - r.time_start % bin_ms;
+        self.totals[k].flows += 1;
+        if end <= first + bin_ms {
+            // The common case: the flow lies in one bin; no split, no copy.
+            self.add_part(k, bin_ms, first, r, true);
+        } else {
+            let (parts, overlong) = sampling::split(&r, bin_ms, self.opts.max_split_bins);
+            self.summary.overlong += overlong as u64;
+            for (i, part) in parts.into_iter().enumerate() {
+                self.add_part(k, bin_ms, part.bin_start, part.record, i == 0);
             }
-            let bin = self
-                .open0
-                .entry((k, part.bin_start))
-                .or_insert_with(|| OpenBin {
-                    records: Vec::new(),
-                    stats: BinStats::default(),
-                });
-            bin.stats.add(&part.record, i == 0);
-            bin.records.push(part.record);
         }
         if end > self.max_seen {
             self.max_seen = end;
@@ -236,6 +232,31 @@ impl StoreWriter {
             }
         }
         Ok(())
+    }
+
+    /// Files one record (or part of a split flow) into its open level-0 bin.
+    #[inline]
+    fn add_part(
+        &mut self,
+        k: usize,
+        bin_ms: u64,
+        bin_start: u64,
+        rec: FlowRecord,
+        starts_flow: bool,
+    ) {
+        let totals = &mut self.totals[k];
+        totals.records += 1;
+        totals.packets += rec.packets;
+        totals.bytes += rec.bytes;
+        if bin_start + bin_ms <= self.closed_until {
+            self.summary.late += 1;
+        }
+        let bin = self.open0.entry((k, bin_start)).or_insert_with(|| OpenBin {
+            records: Vec::new(),
+            stats: BinStats::default(),
+        });
+        bin.stats.add(&rec, starts_flow);
+        bin.records.push(rec);
     }
 
     /// Adds many records.
@@ -278,7 +299,7 @@ impl StoreWriter {
     /// Closes every open bin, writes the catalog, and returns the summary.
     pub fn finish(mut self) -> Result<WriteSummary> {
         self.advance(u64::MAX)?;
-        Ok(self.summary)
+        Ok(self.summary())
     }
 
     fn flush_catalog(&mut self) -> Result<()> {
@@ -351,11 +372,11 @@ impl StoreWriter {
         let OpenBin { records, stats } = bin;
         let n = records.len() as u64;
         let levels = self.config.links[k].levels.clone();
-        let raw: Vec<(u64, u64)> = records.iter().map(|r| (r.bytes, 0)).collect();
+        let raw = sampling::RawThresholds::new(records.iter().map(|r| r.bytes).collect());
         let overhead = self.overhead_of(k, 0, &stats)?;
         // 5 % headroom for the randomness of the sample size; the write loop enforces the rest.
         let room = levels[0].bin_budget().saturating_sub(overhead) as f64 * 0.95;
-        let z0 = sampling::choose_threshold(&raw, self.records_for(k, 0, room));
+        let z0 = raw.for_target(self.records_for(k, 0, room));
         let mut rng = self.rng_for(k, 0, start);
         let kept: Vec<FlowRecord> = records
             .into_iter()
@@ -373,7 +394,7 @@ impl StoreWriter {
             let overhead = self.overhead_of(k, lvl, &stats)?;
             let share = levels[0].bin_ms as f64 / lc.bin_ms as f64;
             let room = lc.bin_budget().saturating_sub(overhead) as f64 * 0.95 * share;
-            let zk = sampling::choose_threshold(&raw, self.records_for(k, lvl, room)).max(z_prev);
+            let zk = raw.for_target(self.records_for(k, lvl, room)).max(z_prev);
             let mut rng = self.rng_for(k, lvl, start);
             let bytes = prev.u64s(Field::Bytes).unwrap_or(&[]);
             let mask: Vec<bool> = bytes
