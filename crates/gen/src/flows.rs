@@ -50,6 +50,8 @@ const IF_UPLINK: u32 = 1;
 const IF_CAMPUS: u32 = 2;
 /// Ephemeral port step: coprime with both ephemeral range sizes (28 232 and 16 384).
 const PORT_STEP: u64 = 40_503;
+/// Slots of the ephemeral-port counter table (128 KB of counters, whatever the scenario).
+const PORT_SLOTS: usize = 1 << 15;
 /// Longest gap between two packets of one flow (exporters' idle timeouts are 15–300 s).
 const MAX_GAP_MS: u64 = 25_000;
 
@@ -322,11 +324,13 @@ struct Background {
     next_slot: Option<u64>,
     /// Records waiting for their start time.
     pending: PendingQueue,
-    session: u64,
     app_cdf: Vec<(f64, App, f64)>,
     local_hosts_v4: u64,
     local_perm: Permutation,
     z: Pools,
+    /// Ephemeral-port counters, one per slot of a client-address hash (see
+    /// [`Background::ephemeral`]).
+    port_counters: Vec<u32>,
 }
 
 /// The Zipf laws of the host pools (see [`Background::session`]).
@@ -469,10 +473,10 @@ impl Background {
             clock: DiurnalClock::new(s),
             next_slot: None,
             pending: PendingQueue::default(),
-            session: 0,
             app_cdf,
             local_hosts_v4,
             local_perm: Permutation::new(local_hosts_v4, s.seed ^ 0x10ca1),
+            port_counters: vec![0; PORT_SLOTS],
             z: Pools {
                 local_v4: Zipf::new(local_hosts_v4, 1.0),
                 local_v4_servers: Zipf::new(local_hosts_v4, 1.3),
@@ -603,21 +607,26 @@ impl Background {
     }
 
     /// The client's ephemeral port for this session: Linux or Windows range by host, stepped
-    /// through by the session counter, so one host reuses a port only every 16 384 sessions.
-    fn ephemeral(&self, client: Addr) -> u16 {
+    /// through by a counter of the client's hash slot. Invariant: a client reuses a port only
+    /// after its slot has handed out a whole range (≥ 16 384 sessions of it and the few
+    /// clients sharing its slot), so flow meters that never expire flows (softflowd `-r`)
+    /// do not merge distinct sessions.
+    fn ephemeral(&mut self, client: Addr) -> u16 {
         let h = mix64(client.0 as u64 ^ (client.0 >> 64) as u64);
         let (lo, size) = if h & 1 == 0 {
             (32_768u64, 28_232u64)
         } else {
             (49_152, 16_384)
         };
-        (lo + (self.session.wrapping_mul(PORT_STEP).wrapping_add(h >> 8)) % size) as u16
+        let slot = (h >> 40) as usize % PORT_SLOTS;
+        let c = self.port_counters[slot] as u64;
+        self.port_counters[slot] = self.port_counters[slot].wrapping_add(1);
+        (lo + (c.wrapping_mul(PORT_STEP).wrapping_add(h >> 8)) % size) as u16
     }
 
     /// One session at time `t`: pushes its records and returns how many (1 or 2; 2 only
     /// when `two`).
     fn session(&mut self, t: u64, two: bool) -> u64 {
-        self.session += 1;
         let (app, inbound_share) = self.pick_app();
         let v6 = self.rng.chance(self.ipv6_share);
         let inbound = self.rng.chance(inbound_share);

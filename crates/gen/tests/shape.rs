@@ -384,3 +384,20 @@ fn events_work_over_ipv6_too() {
         "IPv6 SYNs are 60-64 bytes"
     );
 }
+
+#[test]
+fn no_five_tuple_repeats_in_the_demo_so_meters_cannot_merge_flows() {
+    // softflowd -r never expires a flow before the end of the file: any repeated 5-tuple
+    // would be merged and the flow count would fall short of the truth.
+    let s = Scenario::demo();
+    let mut seen = HashSet::new();
+    let mut n = 0;
+    for r in records(&s).unwrap() {
+        n += 1;
+        assert!(
+            seen.insert((r.src_addr, r.src_port, r.dst_addr, r.dst_port, r.proto)),
+            "repeated 5-tuple {r:?}"
+        );
+    }
+    assert_eq!(n, s.total_flows());
+}
