@@ -1186,4 +1186,29 @@ mod tests {
         assert_eq!(frames, stats.datagrams);
         assert_eq!(recs as u64, t.total.flows);
     }
+
+    #[test]
+    fn an_ipv6_exporter_sends_checksummed_ipv6_frames() {
+        let s = Scenario {
+            flows: 200,
+            duration_ms: 60_000,
+            exporter: "2001:db8:20::1".parse().unwrap(),
+            ..Scenario::default()
+        };
+        let opts = ExportOptions {
+            collector: "2001:db8:20::2".parse().unwrap(),
+            ..ExportOptions::default()
+        };
+        let mut out = Vec::new();
+        let stats = write_export_pcap(&s, ExportFormat::V9, &opts, &mut out).unwrap();
+        assert_eq!(stats.records, 200);
+        let cap = u32::from_le_bytes(out[32..36].try_into().unwrap()) as usize;
+        let f = &out[40..40 + cap];
+        assert_eq!(&f[12..14], &[0x86, 0xdd]);
+        let udp = &f[54..];
+        let sum = crate::pcap::pseudo_sum(s.exporter, opts.collector, 17, udp.len() as u32);
+        assert_eq!(crate::pcap::checksum(udp, sum), 0, "UDP checksum over IPv6");
+        assert_eq!(be(&udp[2..4]), 2055);
+        assert_eq!(be(&udp[8..10]), 9, "a v9 header follows");
+    }
 }
