@@ -101,7 +101,13 @@ impl fmt::Display for Rule {
             None => "*".to_string(),
             Some(r) => r
                 .iter()
-                .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+                .map(|&(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(","),
         };
@@ -206,20 +212,18 @@ impl RuleList {
             let dst = prefix(2)?;
             let proto = match words[3].1 {
                 "*" => None,
-                w => Some(
-                    if w.bytes().all(|b| b.is_ascii_digit()) {
-                        w.parse::<u8>().map_err(|_| FilterError::OutOfRange {
-                            at: at(3),
-                            found: w.to_string(),
-                            expected: vec!["a protocol number 0..255".into()],
-                        })
-                    } else {
-                        proto::from_name(w).ok_or_else(|| FilterError::UnknownProtocol {
-                            at: at(3),
-                            found: w.to_string(),
-                        })
-                    }?,
-                ),
+                w => Some(if w.bytes().all(|b| b.is_ascii_digit()) {
+                    w.parse::<u8>().map_err(|_| FilterError::OutOfRange {
+                        at: at(3),
+                        found: w.to_string(),
+                        expected: vec!["a protocol number 0..255".into()],
+                    })
+                } else {
+                    proto::from_name(w).ok_or_else(|| FilterError::UnknownProtocol {
+                        at: at(3),
+                        found: w.to_string(),
+                    })
+                }?),
             };
             let src_ports = parse_ports(text, words[4], COLUMNS[4])?;
             let dst_ports = parse_ports(text, words[5], COLUMNS[5])?;
@@ -409,16 +413,18 @@ mod tests {
     fn the_first_matching_rule_wins_row_and_column_wise() {
         let l = RuleList::parse(LIST).unwrap();
         let recs = vec![
-            rec("192.0.2.7", "10.1.1.1", 6, 443), // web, before deny
-            rec("192.0.2.7", "8.8.8.8", 17, 53),  // deny, before permit
-            rec("1.1.1.1", "8.8.8.8", 17, 53),    // permit
-            rec("1.1.1.1", "10.1.1.1", 6, 22),    // nothing
+            rec("192.0.2.7", "10.1.1.1", 6, 443),  // web, before deny
+            rec("192.0.2.7", "8.8.8.8", 17, 53),   // deny, before permit
+            rec("1.1.1.1", "8.8.8.8", 17, 53),     // permit
+            rec("1.1.1.1", "10.1.1.1", 6, 22),     // nothing
             rec("2001:db8::1", "10.1.1.1", 6, 80), // web needs an IPv4 source
         ];
         let want = vec![Some(0), Some(1), Some(2), None, None];
         let rows: Vec<Option<usize>> = recs.iter().map(|r| l.first_match(r)).collect();
         assert_eq!(rows, want);
-        let cols = l.first_matches(&RecordColumns::from_records(&recs)).unwrap();
+        let cols = l
+            .first_matches(&RecordColumns::from_records(&recs))
+            .unwrap();
         assert_eq!(
             cols,
             want.iter().map(|o| o.map(|i| i as u32)).collect::<Vec<_>>()

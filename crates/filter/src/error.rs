@@ -99,17 +99,24 @@ pub enum FilterError {
         expected: Vec<String>,
     },
     /// A protocol name that is not known.
-    #[error("{at}: unknown protocol '{found}', expected a protocol name (tcp, udp, icmp, ...) or a number 0..255")]
+    #[error(
+        "{at}: unknown protocol '{found}', expected a protocol name (tcp, udp, icmp, ...) or a number 0..255"
+    )]
     UnknownProtocol { at: Position, found: String },
     /// A word that is neither a keyword nor a field of the schema.
-    #[error("{at}: '{found}' is neither a keyword nor a field name, expected {}", one_of(expected))]
+    #[error(
+        "{at}: '{found}' is neither a keyword nor a field name, expected {}",
+        one_of(expected)
+    )]
     UnknownField {
         at: Position,
         found: String,
         expected: Vec<String>,
     },
     /// Letters after `flags` that are not TCP flag letters.
-    #[error("{at}: '{found}' are not TCP flags, expected letters of FSRPAUEC (or X for FSRPAU) or a number")]
+    #[error(
+        "{at}: '{found}' are not TCP flags, expected letters of FSRPAUEC (or X for FSRPAU) or a number"
+    )]
     InvalidFlags { at: Position, found: String },
     /// An nfdump keyword whose field the flow schema does not carry.
     #[error("{at}: '{found}' is not supported: {reason}")]
@@ -119,7 +126,10 @@ pub enum FilterError {
         reason: String,
     },
     /// An operator or value that does not suit the field's type.
-    #[error("{at}: {found} does not apply to field {field}, expected {}", one_of(expected))]
+    #[error(
+        "{at}: {found} does not apply to field {field}, expected {}",
+        one_of(expected)
+    )]
     TypeMismatch {
         at: Position,
         found: String,
@@ -127,13 +137,17 @@ pub enum FilterError {
         expected: Vec<String>,
     },
     /// A rule of an ACL rule list names an action that is not a valid label.
-    #[error("{at}: '{found}' is not a valid action, expected permit, deny or a label of [A-Za-z0-9_-]")]
+    #[error(
+        "{at}: '{found}' is not a valid action, expected permit, deny or a label of [A-Za-z0-9_-]"
+    )]
     InvalidAction { at: Position, found: String },
     /// Column-wise evaluation on a batch that does not carry a column the predicate reads.
     #[error("the batch does not carry column {field}; load it before filtering")]
     ColumnMissing { field: &'static str },
     /// A batch whose column has another length than the batch (a broken store invariant).
-    #[error("internal error: column {field} has {got} values for a batch of {want}; please report this bug")]
+    #[error(
+        "internal error: column {field} has {got} values for a batch of {want}; please report this bug"
+    )]
     ColumnLength {
         field: &'static str,
         got: usize,
@@ -291,8 +305,14 @@ mod tests {
             expected: vec!["a port number".into()],
         };
         let text = e.render(src);
-        assert!(text.contains("'x' is not a number, expected a port number"), "{text}");
-        assert!(text.ends_with("    proto tcp and port x\n                       ^"), "{text}");
+        assert!(
+            text.contains("'x' is not a number, expected a port number"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("    proto tcp and port x\n                       ^"),
+            "{text}"
+        );
         let j = e.to_json();
         assert_eq!(j["offset"], 19);
         assert_eq!(j["line"], 1);

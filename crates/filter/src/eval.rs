@@ -45,7 +45,7 @@ impl Bitmap {
         b
     }
     fn clear_tail(&mut self) {
-        if self.len % 64 != 0
+        if !self.len.is_multiple_of(64)
             && let Some(last) = self.words.last_mut()
         {
             *last &= (1u64 << (self.len % 64)) - 1;
@@ -94,13 +94,22 @@ impl Bitmap {
     }
     /// Clears the bits set in `o` (same length).
     pub fn and_not_with(&mut self, o: &Bitmap) {
-        self.words.iter_mut().zip(&o.words).for_each(|(a, b)| *a &= !b);
+        self.words
+            .iter_mut()
+            .zip(&o.words)
+            .for_each(|(a, b)| *a &= !b);
     }
     fn and_assign(&mut self, o: &Bitmap) {
-        self.words.iter_mut().zip(&o.words).for_each(|(a, b)| *a &= b);
+        self.words
+            .iter_mut()
+            .zip(&o.words)
+            .for_each(|(a, b)| *a &= b);
     }
     fn or_assign(&mut self, o: &Bitmap) {
-        self.words.iter_mut().zip(&o.words).for_each(|(a, b)| *a |= b);
+        self.words
+            .iter_mut()
+            .zip(&o.words)
+            .for_each(|(a, b)| *a |= b);
     }
     fn invert(&mut self) {
         self.words.iter_mut().for_each(|w| *w = !*w);
@@ -124,8 +133,16 @@ struct PrefixTest {
 impl PrefixTest {
     fn new(p: Prefix) -> PrefixTest {
         // IPv4 prefixes are tested on the mapped form: the 96 high bits must be ::ffff.
-        let bits = if p.is_v4() { 96 + p.len() as u32 } else { p.len() as u32 };
-        let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+        let bits = if p.is_v4() {
+            96 + p.len() as u32
+        } else {
+            p.len() as u32
+        };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - bits)
+        };
         PrefixTest {
             mask,
             net: p.addr().0 & mask,
@@ -177,7 +194,13 @@ impl Expr {
                 let is_and = matches!(self, Expr::And { .. });
                 let mut acc = match args.first() {
                     Some(a) => a.select(src)?,
-                    None => return Ok(if is_and { Bitmap::ones(len) } else { Bitmap::zeros(len) }),
+                    None => {
+                        return Ok(if is_and {
+                            Bitmap::ones(len)
+                        } else {
+                            Bitmap::zeros(len)
+                        });
+                    }
                 };
                 for a in &args[1..] {
                     // Nothing left to narrow (and) or to add (or): skip the remaining leaves.
@@ -334,6 +357,11 @@ fn leaf(e: &Expr, col: ColumnRef<'_>, len: usize) -> Bitmap {
         (Expr::Prefix { prefixes, .. }, ColumnRef::Addr(c)) => {
             let tests: Vec<PrefixTest> = prefixes.iter().map(|p| PrefixTest::new(*p)).collect();
             match tests.as_slice() {
+                // An IPv4 prefix excludes IPv6 through its mask already: one `&` and `==`.
+                [t] if !t.exclude_v4 => {
+                    let (m, n) = (t.mask, t.net);
+                    fill(c, |a| a & m == n)
+                }
                 [t] => {
                     let t = *t;
                     fill(c, |a| t.test(a))
@@ -380,14 +408,21 @@ mod tests {
                 rec(
                     if i % 3 == 0 { 6 } else { 17 },
                     400 + i % 50,
-                    if i % 2 == 0 { "10.0.0.1" } else { "2001:db8::1" },
+                    if i % 2 == 0 {
+                        "10.0.0.1"
+                    } else {
+                        "2001:db8::1"
+                    },
                 )
             })
             .collect();
         let cols = RecordColumns::from_records(&recs);
         let p = |s: &str| s.parse::<Prefix>().unwrap();
         let exprs = [
-            Expr::and(vec![Expr::eq(Field::Proto, 6), Expr::eq(Field::DstPort, 443)]),
+            Expr::and(vec![
+                Expr::eq(Field::Proto, 6),
+                Expr::eq(Field::DstPort, 443),
+            ]),
             Expr::In {
                 field: Field::DstPort,
                 ranges: vec![(400, 410), (440, 445)],

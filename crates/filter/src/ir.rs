@@ -570,7 +570,11 @@ impl Expr {
             Expr::True => "TRUE".into(),
             Expr::False => "FALSE".into(),
             Expr::Cmp { field, cmp, value } => {
-                let op = if *cmp == CmpOp::Ne { "<>" } else { cmp.symbol() };
+                let op = if *cmp == CmpOp::Ne {
+                    "<>"
+                } else {
+                    cmp.symbol()
+                };
                 format!("{field} {op} {value}")
             }
             Expr::In { field, ranges } => {
@@ -594,12 +598,14 @@ impl Expr {
                 " OR ",
             ),
             Expr::Bits { field, mask, value } => format!("({field} & {mask}) = {value}"),
-            Expr::And { args } => {
-                paren_join(args.iter().map(|a| format!("({})", a.to_sql())).collect(), " AND ")
-            }
-            Expr::Or { args } => {
-                paren_join(args.iter().map(|a| format!("({})", a.to_sql())).collect(), " OR ")
-            }
+            Expr::And { args } => paren_join(
+                args.iter().map(|a| format!("({})", a.to_sql())).collect(),
+                " AND ",
+            ),
+            Expr::Or { args } => paren_join(
+                args.iter().map(|a| format!("({})", a.to_sql())).collect(),
+                " OR ",
+            ),
             Expr::Not { arg } => format!("NOT ({})", arg.to_sql()),
         }
     }
@@ -616,8 +622,12 @@ fn paren_join(parts: Vec<String>, sep: &str) -> String {
 /// SQL for "address field in prefix", over the `_hi`/`_lo` halves. The range of a prefix is
 /// `[net, net | host_bits]` on the u128 form, i.e. a range on the pair (hi, lo).
 fn prefix_sql(field: Field, p: Prefix) -> String {
-    let bits = if p.is_v4() { 96 + p.len() as u32 } else { p.len() as u32 };
-    let (lo_addr, hi_addr) = if p.is_v4() || p.len() > 0 {
+    let bits = if p.is_v4() {
+        96 + p.len() as u32
+    } else {
+        p.len() as u32
+    };
+    let (lo_addr, hi_addr) = if p.is_v4() || !p.is_empty() {
         let host = if bits >= 128 { 0 } else { u128::MAX >> bits };
         (p.addr().0, p.addr().0 | host)
     } else {

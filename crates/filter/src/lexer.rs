@@ -158,6 +158,9 @@ mod tests {
     fn an_unknown_character_is_positioned() {
         let e = lex("port 80 @").unwrap_err();
         assert_eq!(e.position().unwrap().column, 9);
-        assert!(matches!(e, FilterError::InvalidCharacter { found: '@', .. }));
+        assert!(matches!(
+            e,
+            FilterError::InvalidCharacter { found: '@', .. }
+        ));
     }
 }

@@ -54,13 +54,19 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("vlan", "the flow schema has no VLAN ids"),
     ("tun", "the flow schema has no tunnel fields"),
     ("tunip", "the flow schema has no tunnel fields"),
-    ("flows", "records are flows; aggregated flow counts are not filterable"),
+    (
+        "flows",
+        "records are flows; aggregated flow counts are not filterable",
+    ),
     ("pps", "derived rates are not filterable yet"),
     ("bps", "derived rates are not filterable yet"),
     ("bpp", "derived rates are not filterable yet"),
     ("duration", "use time_end and time_start"),
     ("count", "the flow schema has no flow counter"),
-    ("nfversion", "the flow schema does not keep the export version"),
+    (
+        "nfversion",
+        "the flow schema does not keep the export version",
+    ),
     ("ident", "the flow schema has no ident string"),
     ("geo", "the flow schema has no geo location"),
     ("fwdstat", "the flow schema has no forwarding status"),
@@ -68,10 +74,19 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("server", "the flow schema has no latency fields"),
     ("app", "the flow schema has no latency fields"),
     ("latency", "the flow schema has no latency fields"),
-    ("sysid", "the flow schema has no exporter sysid; use exporter = ADDR"),
+    (
+        "sysid",
+        "the flow schema has no exporter sysid; use exporter = ADDR",
+    ),
     ("router", "use exporter = ADDR"),
-    ("engine-type", "use domain (engine type << 8 | engine id for NetFlow v5)"),
-    ("engine-id", "use domain (engine type << 8 | engine id for NetFlow v5)"),
+    (
+        "engine-type",
+        "use domain (engine type << 8 | engine id for NetFlow v5)",
+    ),
+    (
+        "engine-id",
+        "use domain (engine type << 8 | engine id for NetFlow v5)",
+    ),
     ("bgpnext", "the flow schema has no BGP next hop"),
     ("prev", "the flow schema has no adjacent AS"),
     ("previous", "the flow schema has no adjacent AS"),
@@ -101,12 +116,36 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 
 /// What may start a term (for "expected" lists).
 const TERM_START: &[&str] = &[
-    "any", "proto", "ip", "host", "net", "port", "src", "dst", "as", "if", "in", "out",
-    "packets", "bytes", "tos", "flags", "next", "mask", "icmp-type", "icmp-code", "inet",
-    "inet6", "not", "(", "a field name",
+    "any",
+    "proto",
+    "ip",
+    "host",
+    "net",
+    "port",
+    "src",
+    "dst",
+    "as",
+    "if",
+    "in",
+    "out",
+    "packets",
+    "bytes",
+    "tos",
+    "flags",
+    "next",
+    "mask",
+    "icmp-type",
+    "icmp-code",
+    "inet",
+    "inet6",
+    "not",
+    "(",
+    "a field name",
 ];
 
-const COMPARATORS: &[&str] = &["=", "!=", "<", ">", "<=", ">=", "eq", "ne", "lt", "gt", "le", "ge"];
+const COMPARATORS: &[&str] = &[
+    "=", "!=", "<", ">", "<=", ">=", "eq", "ne", "lt", "gt", "le", "ge",
+];
 
 pub(crate) struct Parser<'a> {
     src: &'a str,
@@ -290,7 +329,9 @@ impl<'a> Parser<'a> {
         let t = self.peek();
         let Some(w) = self.word_lc(t) else {
             let exp: &[&str] = if dir_tok.is_some() {
-                &["ip", "host", "net", "port", "as", "if", "packets", "bytes", "tos", "mask"]
+                &[
+                    "ip", "host", "net", "port", "as", "if", "packets", "bytes", "tos", "mask",
+                ]
             } else {
                 TERM_START
             };
@@ -298,7 +339,9 @@ impl<'a> Parser<'a> {
         };
         if matches!(w.as_str(), "and" | "or" | "not") || (dir_tok.is_some() && !is_keyword(&w)) {
             let exp: &[&str] = if dir_tok.is_some() {
-                &["ip", "host", "net", "port", "as", "if", "packets", "bytes", "tos", "mask"]
+                &[
+                    "ip", "host", "net", "port", "as", "if", "packets", "bytes", "tos", "mask",
+                ]
             } else {
                 TERM_START
             };
@@ -314,12 +357,22 @@ impl<'a> Parser<'a> {
         }
         // Which qualifiers each keyword takes; a wrong one is reported at the qualifier.
         let allowed: &[Dir] = match w.as_str() {
-            "ip" | "host" | "net" | "port" | "as" | "mask" => {
-                &[Dir::Unspec, Dir::Src, Dir::Dst, Dir::SrcOrDst, Dir::SrcAndDst]
-            }
+            "ip" | "host" | "net" | "port" | "as" | "mask" => &[
+                Dir::Unspec,
+                Dir::Src,
+                Dir::Dst,
+                Dir::SrcOrDst,
+                Dir::SrcAndDst,
+            ],
             "if" => &[Dir::Unspec, Dir::In, Dir::Out],
             "packets" | "bytes" => &[Dir::Unspec, Dir::In, Dir::Out],
-            "tos" => &[Dir::Unspec, Dir::Src, Dir::Dst, Dir::SrcOrDst, Dir::SrcAndDst],
+            "tos" => &[
+                Dir::Unspec,
+                Dir::Src,
+                Dir::Dst,
+                Dir::SrcOrDst,
+                Dir::SrcAndDst,
+            ],
             _ => &[Dir::Unspec],
         };
         if let Some(dt) = dir_tok
@@ -371,7 +424,9 @@ impl<'a> Parser<'a> {
                     }
                 }))
             }
-            "port" => self.parse_numeric_or_list(dir, Field::SrcPort, Field::DstPort, "a port 0..65535"),
+            "port" => {
+                self.parse_numeric_or_list(dir, Field::SrcPort, Field::DstPort, "a port 0..65535")
+            }
             "as" => self.parse_numeric_or_list(dir, Field::SrcAs, Field::DstAs, "an AS number"),
             "mask" => {
                 let (n, nt) = self.number("a prefix length 0..128")?;
@@ -557,12 +612,23 @@ impl<'a> Parser<'a> {
         let text = self.text(t);
         let n = if text.starts_with(|c: char| c.is_ascii_digit()) {
             let n = parse_number(text).map_err(|overflow| {
-                let (at, found, expected) =
-                    (self.pos(t), text.to_string(), s(&["a protocol number 0..255"]));
+                let (at, found, expected) = (
+                    self.pos(t),
+                    text.to_string(),
+                    s(&["a protocol number 0..255"]),
+                );
                 if overflow {
-                    FilterError::OutOfRange { at, found, expected }
+                    FilterError::OutOfRange {
+                        at,
+                        found,
+                        expected,
+                    }
                 } else {
-                    FilterError::InvalidNumber { at, found, expected }
+                    FilterError::InvalidNumber {
+                        at,
+                        found,
+                        expected,
+                    }
                 }
             })?;
             self.check_max(n, 255, t, "a protocol number 0..255")?;
@@ -583,7 +649,10 @@ impl<'a> Parser<'a> {
         let t = self.peek();
         let letters = t.kind == Tok::Word
             && !self.text(t).starts_with(|c: char| c.is_ascii_digit())
-            && !matches!(self.word_lc(t).as_deref(), Some("eq" | "ne" | "lt" | "gt" | "le" | "ge"));
+            && !matches!(
+                self.word_lc(t).as_deref(),
+                Some("eq" | "ne" | "lt" | "gt" | "le" | "ge")
+            );
         if letters {
             self.bump();
             let mut mask = 0u64;
@@ -677,10 +746,9 @@ impl<'a> Parser<'a> {
                         }
                     };
                     let (lo, hi) = match text.split_once('-') {
-                        Some((a, b)) => (
-                            parse_number(a).map_err(bad)?,
-                            parse_number(b).map_err(bad)?,
-                        ),
+                        Some((a, b)) => {
+                            (parse_number(a).map_err(bad)?, parse_number(b).map_err(bad)?)
+                        }
                         None => {
                             let n = parse_number(text).map_err(bad)?;
                             (n, n)
@@ -778,10 +846,7 @@ impl<'a> Parser<'a> {
             return Err(FilterError::OutOfRange {
                 at: self.pos(nt),
                 found: self.text(nt).to_string(),
-                expected: vec![format!(
-                    "a prefix length 0..{max} for {}",
-                    self.text(at)
-                )],
+                expected: vec![format!("a prefix length 0..{max} for {}", self.text(at))],
             });
         }
         Ok(Prefix::new(a, n as u8))
@@ -841,10 +906,16 @@ impl<'a> Parser<'a> {
         let what = match info.kind {
             Kind::Address => "an address or prefix".to_string(),
             Kind::TimeMs => "Unix milliseconds or YYYY-MM-DDThh:mm:ss (UTC)".to_string(),
-            Kind::Unsigned(b) => format!(
-                "a number 0..{}",
-                crate::ir::field_max(field).expect("integer")
-            ) + if b == 64 { " (k, M, G, T suffixes)" } else { "" },
+            Kind::Unsigned(b) => {
+                format!(
+                    "a number 0..{}",
+                    crate::ir::field_max(field).expect("integer")
+                ) + if b == 64 {
+                    " (k, M, G, T suffixes)"
+                } else {
+                    ""
+                }
+            }
         };
         let max = crate::ir::field_max(field);
         if self.is_word(self.peek(), "in") {
@@ -1044,7 +1115,10 @@ mod tests {
         );
         assert_eq!(parse_partial_v4("1.2.3.4.5"), None);
         assert_eq!(parse_partial_v4("::1"), None);
-        assert_eq!(parse_datetime("2024-01-01T00:00:01.5"), Some(1_704_067_201_500));
+        assert_eq!(
+            parse_datetime("2024-01-01T00:00:01.5"),
+            Some(1_704_067_201_500)
+        );
         assert_eq!(parse_datetime("2024-13-01T00:00:00"), None);
         assert_eq!(parse_datetime("2024-01-01"), None);
     }
@@ -1054,9 +1128,15 @@ mod tests {
         let p = |s: &str| Parser::new(s).unwrap().parse_filter().unwrap().simplify();
         assert_eq!(
             p("src and dst port 80"),
-            Expr::and(vec![Expr::eq(Field::SrcPort, 80), Expr::eq(Field::DstPort, 80)])
+            Expr::and(vec![
+                Expr::eq(Field::SrcPort, 80),
+                Expr::eq(Field::DstPort, 80)
+            ])
         );
         assert_eq!(p("dst or src port 80"), p("port 80"));
-        assert_eq!(p("src port 1 or dst port 2").to_string(), "src_port = 1 or dst_port = 2");
+        assert_eq!(
+            p("src port 1 or dst port 2").to_string(),
+            "src_port = 1 or dst_port = 2"
+        );
     }
 }

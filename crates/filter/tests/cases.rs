@@ -510,5 +510,10 @@ fn every_case_matches_row_wise_column_wise_and_after_reprinting() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

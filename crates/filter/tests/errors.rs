@@ -141,9 +141,11 @@ fn check(
             .then(|| format!("JSON position {j}")),
         (j["expected"].as_array().map(|a| a.len()) != Some(expected.len()))
             .then(|| format!("JSON expected {j}")),
-        (!rendered.lines().last().is_some_and(|l| l.ends_with('^')
-            && l.chars().count() == 4 + p.column))
-            .then(|| format!("caret misplaced:\n{rendered}")),
+        (!rendered
+            .lines()
+            .last()
+            .is_some_and(|l| l.ends_with('^') && l.chars().count() == 4 + p.column))
+        .then(|| format!("caret misplaced:\n{rendered}")),
     ];
     let problems: Vec<String> = problems.into_iter().flatten().collect();
     (!problems.is_empty()).then(|| format!("{text:?}: {err}: {}", problems.join("; ")))
@@ -164,7 +166,12 @@ fn errors_name_position_found_and_expected() {
             Err(err) => failures.extend(check(text, err, (k, line, col, needle))),
         }
     }
-    assert!(failures.is_empty(), "{} failing error cases:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing error cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -176,7 +183,10 @@ fn the_json_form_has_the_ui_fields() {
     assert_eq!(j["offset"], 21);
     assert_eq!(j["found"], "8o");
     assert_eq!(j["expected"], serde_json::json!(["a port 0..65535"]));
-    assert_eq!(j["message"], "'8o' is not a number, expected a port 0..65535");
+    assert_eq!(
+        j["message"],
+        "'8o' is not a number, expected a port 0..65535"
+    );
     assert_eq!(
         err.render("proto tcp and\n  port 8o"),
         "error: '8o' is not a number, expected a port 0..65535\n  at line 2, column 8:\n      port 8o\n           ^"

@@ -210,11 +210,7 @@ const DIFFERENT: &[(&str, &str, Option<&str>)] = &[
          filter according geo elements\"); here AS filters compare the src_as/dst_as fields",
         None,
     ),
-    (
-        "src as > 0 or dst as 0",
-        "as above",
-        None,
-    ),
+    ("src as > 0 or dst as 0", "as above", None),
 ];
 
 /// The exporters, whether every expression runs there, and their file folder.
@@ -243,12 +239,19 @@ fn readable_dir(src: &Path, tmp: &Path) -> PathBuf {
         .expect("exporter folder")
         .map(|e| e.expect("dir entry").path())
         .collect();
-    if !files.iter().any(|p| p.extension().is_some_and(|e| e == "gz")) {
+    if !files
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "gz"))
+    {
         return src.to_path_buf();
     }
     std::fs::create_dir_all(tmp).expect("temp dir");
     for f in files {
-        let name = f.file_name().expect("file name").to_string_lossy().to_string();
+        let name = f
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .to_string();
         let Some(stem) = name.strip_suffix(".gz") else {
             continue;
         };
@@ -280,11 +283,7 @@ fn sorted_keys<'a>(rs: impl Iterator<Item = &'a FlowRecord>) -> Vec<Key> {
 }
 
 /// Ours vs nfdump's on one expression: `Ok((ours, theirs))` counts when equal as multisets.
-fn compare(
-    all: &[FlowRecord],
-    dir: &Path,
-    expr: &str,
-) -> Result<(usize, usize), String> {
+fn compare(all: &[FlowRecord], dir: &Path, expr: &str) -> Result<(usize, usize), String> {
     let f = flowdrill_filter::parse(expr).map_err(|e| format!("we reject it: {e}"))?;
     // nfdump writing (and us reading) tens of thousands of CSV lines dominates the run time:
     // when we select more than half of the flows, compare the complements instead, which is

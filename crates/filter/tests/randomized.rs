@@ -30,9 +30,24 @@ fn addr(rng: &mut Rng) -> Addr {
 
 /// A value near the interesting points of a field of `bits` bits.
 fn value(rng: &mut Rng, max: u64) -> u64 {
-    let pool = [0, 1, 2, 6, 17, 22, 53, 80, 443, 1023, 1024, max / 2, max - 1, max];
+    let pool = [
+        0,
+        1,
+        2,
+        6,
+        17,
+        22,
+        53,
+        80,
+        443,
+        1023,
+        1024,
+        max / 2,
+        max - 1,
+        max,
+    ];
     match rng.below(4) {
-        0 => rng.next() & max,
+        0 => rng.next_u64() & max,
         1 => rng.below(64).min(max),
         _ => *rng.pick(&pool),
     }
@@ -94,8 +109,19 @@ fn addr_fields() -> Vec<Field> {
 fn expr(rng: &mut Rng, depth: u32) -> Expr {
     let ints = int_fields();
     let addrs = addr_fields();
-    let ops = [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge];
-    let pick = if depth == 0 { rng.below(6) } else { rng.below(10) };
+    let ops = [
+        CmpOp::Eq,
+        CmpOp::Ne,
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+    ];
+    let pick = if depth == 0 {
+        rng.below(6)
+    } else {
+        rng.below(10)
+    };
     match pick {
         0 => {
             let f = *rng.pick(&ints);
@@ -144,7 +170,11 @@ fn expr(rng: &mut Rng, depth: u32) -> Expr {
             } else {
                 value(rng, max) & mask
             };
-            Expr::Bits { field: f, mask, value }
+            Expr::Bits {
+                field: f,
+                mask,
+                value,
+            }
         }
         4 => Expr::True,
         5 => Expr::False,
@@ -166,26 +196,48 @@ fn column_wise_equals_row_wise_on_random_predicates() {
         let simple = raw.clone().simplify();
         let by_row: Vec<bool> = recs.iter().map(|r| raw.matches(r)).collect();
         let simple_rows: Vec<bool> = recs.iter().map(|r| simple.matches(r)).collect();
-        assert_eq!(simple_rows, by_row, "round {round}: simplify changed {raw:?} into {simple}");
+        assert_eq!(
+            simple_rows, by_row,
+            "round {round}: simplify changed {raw:?} into {simple}"
+        );
         let by_col = simple.select(&cols).expect("every column present");
-        assert_eq!(by_col.to_bools(), by_row, "round {round}: column-wise {simple}");
+        assert_eq!(
+            by_col.to_bools(),
+            by_row,
+            "round {round}: column-wise {simple}"
+        );
         let raw_col = raw.select(&cols).expect("every column present");
-        assert_eq!(raw_col.to_bools(), by_row, "round {round}: unsimplified column-wise {raw:?}");
+        assert_eq!(
+            raw_col.to_bools(),
+            by_row,
+            "round {round}: unsimplified column-wise {raw:?}"
+        );
         assert_eq!(by_col.count_ones(), by_row.iter().filter(|b| **b).count());
         // The canonical text and the JSON form read back to the same predicate.
         let text = simple.to_string();
-        assert_eq!(parse(&text).as_ref(), Ok(&simple), "round {round}: text {text:?}");
+        assert_eq!(
+            parse(&text).as_ref(),
+            Ok(&simple),
+            "round {round}: text {text:?}"
+        );
         let json = serde_json::to_string(&simple).expect("serialises");
         let back: Expr = serde_json::from_str(&json).expect("deserialises");
         assert_eq!(back, simple, "round {round}: JSON {json}");
         // Simplifying twice changes nothing.
-        assert_eq!(simple.clone().simplify(), simple, "round {round}: not idempotent");
+        assert_eq!(
+            simple.clone().simplify(),
+            simple,
+            "round {round}: not idempotent"
+        );
         if by_col.count_ones() > 0 && by_col.count_ones() < recs.len() {
             selected_some += 1;
         }
     }
     // The generator must produce selective predicates, not only constants.
-    assert!(selected_some > 500, "only {selected_some} selective predicates");
+    assert!(
+        selected_some > 500,
+        "only {selected_some} selective predicates"
+    );
 }
 
 #[test]
@@ -200,24 +252,51 @@ fn parsed_filters_agree_row_and_column_wise_on_random_records() {
         .collect();
     let cols = RecordColumns::from_records(&recs);
     let terms = [
-        "proto tcp", "proto udp", "port 80", "dst port 443", "src port > 1023", "port in [22 53 80]",
-        "flags S", "flags SA", "not flags A", "flags 2", "host 10.0.0.1", "net 10.0.0.0/8",
-        "src net 192.168.0.0/16", "net 2001:db8::/32", "inet6", "inet", "bytes > 1k", "packets < 10",
-        "tos 0", "in if 2", "out if 1", "if 0", "as 53", "src as > 1000", "next ip ::1",
-        "icmp-type 0", "icmp-code 1", "mask 24", "src_as > 100", "sampling_rate = 1", "any",
-        "ip in [10.0.0.0/24 ::1]", "exporter = 0.0.0.0",
+        "proto tcp",
+        "proto udp",
+        "port 80",
+        "dst port 443",
+        "src port > 1023",
+        "port in [22 53 80]",
+        "flags S",
+        "flags SA",
+        "not flags A",
+        "flags 2",
+        "host 10.0.0.1",
+        "net 10.0.0.0/8",
+        "src net 192.168.0.0/16",
+        "net 2001:db8::/32",
+        "inet6",
+        "inet",
+        "bytes > 1k",
+        "packets < 10",
+        "tos 0",
+        "in if 2",
+        "out if 1",
+        "if 0",
+        "as 53",
+        "src as > 1000",
+        "next ip ::1",
+        "icmp-type 0",
+        "icmp-code 1",
+        "mask 24",
+        "src_as > 100",
+        "sampling_rate = 1",
+        "any",
+        "ip in [10.0.0.0/24 ::1]",
+        "exporter = 0.0.0.0",
     ];
     for _ in 0..1500 {
         let n = rng.below(4) + 1;
         let mut text = String::new();
         for i in 0..n {
             if i > 0 {
-                text.push_str(*rng.pick(&[" and ", " or ", " && ", " || "]));
+                text.push_str(rng.pick::<&str>(&[" and ", " or ", " && ", " || "]));
             }
             if rng.below(3) == 0 {
                 text.push_str("not ");
             }
-            text.push_str(*rng.pick(&terms));
+            text.push_str(rng.pick::<&str>(&terms));
         }
         let f = parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
         let rows: Vec<bool> = recs.iter().map(|r| f.matches(r)).collect();

@@ -47,9 +47,21 @@ fn stored_reference_answers_match_on_every_exporter() {
         let (flows, packets, bytes) = stats(&dir.join("filter_tcp_syn_only.stats.csv"));
         let sel: Vec<_> = all.iter().filter(|r| syn.matches(r)).collect();
         assert_eq!(sel.len() as u64, flows, "{name}: SYN-only flows");
-        assert_eq!(sel.iter().map(|r| r.packets).sum::<u64>(), packets, "{name}: packets");
-        assert_eq!(sel.iter().map(|r| r.bytes).sum::<u64>(), bytes, "{name}: bytes");
-        eprintln!("{name}: {} flows; DNS {}, SYN-only {flows}", all.len(), theirs.len());
+        assert_eq!(
+            sel.iter().map(|r| r.packets).sum::<u64>(),
+            packets,
+            "{name}: packets"
+        );
+        assert_eq!(
+            sel.iter().map(|r| r.bytes).sum::<u64>(),
+            bytes,
+            "{name}: bytes"
+        );
+        eprintln!(
+            "{name}: {} flows; DNS {}, SYN-only {flows}",
+            all.len(),
+            theirs.len()
+        );
         checked += 1;
     }
     assert!(checked >= 6, "all six exporters checked, got {checked}");
