@@ -318,9 +318,38 @@ pub fn encode(batch: &Batch, meta: &FileMeta, stats: &BinStats) -> Result<Vec<u8
 
 /// Reads the footer of a bin file: its metadata and statistics.
 pub fn read_meta(path: &Path) -> Result<(FileMeta, BinStats)> {
+    guard(path, || read_meta_inner(path))
+}
+
+/// Runs a decoder on a file, turning a panic inside the Parquet decoder (malformed input it
+/// did not anticipate) into [`Error::Corrupt`] naming the file: a bad file never crashes a read.
+fn guard<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        Err(Error::corrupt(
+            path,
+            format!("the Parquet decoder failed: {why}"),
+        ))
+    })
+}
+
+fn read_meta_inner(path: &Path) -> Result<(FileMeta, BinStats)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let reader = SerializedFileReader::new(file).map_err(|e| Error::corrupt(path, e))?;
-    let fm = reader.metadata().file_metadata();
+    let (meta, stats) = meta_of(path, reader.metadata().file_metadata(), true)?;
+    Ok((meta, stats.expect("asked for")))
+}
+
+/// Decodes our key-value metadata (and the statistics, if `with_stats`) from a footer.
+fn meta_of(
+    path: &Path,
+    fm: &parquet::file::metadata::FileMetaData,
+    with_stats: bool,
+) -> Result<(FileMeta, Option<BinStats>)> {
     let kv: Vec<(String, String)> = fm
         .key_value_metadata()
         .map(|v| {
@@ -383,17 +412,25 @@ pub fn read_meta(path: &Path) -> Result<(FileMeta, BinStats)> {
             ),
         ));
     }
-    let stats = BinStats::from_metadata(get).map_err(|e| Error::corrupt(path, e))?;
+    let stats = if with_stats {
+        Some(BinStats::from_metadata(get).map_err(|e| Error::corrupt(path, e))?)
+    } else {
+        None
+    };
     Ok((meta, stats))
 }
 
 /// Reads the given schema fields, the thresholds and the named user-defined columns
 /// (`extras`; unknown names are ignored) of a bin file.
 pub fn read(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
-    let (meta, _) = read_meta(path)?;
+    guard(path, || read_inner(path, fields, extras))
+}
+
+fn read_inner(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::corrupt(path, e))?;
+    let (meta, _) = meta_of(path, builder.metadata().file_metadata(), false)?;
     let arrow = builder.schema().clone();
     let index = |name: &str| -> Result<usize> {
         arrow

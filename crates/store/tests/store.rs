@@ -527,6 +527,45 @@ fn corrupt_and_truncated_files_are_named_and_skipped() {
     );
 }
 
+/// Random damage (seeded): every read either succeeds or names the file; none panics.
+#[test]
+fn randomly_damaged_files_never_crash_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), "[defaults]\nbudget = \"1GB\"\nlevels = []\n");
+    let mut w = StoreWriter::new(&store, WriterOptions::default()).unwrap();
+    w.push_all(records(2000, 9, T0, BIN - 130_000)).unwrap();
+    w.finish().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let bin = store.bins("default", 0..ALL, 0).unwrap().remove(0);
+    let path = dir.path().join(&bin.path);
+    let good = std::fs::read(&path).unwrap();
+    let mut rng = Rng::new(77);
+    let mut failures = 0;
+    for _ in 0..60 {
+        let mut bad = good.clone();
+        match rng.next_u64() % 3 {
+            0 => bad.truncate((rng.next_u64() % good.len() as u64) as usize),
+            _ => {
+                for _ in 0..1 + rng.next_u64() % 8 {
+                    let i = (rng.next_u64() % bad.len() as u64) as usize;
+                    bad[i] = rng.next_u64() as u8;
+                }
+            }
+        }
+        std::fs::write(&path, &bad).unwrap();
+        match store.read_bin(&bin, &all_fields()) {
+            Ok(b) => assert_eq!(b.len() as u64, bin.records_after),
+            Err(flowdrill_store::Error::Corrupt { path: p, .. }) => {
+                assert_eq!(p, path);
+                failures += 1;
+            }
+            Err(e) => panic!("unexpected error kind: {e}"),
+        }
+        let _ = store.bin_stats(&bin);
+    }
+    assert!(failures > 0);
+}
+
 #[test]
 fn errors_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
