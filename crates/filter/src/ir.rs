@@ -383,6 +383,47 @@ fn simplify_junction(args: Vec<Expr>, is_and: bool) -> Expr {
         }
         out.push(a);
     }
+    if is_and {
+        // Equalities of the conjunction decide other leaves on the same fields:
+        // `proto = 17 and not (proto = 6 and ...)` drops the second term.
+        let eqs: Vec<(Field, u64)> = out
+            .iter()
+            .filter_map(|e| match e {
+                Expr::Cmp {
+                    field,
+                    cmp: CmpOp::Eq,
+                    value,
+                } => Some((*field, *value)),
+                _ => None,
+            })
+            .collect();
+        if !eqs.is_empty() {
+            let mut changed = false;
+            let mut kept = Vec::with_capacity(out.len());
+            for a in out {
+                if matches!(a, Expr::Cmp { cmp: CmpOp::Eq, .. }) {
+                    kept.push(a);
+                    continue;
+                }
+                let r = substitute(&a, &eqs);
+                if r == a {
+                    kept.push(a);
+                    continue;
+                }
+                changed = true;
+                match r.simplify() {
+                    Expr::False => return Expr::False,
+                    Expr::True => {}
+                    r => kept.push(r),
+                }
+            }
+            if changed {
+                // The reduced terms may flatten or fold further.
+                return Expr::And { args: kept }.simplify();
+            }
+            out = kept;
+        }
+    }
     if !is_and {
         // Merging may have produced leaves that fold to constants or duplicates.
         let again: Vec<Expr> = out.into_iter().map(Expr::simplify).collect();
@@ -408,6 +449,35 @@ fn simplify_junction(args: Vec<Expr>, is_and: bool) -> Expr {
         1 => out.pop().expect("one element"),
         _ if is_and => Expr::And { args: out },
         _ => Expr::Or { args: out },
+    }
+}
+
+/// `e` with the leaves on the fields of `eqs` (known to hold those values) replaced by their
+/// truth value; unchanged when no leaf reads such a field.
+fn substitute(e: &Expr, eqs: &[(Field, u64)]) -> Expr {
+    let known = |f: &Field| eqs.iter().find(|(g, _)| g == f).map(|(_, v)| *v);
+    let c = |b: bool| if b { Expr::True } else { Expr::False };
+    match e {
+        Expr::Cmp { field, cmp, value } => match known(field) {
+            Some(v) => c(cmp.apply(v, *value)),
+            None => e.clone(),
+        },
+        Expr::In { field, ranges } => match known(field) {
+            Some(v) => c(ranges.iter().any(|&(lo, hi)| lo <= v && v <= hi)),
+            None => e.clone(),
+        },
+        Expr::Bits { field, mask, value } => match known(field) {
+            Some(v) => c(v & mask == *value),
+            None => e.clone(),
+        },
+        Expr::True | Expr::False | Expr::Prefix { .. } => e.clone(),
+        Expr::Not { arg } => Expr::not(substitute(arg, eqs)),
+        Expr::And { args } => Expr::And {
+            args: args.iter().map(|a| substitute(a, eqs)).collect(),
+        },
+        Expr::Or { args } => Expr::Or {
+            args: args.iter().map(|a| substitute(a, eqs)).collect(),
+        },
     }
 }
 
@@ -714,6 +784,18 @@ mod tests {
             Expr::cmp(DstPort, CmpOp::Ge, 1000),
         ]);
         assert_eq!(e.simplify(), Expr::True);
+    }
+
+    #[test]
+    fn equalities_decide_other_terms_of_a_conjunction() {
+        let p = |s: &str| crate::parse(s).unwrap().to_string();
+        assert_eq!(
+            p("flags S and not flags A"),
+            "proto = 6 and tcp_flags & 0x2 = 0x2 and not tcp_flags & 0x10 = 0x10"
+        );
+        assert_eq!(p("proto udp and not (proto tcp and port 80)"), "proto = 17");
+        assert_eq!(p("proto udp and flags S"), "not any");
+        assert_eq!(p("dst port 53 and port in [53 80]"), "dst_port = 53");
     }
 
     #[test]
