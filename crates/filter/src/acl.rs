@@ -431,6 +431,11 @@ mod tests {
         );
         assert_eq!(l.classify(&recs[0]), Some(&Action::Label("web".into())));
         let permitted = l.permitted();
+        // Rule 0 needs TCP, rule 2 UDP: only the deny rule constrains the permit rule.
+        assert_eq!(
+            permitted.to_string(),
+            "proto = 17 and dst_port = 53 and not src_addr in [192.0.2.7/32]"
+        );
         let sel: Vec<bool> = recs.iter().map(|r| permitted.matches(r)).collect();
         assert_eq!(sel, vec![false, false, true, false, false]);
     }
