@@ -41,47 +41,112 @@ struct Acc {
     records: u64,
 }
 
+impl Acc {
+    #[inline]
+    fn add(&mut self, weight: f64, variance: f64, records: u64) {
+        self.weight += weight;
+        self.variance += variance;
+        self.records += records;
+    }
+}
+
+/// Records aggregated directly before [`aggregate_chunk`] decides whether to partition.
+const PROBE: usize = 1 << 16;
+/// More distinct keys than this in the probe (half of it distinct: a near-uniform key of high
+/// cardinality): one map would outgrow the cache, so partition. Skewed keys stay on one map,
+/// whose hot entries are cached anyway.
+const PROBE_DISTINCT: usize = 1 << 15;
+/// Hash partitions of the partitioned path (each partition's map stays cache-resident).
+const PARTITION_BITS: u32 = 6;
+
+/// Adds `(key, weight, variance)` items into `m` (a count of 1 each).
+fn add_all<K: Copy + Eq + Hash>(
+    m: &mut FastMap<K, Acc>,
+    items: impl Iterator<Item = (K, f64, f64)>,
+) {
+    for (k, x, y) in items {
+        m.entry(k).or_default().add(x, y, 1);
+    }
+}
+
+/// One worker's groups (unsorted, each key once).
+///
+/// Aggregates directly into one hash map; but when the first [`PROBE`] records already hold
+/// more than [`PROBE_DISTINCT`] keys, the rest is first scattered into 2^[`PARTITION_BITS`]
+/// partitions by key hash and each partition aggregated on its own, so that the map being
+/// updated fits in cache (one big map would miss on nearly every record).
 fn aggregate_chunk<K: Copy + Eq + Hash>(
+    mut items: impl Iterator<Item = (K, f64, f64)>,
+    len: usize,
+) -> Vec<(K, Acc)> {
+    let mut m: FastMap<K, Acc> = fast_map(1024.min(len));
+    add_all(&mut m, items.by_ref().take(PROBE));
+    if len <= PROBE || m.len() <= PROBE_DISTINCT {
+        add_all(&mut m, items);
+        return m.into_iter().collect();
+    }
+    let hasher = m.hasher().clone();
+    let shift = 64 - PARTITION_BITS;
+    let mut parts: Vec<Vec<(K, f64, f64)>> = (0..1 << PARTITION_BITS)
+        .map(|_| Vec::with_capacity(len >> PARTITION_BITS))
+        .collect();
+    for (k, x, y) in items {
+        parts[(std::hash::BuildHasher::hash_one(&hasher, k) >> shift) as usize].push((k, x, y));
+    }
+    let mut out: Vec<(K, Acc)> = m.into_iter().collect();
+    let mut pm: FastMap<K, Acc> = fast_map(0);
+    for p in parts {
+        add_all(&mut pm, p.into_iter());
+        out.extend(pm.drain());
+    }
+    out
+}
+
+/// Runs [`aggregate_chunk`] over `ranges` on scoped threads, then merges by sorting.
+fn aggregate_ranges<K, I, F>(
     n: usize,
-    key: &impl Fn(usize) -> K,
+    items: F,
     w: Weights<'_>,
-    range: std::ops::Range<usize>,
-) -> FastMap<K, Acc> {
-    let cap = 1024.min(n);
-    let keys = range.clone().map(key);
-    match w.variance {
-        // Exact data: a smaller entry (no variance) keeps more of the map in cache.
-        None => {
-            let mut m: FastMap<K, (f64, u64)> = fast_map(cap);
-            for (k, &x) in keys.zip(&w.weight[range]) {
-                let e = m.entry(k).or_insert((0.0, 0));
-                e.0 += x;
-                e.1 += 1;
+) -> Result<Vec<Group<K>>, AnalysisError>
+where
+    K: Copy + Eq + Hash + Ord + Send,
+    I: Iterator<Item = (K, f64, f64)>,
+    F: Fn(std::ops::Range<usize>) -> I + Sync,
+{
+    w.check(n)?;
+    let ranges = split_ranges(n, workers(n));
+    let run = |r: &std::ops::Range<usize>| aggregate_chunk(items(r.clone()), r.len());
+    let chunks: Vec<Vec<(K, Acc)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ranges.iter().skip(1).map(|r| s.spawn(|| run(r))).collect();
+        let mut out: Vec<_> = ranges.first().map(run).into_iter().collect();
+        out.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("worker panicked")),
+        );
+        out
+    });
+    // Invariant: each chunk holds a key at most once, so after a stable sort by key equal keys
+    // are adjacent and in chunk order: sums are added in one fixed order.
+    let mut all: Vec<(K, Acc)> = chunks.concat();
+    all.sort_by_key(|x| x.0);
+    let mut out: Vec<Group<K>> = Vec::with_capacity(all.len());
+    for (key, a) in all {
+        match out.last_mut() {
+            Some(g) if g.key == key => {
+                g.weight += a.weight;
+                g.variance += a.variance;
+                g.records += a.records;
             }
-            m.into_iter()
-                .map(|(k, (weight, records))| {
-                    (
-                        k,
-                        Acc {
-                            weight,
-                            variance: 0.0,
-                            records,
-                        },
-                    )
-                })
-                .collect()
-        }
-        Some(v) => {
-            let mut m: FastMap<K, Acc> = fast_map(cap);
-            for ((k, &x), &y) in keys.zip(&w.weight[range.clone()]).zip(&v[range]) {
-                let e = m.entry(k).or_default();
-                e.weight += x;
-                e.variance += y;
-                e.records += 1;
-            }
-            m
+            _ => out.push(Group {
+                key,
+                weight: a.weight,
+                variance: a.variance,
+                records: a.records,
+            }),
         }
     }
+    Ok(out)
 }
 
 /// Groups records `0..n` by `key(i)`; returns the groups sorted by key.
@@ -91,49 +156,7 @@ where
     F: Fn(usize) -> K + Sync,
 {
     w.check(n)?;
-    let ranges = split_ranges(n, workers(n));
-    let maps: Vec<FastMap<K, Acc>> = std::thread::scope(|s| {
-        let handles: Vec<_> = ranges
-            .iter()
-            .skip(1)
-            .map(|r| {
-                let (r, key) = (r.clone(), &key);
-                s.spawn(move || aggregate_chunk(n, key, w, r))
-            })
-            .collect();
-        let mut maps: Vec<_> = ranges
-            .first()
-            .map(|r| aggregate_chunk(n, &key, w, r.clone()))
-            .into_iter()
-            .collect();
-        maps.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("worker panicked")),
-        );
-        maps
-    });
-    let mut maps = maps.into_iter();
-    let mut all = maps.next().unwrap_or_else(|| fast_map(0));
-    for m in maps {
-        for (k, a) in m {
-            let e = all.entry(k).or_default();
-            e.weight += a.weight;
-            e.variance += a.variance;
-            e.records += a.records;
-        }
-    }
-    let mut out: Vec<Group<K>> = all
-        .into_iter()
-        .map(|(key, a)| Group {
-            key,
-            weight: a.weight,
-            variance: a.variance,
-            records: a.records,
-        })
-        .collect();
-    out.sort_unstable_by_key(|g| g.key);
-    Ok(out)
+    aggregate_ranges(n, |r| r.map(|i| (key(i), w.weight[i], w.var(i))), w)
 }
 
 /// Groups records by `keys[i]`; returns the groups sorted by key.
@@ -141,7 +164,30 @@ pub fn aggregate<K>(keys: &[K], w: Weights<'_>) -> Result<Vec<Group<K>>, Analysi
 where
     K: Copy + Eq + Hash + Ord + Send + Sync,
 {
-    aggregate_by(keys.len(), |i| keys[i], w)
+    w.check(keys.len())?;
+    match w.variance {
+        None => aggregate_ranges(
+            keys.len(),
+            |r| {
+                keys[r.clone()]
+                    .iter()
+                    .zip(&w.weight[r])
+                    .map(|(&k, &x)| (k, x, 0.0))
+            },
+            w,
+        ),
+        Some(v) => aggregate_ranges(
+            keys.len(),
+            |r| {
+                keys[r.clone()]
+                    .iter()
+                    .zip(&w.weight[r.clone()])
+                    .zip(&v[r])
+                    .map(|((&k, &x), &y)| (k, x, y))
+            },
+            w,
+        ),
+    }
 }
 
 /// Addresses masked to their prefix: IPv4 to `v4_len` bits, IPv6 to `v6_len` (nfdump's
@@ -205,13 +251,14 @@ mod tests {
     fn aggregation_matches_the_naive_reference() {
         for seed in 0..100 {
             let mut r = rng(seed);
-            // Large enough sometimes to take the two-thread path.
-            let n = if seed.is_multiple_of(10) {
-                250_000
-            } else {
-                r.random_range(0..500)
+            // Sometimes large enough for two threads, sometimes with enough distinct keys for
+            // the partitioned path.
+            let (n, distinct) = match seed % 10 {
+                0 => (250_000, 50),
+                5 => (150_000, 1_000_000),
+                _ => (r.random_range(0..500), 50),
             };
-            let keys: Vec<u32> = (0..n).map(|_| r.random_range(0..50u32)).collect();
+            let keys: Vec<u32> = (0..n).map(|_| r.random_range(0..distinct)).collect();
             let w = weights(&mut r, n);
             let var: Vec<f64> = w.iter().map(|x| (x / 2.0).floor()).collect();
             let got = aggregate(&keys, Weights::sampled(&w, &var)).unwrap();
