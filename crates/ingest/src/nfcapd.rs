@@ -163,6 +163,12 @@ pub enum Error {
     /// The underlying reader failed.
     #[error("reading nfcapd file: {0}")]
     Io(#[from] io::Error),
+    /// [`read_file`] could not read the file (or unwrap its gzip layer).
+    #[error("cannot read {path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
     /// The file is shorter than its 40-byte header.
     #[error("not an nfcapd file: only {len} bytes, the file header alone has 40")]
     TruncatedHeader { len: usize },
@@ -1166,10 +1172,16 @@ impl<R: Read> NfcapdReader<R> {
 /// Reads a whole nfcapd file (gzip'd or not: a `1f 8b` start is unwrapped first) and returns
 /// its flows and its header, with the appendix's ident and totals.
 pub fn read_file(path: &Path) -> Result<(Vec<FlowRecord>, NfcapdHeader), Error> {
-    let data = std::fs::read(path)?;
+    let file_err = |source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let data = std::fs::read(path).map_err(file_err)?;
     let data = if data.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(&mut out)?;
+        flate2::read::MultiGzDecoder::new(&data[..])
+            .read_to_end(&mut out)
+            .map_err(file_err)?;
         out
     } else {
         data

@@ -497,3 +497,13 @@ fn detection_table() {
         assert_eq!(looks_like_nfcapd(input), *want, "{input:?}");
     }
 }
+
+#[test]
+fn read_file_names_the_path_it_cannot_read() {
+    let e = read_file(Path::new("/nonexistent/nfcapd.202401010000")).unwrap_err();
+    assert!(matches!(e, Error::File { .. }), "{e}");
+    assert!(
+        e.to_string().contains("/nonexistent/nfcapd.202401010000"),
+        "{e}"
+    );
+}
