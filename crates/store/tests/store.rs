@@ -706,6 +706,14 @@ est = pc.sum(pc.max_element_wise(t["bytes"], t["sample_z"])).as_py()
 print("pyarrow", t.num_rows, pc.sum(t["bytes"]).as_py(), est)
 r = duckdb.sql("SELECT count(*), sum(bytes), sum(greatest(bytes, sample_z)) FROM read_parquet('{root}/**/*.parquet', hive_partitioning=true) WHERE level = 0").fetchall()[0]
 print("duckdb", *r)
+try:
+    import pandas as pd  # optional: the three-line session of docs/store-format.md
+except ImportError:
+    pd = None
+if pd is not None:
+    df = pd.read_parquet({root:?}, filters=[("level", "==", 0)])
+    top = df.assign(est=df[["bytes", "sample_z"]].max(axis=1)).groupby("src_addr_v4")["est"].sum().nlargest(10)
+    print("pandas", len(df), int(df["bytes"].sum()), int(df[["bytes", "sample_z"]].max(axis=1).sum()))
 "#,
         root = dir.path().display().to_string()
     );
@@ -720,6 +728,7 @@ print("duckdb", *r)
         text,
         String::from_utf8_lossy(&out.stderr)
     );
+    println!("flowdrill: {rows} rows, {bytes} bytes, {est} estimated\n{text}");
     let lines: HashMap<&str, Vec<u64>> = text
         .lines()
         .filter_map(|l| {
@@ -730,4 +739,7 @@ print("duckdb", *r)
         .collect();
     assert_eq!(lines["pyarrow"], vec![rows, bytes, est]);
     assert_eq!(lines["duckdb"], vec![rows, bytes, est]);
+    if let Some(p) = lines.get("pandas") {
+        assert_eq!(p, &vec![rows, bytes, est]);
+    }
 }
