@@ -19,7 +19,7 @@
 //!          | ["in"] ("packets" | "bytes") [cmp] NUMBER
 //!          | ["src"] "tos" [cmp] NUMBER
 //!          | "flags" (LETTERS | [cmp] NUMBER)
-//!          | "next" "ip" (ADDR | "in" "[" addr_list "]")
+//!          | ("next" | "router") "ip" (ADDR | "in" "[" addr_list "]")
 //!          | "icmp-type" NUMBER | "icmp-code" NUMBER
 //!          | FIELD [cmp] VALUE | FIELD "in" "[" list "]" | FIELD "&" NUMBER "=" NUMBER
 //! dir     := "src" | "dst" | "src or dst" | "dst or src" | "src and dst" | "dst and src"
@@ -78,7 +78,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "sysid",
         "the flow schema has no exporter sysid; use exporter = ADDR",
     ),
-    ("router", "use exporter = ADDR"),
     (
         "engine-type",
         "use domain (engine type << 8 | engine id for NetFlow v5)",
@@ -492,6 +491,18 @@ impl<'a> Parser<'a> {
                 } else {
                     Err(self.unexpected(ip, &["ip"]))
                 }
+            }
+            "router" => {
+                // nfdump's router is the exporter's address.
+                let ip = self.peek();
+                if !self.is_word(ip, "ip") {
+                    return Err(self.unexpected(ip, &["ip"]));
+                }
+                self.bump();
+                Ok(Expr::Prefix {
+                    field: Field::Exporter,
+                    prefixes: self.parse_hosts()?,
+                })
             }
             "icmp-type" | "icmp-code" => {
                 let (n, nt) = self.number("an ICMP type or code 0..255")?;

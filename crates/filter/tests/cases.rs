@@ -404,6 +404,10 @@ const CASES: &[(&str, &str, bool)] = &[
     ("u6", "next ip ::", true),
     ("u6", "next ip 0.0.0.0", false),
     ("i4", "next ip 0.0.0.0", true),
+    // exporter (nfdump's router)
+    ("t4", "router ip 127.0.0.1", true),
+    ("t4", "router ip 127.0.0.2", false),
+    ("t4", "router ip in [127.0.0.0/8]", true),
     // masks
     ("t4", "src mask 24", true),
     ("t4", "dst mask 8", true),

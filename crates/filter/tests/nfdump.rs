@@ -152,6 +152,8 @@ const SAME: &[&str] = &[
     "in if 3",
     "next ip 0.0.0.0",
     "next ip in [0.0.0.0]",
+    "router ip 127.0.0.1",
+    "router ip 0.0.0.0",
     "mask 0",
     "src mask 0",
     "dst mask 24",
