@@ -1516,6 +1516,25 @@ mod tests {
     }
 
     #[test]
+    fn the_two_thread_partitioned_path_agrees_with_the_bottom_up_pass() {
+        // Large enough for two workers and many buckets (see `workers` and `leaves_of`).
+        for seed in 0..2 {
+            let mut r = rng(seed);
+            let n = 300_000;
+            let a = clustered_addrs(&mut r, n, seed == 1);
+            let w = weights(&mut r, n);
+            let var: Vec<f64> = w.iter().map(|x| (x / 3.0).floor()).collect();
+            for t in [Threshold::Share(0.001), Threshold::Share(0.05)] {
+                let ws = Weights::sampled(&w, &var);
+                let fast = hhh_addrs(&a, ws, &IpLevels::every(), t).unwrap();
+                let slow = hhh_bottom_up(&IpLevels::every(), &a, ws, t).unwrap();
+                assert!(!fast.rows.is_empty());
+                assert_eq!(fast, slow, "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
     fn application_and_prefix_map_hierarchies_agree_with_naive() {
         for seed in 0..200 {
             let mut r = rng(seed);
