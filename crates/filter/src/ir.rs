@@ -361,6 +361,22 @@ fn simplify_junction(args: Vec<Expr>, is_and: bool) -> Expr {
             continue;
         }
         if is_and {
+            // Two set leaves on one field: their intersection.
+            let mut merged = None;
+            for o in out.iter_mut() {
+                match intersect(o, &a) {
+                    Some(Expr::False) => return Expr::False,
+                    Some(e) => {
+                        merged = Some(());
+                        *o = e;
+                        break;
+                    }
+                    None => {}
+                }
+            }
+            if merged.is_some() {
+                continue;
+            }
             // x = a and x = b with a != b can never hold.
             if let Expr::Cmp {
                 field,
@@ -521,6 +537,53 @@ fn as_ranges(e: &Expr) -> Option<(Field, Vec<(u64, u64)>)> {
         }
         _ => None,
     }
+}
+
+/// The intersection of two set leaves on the same field (simplified), or `None` when they
+/// are not both set leaves of one field.
+fn intersect(a: &Expr, b: &Expr) -> Option<Expr> {
+    if let (
+        Expr::Prefix {
+            field: fa,
+            prefixes: pa,
+        },
+        Expr::Prefix {
+            field: fb,
+            prefixes: pb,
+        },
+    ) = (a, b)
+    {
+        if fa != fb {
+            return None;
+        }
+        // Two prefixes overlap only when one contains the other; the longer is the overlap.
+        let mut out = Vec::new();
+        for p in pa {
+            for q in pb {
+                if p.contains_prefix(*q) {
+                    out.push(*q);
+                } else if q.contains_prefix(*p) {
+                    out.push(*p);
+                }
+            }
+        }
+        return Some(simplify_prefix(*fa, out));
+    }
+    let (fa, ra) = as_ranges(a)?;
+    let (fb, rb) = as_ranges(b)?;
+    if fa != fb {
+        return None;
+    }
+    let mut out = Vec::new();
+    for &(l1, h1) in &ra {
+        for &(l2, h2) in &rb {
+            let (lo, hi) = (l1.max(l2), h1.min(h2));
+            if lo <= hi {
+                out.push((lo, hi));
+            }
+        }
+    }
+    Some(simplify_in(fa, out))
 }
 
 /// Merges `b` into `into` when both are set leaves on the same field (`or` of the sets).

@@ -132,6 +132,7 @@ const TERM_START: &[&str] = &[
     "tos",
     "flags",
     "next",
+    "router",
     "mask",
     "icmp-type",
     "icmp-code",

@@ -478,6 +478,93 @@ const CASES: &[(&str, &str, bool)] = &[
     ("ece", "inet6 and flags E and bytes >= 1M and src port 443", true),
 ];
 
+/// (expression, canonical text of its simplified predicate): the parser's tree and the
+/// simplifier, checked as text (reviewed by hand when added).
+#[rustfmt::skip]
+const PARSES_TO: &[(&str, &str)] = &[
+    ("proto tcp", "proto = 6"),
+    ("proto 6", "proto = 6"),
+    ("not proto tcp", "proto != 6"),
+    ("proto tcp or proto udp", "proto in [6 17]"),
+    ("proto tcp and proto tcp", "proto = 6"),
+    ("proto tcp and proto udp", "not any"),
+    ("port 80", "src_port = 80 or dst_port = 80"),
+    ("src port 80", "src_port = 80"),
+    ("dst port 80", "dst_port = 80"),
+    ("src and dst port 80", "src_port = 80 and dst_port = 80"),
+    ("port in [80 443]", "src_port in [80 443] or dst_port in [80 443]"),
+    ("port in [80 81 82]", "src_port in [80-82] or dst_port in [80-82]"),
+    ("dst port > 1023", "dst_port > 1023"),
+    ("dst port >= 65535", "dst_port = 65535"),
+    ("dst port > 65535", "not any"),
+    ("port < 1", "src_port = 0 or dst_port = 0"),
+    ("not port < 5", "not (src_port < 5 or dst_port < 5)"),
+    ("dst port != 443", "dst_port != 443"),
+    ("dst port 80 or dst port 443", "dst_port in [80 443]"),
+    ("dst port < 1024 or dst port >= 1024", "any"),
+    ("dst port > 1000 and dst port < 2000", "dst_port in [1001-1999]"),
+    ("dst port in [1-100] and dst port in [50-200]", "dst_port in [50-100]"),
+    ("host 10.0.0.1", "src_addr in [10.0.0.1/32] or dst_addr in [10.0.0.1/32]"),
+    ("src host 2001:db8::1", "src_addr in [2001:db8::1/128]"),
+    ("ip in [10.0.0.1 10.0.0.0/8]", "src_addr in [10.0.0.0/8] or dst_addr in [10.0.0.0/8]"),
+    ("net 172.16/12", "src_addr in [172.16.0.0/12] or dst_addr in [172.16.0.0/12]"),
+    ("net 10.1.2.3 255.255.0.0", "src_addr in [10.1.0.0/16] or dst_addr in [10.1.0.0/16]"),
+    ("src net 10.0.0.0/8 or src net 10.1.0.0/16", "src_addr in [10.0.0.0/8]"),
+    ("src net 10.0.0.0/8 and src net 10.1.0.0/16", "src_addr in [10.1.0.0/16]"),
+    ("src net 10.0.0.0/8 and src net 11.0.0.0/8", "not any"),
+    ("inet", "src_addr in [0.0.0.0/0]"),
+    ("inet6", "src_addr in [::/0]"),
+    ("inet and inet6", "not any"),
+    ("inet or inet6", "any"),
+    ("flags SA", "proto = 6 and tcp_flags & 0x12 = 0x12"),
+    ("flags X", "proto = 6 and tcp_flags & 0x3f = 0x3f"),
+    ("flags 0", "proto = 6 and tcp_flags = 0"),
+    ("not flags A", "not (proto = 6 and tcp_flags & 0x10 = 0x10)"),
+    ("flags S and not flags A", "proto = 6 and tcp_flags & 0x2 = 0x2 and not tcp_flags & 0x10 = 0x10"),
+    ("proto udp and flags S", "not any"),
+    ("bytes > 1M", "bytes > 1000000"),
+    ("packets < 10 and packets < 10", "packets < 10"),
+    ("bytes >= 0", "any"),
+    ("tos 0", "tos = 0"),
+    ("in if 3", "in_if = 3"),
+    ("if 3", "in_if = 3 or out_if = 3"),
+    ("as 65000", "src_as = 65000 or dst_as = 65000"),
+    ("next ip 10.0.0.1", "next_hop in [10.0.0.1/32]"),
+    ("router ip 127.0.0.1", "exporter in [127.0.0.1/32]"),
+    ("mask 24", "src_mask = 24 or dst_mask = 24"),
+    ("icmp-type 3", "proto in [1 58] and dst_port in [768-1023]"),
+    ("icmp-code 1", "proto in [1 58] and dst_port & 0xff = 0x1"),
+    ("any", "any"),
+    ("not any", "not any"),
+    ("any or proto tcp", "any"),
+    ("not any and proto tcp", "not any"),
+    ("not not port 80", "src_port = 80 or dst_port = 80"),
+    ("not (proto tcp and port 80)", "not (proto = 6 and (src_port = 80 or dst_port = 80))"),
+    ("proto tcp and (port 80 or port 443)", "proto = 6 and (src_port in [80 443] or dst_port in [80 443])"),
+    ("proto udp or proto tcp and port 53", "proto = 17 or proto = 6 and (src_port = 53 or dst_port = 53)"),
+    ("src_as > 100", "src_as > 100"),
+    ("sampling_rate = 1", "sampling_rate = 1"),
+    ("tcp_flags & 0x12 = 0x12", "tcp_flags & 0x12 = 0x12"),
+    ("tcp_flags & 0x12 = 0x1", "not any"),
+    ("exporter != 10.0.0.1", "not exporter in [10.0.0.1/32]"),
+    ("time_start >= 2024-01-01T00:00:00", "time_start >= 1704067200000"),
+    ("proto in [6 17]", "proto in [6 17]"),
+    ("bytes in [0-99]", "bytes <= 99"),
+];
+
+#[test]
+fn expressions_parse_to_their_canonical_predicates() {
+    let mut failures = Vec::new();
+    for (text, want) in PARSES_TO {
+        match parse(text) {
+            Ok(e) if e.to_string() == *want => {}
+            Ok(e) => failures.push(format!("{text:?}: got {:?}, want {want:?}", e.to_string())),
+            Err(e) => failures.push(format!("{text:?}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn every_case_matches_row_wise_column_wise_and_after_reprinting() {
     assert!(CASES.len() >= 300, "{} cases", CASES.len());
