@@ -590,9 +590,12 @@ fn the_fixed_offset_loop_agrees_with_the_field_walk() {
         let mut fast = Vec::new();
         let mut slow = Vec::new();
         let blank = FlowRecord::default();
-        let a = plan.for_each_record(&body, &blank, |r, s| fast.push((r.clone(), *s)));
+        let mut sink = Vec::new();
+        let a = plan.decode_into(&body, &blank, &mut sink, |r, s| fast.push((r.clone(), *s)));
+        let c = plan.for_each_record(&body, &blank, |_, _| {});
         let b = plan.walk_records(&body, &blank, |r, s| slow.push((r.clone(), *s)));
         assert_eq!(a, b);
+        assert_eq!(c, b);
         assert_eq!(fast, slow, "{:?}", def.fields);
     }
 }

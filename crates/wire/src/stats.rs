@@ -65,6 +65,8 @@ pub struct DecodeStats {
     pub exporters_untracked: ExporterStats,
     /// Drop reason -> count (see the module doc for units).
     pub drops: BTreeMap<&'static str, u64>,
+    /// Sum of `drops` (kept so callers need not add up the map).
+    pub drops_total: u64,
 }
 
 impl DecodeStats {
@@ -72,11 +74,12 @@ impl DecodeStats {
     pub fn drop(&mut self, reason: &'static str, n: u64) {
         if n > 0 {
             *self.drops.entry(reason).or_insert(0) += n;
+            self.drops_total += n;
         }
     }
     /// Total of all drop counters (mixed units; for "anything dropped?" checks).
     pub fn total_drops(&self) -> u64 {
-        self.drops.values().sum()
+        self.drops_total
     }
 }
 

@@ -322,12 +322,14 @@ impl Session {
         };
         let dom: &DomainState = dom;
         let before = out.len();
-        if let Some(len) = plan.fixed_len {
-            out.reserve(body.len() / len);
-        }
-        let res = plan.for_each_record(body, &blank, |rec, s| {
-            finish_record(flavor, &plan, ctx, rate_override, dom, rec, s);
-            out.push(std::mem::take(rec));
+        // When no record can name its own rate, the rate is the same for the whole set.
+        let set_rate = if plan.per_record_sampling() {
+            rate_override
+        } else {
+            Some(rate_override.or(dom.default_rate).unwrap_or(1).max(1))
+        };
+        let res = plan.decode_into(body, &blank, out, |rec, s| {
+            finish_record(flavor, &plan, ctx, set_rate, dom, rec, s);
         });
         if res.is_err() {
             stats.drop("set: variable-length record overruns set", 1);
@@ -375,7 +377,8 @@ impl Session {
 }
 
 /// Turns the raw per-record values into schema fields: times, ICMP type/code, next hop
-/// fallback and sampling renormalisation.
+/// fallback and sampling renormalisation. `rate_override` is the set's rate when it is
+/// known for the whole set (configured override, or no per-record sampling elements).
 #[inline(always)]
 fn finish_record(
     flavor: Flavor,

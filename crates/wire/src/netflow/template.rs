@@ -361,6 +361,91 @@ pub struct Plan {
     pub end_form: TimeForm,
     /// Addresses of the template are IPv6 (so an absent next hop is `::`, not `0.0.0.0`).
     pub v6: bool,
+    /// Where each op reads in a fixed record, when every op occurs at most once and no
+    /// user-defined element is decoded: the record is then decoded by straight-line code
+    /// (one well-predicted test per op) instead of a loop over steps.
+    layout: Option<Layout>,
+}
+
+/// Ops a [`Layout`] can place, in the order its slots are indexed.
+const LAYOUT_OPS: [Op; 27] = [
+    Op::SrcAddr,
+    Op::DstAddr,
+    Op::NextHop,
+    Op::BgpNextHop,
+    Op::SrcPort,
+    Op::DstPort,
+    Op::Proto,
+    Op::TcpFlags,
+    Op::Tos,
+    Op::Bytes,
+    Op::Packets,
+    Op::InIf,
+    Op::OutIf,
+    Op::SrcAs,
+    Op::DstAs,
+    Op::SrcMask,
+    Op::DstMask,
+    Op::Start,
+    Op::End,
+    Op::IcmpTypeCode,
+    Op::IcmpType,
+    Op::IcmpCode,
+    Op::SamplerId,
+    Op::SamplingInterval,
+    Op::PacketInterval,
+    Op::PacketSpace,
+    Op::SysInitMs,
+];
+
+/// Offset and length of one op in a fixed record; length 0 = absent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct At {
+    off: u16,
+    len: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Layout {
+    at: [At; LAYOUT_OPS.len()],
+}
+
+impl Layout {
+    /// `None` when a step is a user-defined element, an op occurs twice, or a field has
+    /// length 0 (those plans keep the step loop).
+    fn of(steps: &[Step]) -> Option<Layout> {
+        let mut at = [At::default(); LAYOUT_OPS.len()];
+        for st in steps {
+            let i = LAYOUT_OPS.iter().position(|o| *o == st.op)?;
+            if at[i].len != 0 || st.len == 0 {
+                return None;
+            }
+            at[i] = At {
+                off: st.off,
+                len: st.len,
+            };
+        }
+        Some(Layout { at })
+    }
+
+    /// Decodes one record. Invariant (from [`Plan::compile`]): `off + len <= rec_bytes.len()`
+    /// for every present slot.
+    #[inline(always)]
+    fn decode(&self, r: &[u8], rec: &mut FlowRecord, s: &mut Scratch) {
+        macro_rules! slots {
+            ($($i:literal),*) => {$(
+                let a = self.at[$i];
+                if a.len != 0 {
+                    let b = &r[a.off as usize..a.off as usize + a.len as usize];
+                    apply(LAYOUT_OPS[$i], b, rec, s);
+                }
+            )*};
+        }
+        slots!(
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+            24, 25, 26
+        );
+    }
 }
 
 /// Slots where several elements compete; the lower rank wins.
@@ -526,7 +611,9 @@ impl Plan {
         if fixed && min_len > u16::MAX as usize {
             return Err(Error::Truncated);
         }
+        let layout = if fixed { Layout::of(&steps) } else { None };
         Ok(Plan {
+            layout,
             id: def.id,
             options: def.options,
             fields: def.fields.clone(),
@@ -566,6 +653,54 @@ impl Plan {
             return Ok(n);
         }
         self.walk_records(body, template_rec, emit)
+    }
+
+    /// [`Plan::for_each_record`] appending the records to `out` directly (the hot path of
+    /// flow data sets): each record is cloned from `template_rec` into its final place,
+    /// filled there, then handed to `finish`. Returns the number of records appended.
+    #[inline]
+    pub fn decode_into(
+        &self,
+        body: &[u8],
+        template_rec: &FlowRecord,
+        out: &mut Vec<FlowRecord>,
+        mut finish: impl FnMut(&mut FlowRecord, &Scratch),
+    ) -> Result<usize, usize> {
+        let Some(len) = self.fixed_len else {
+            return self.walk_records(body, template_rec, |r, s| {
+                finish(r, s);
+                out.push(std::mem::take(r));
+            });
+        };
+        let n = body.len() / len;
+        out.reserve(n);
+        for rec_bytes in body.chunks_exact(len) {
+            out.push(template_rec.clone());
+            let Some(rec) = out.last_mut() else { break };
+            let mut s = Scratch::default();
+            if let Some(l) = &self.layout {
+                l.decode(rec_bytes, rec, &mut s);
+                finish(rec, &s);
+                continue;
+            }
+            for st in &self.steps {
+                let b = &rec_bytes[st.off as usize..st.off as usize + st.len as usize];
+                apply(st.op, b, rec, &mut s);
+            }
+            finish(rec, &s);
+        }
+        Ok(n)
+    }
+
+    /// True when a record can carry its own sampling information (rate or sampler id), so
+    /// the rate must be found per record rather than once per set.
+    pub fn per_record_sampling(&self) -> bool {
+        self.steps.iter().any(|s| {
+            matches!(
+                s.op,
+                Op::SamplerId | Op::SamplingInterval | Op::PacketInterval | Op::PacketSpace
+            )
+        })
     }
 
     /// The general record loop: walks every field, reading variable-length prefixes. Used

@@ -88,7 +88,9 @@ pub fn decode(
 
     out.reserve(count as usize);
     let body = &payload[HEADER_LEN..HEADER_LEN + count as usize * RECORD_LEN];
-    for r in body.chunks_exact(RECORD_LEN) {
+    // Fixed-size arrays: every offset below is checked at compile time.
+    let (records, _) = body.as_chunks::<RECORD_LEN>();
+    for r in records {
         let (first, last) = (be32(r, 24), be32(r, 28));
         out.push(FlowRecord {
             time_start: boot
