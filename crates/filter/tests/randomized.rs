@@ -303,3 +303,112 @@ fn parsed_filters_agree_row_and_column_wise_on_random_records() {
         assert_eq!(f.select(&cols).unwrap().to_bools(), rows, "{text}");
     }
 }
+
+#[test]
+fn any_token_soup_parses_or_fails_with_a_position_inside_the_text() {
+    let mut rng = Rng(0xfeed_beef_0bad_cafe);
+    let vocab = [
+        "proto",
+        "tcp",
+        "udp",
+        "port",
+        "src",
+        "dst",
+        "and",
+        "or",
+        "not",
+        "!",
+        "&&",
+        "||",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        "/",
+        "in",
+        "net",
+        "host",
+        "ip",
+        "10.0.0.1",
+        "10.0",
+        "2001:db8::",
+        "::",
+        "255.255.0.0",
+        "24",
+        "0",
+        "65536",
+        "1k",
+        "1M",
+        "99999999999999999999T",
+        "flags",
+        "SA",
+        "X",
+        "Q",
+        "bytes",
+        "packets",
+        ">",
+        "<=",
+        "!=",
+        "=",
+        "eq",
+        "gt",
+        "if",
+        "out",
+        "as",
+        "tos",
+        "mask",
+        "next",
+        "router",
+        "icmp-type",
+        "icmp-code",
+        "any",
+        "inet6",
+        "src_as",
+        "exporter",
+        "tcp_flags",
+        "&",
+        "0x1f",
+        "time_start",
+        "2024-01-01T00:00:00",
+        "#",
+        "\n",
+        "é",
+        "@",
+        "80-90",
+        "-",
+        "vlan",
+        "",
+    ];
+    let recs: Vec<FlowRecord> = (0..100).map(|_| record(&mut rng)).collect();
+    let cols = RecordColumns::from_records(&recs);
+    let (mut ok, mut err) = (0, 0);
+    for _ in 0..20_000 {
+        let n = rng.below(8) + 1;
+        let text: Vec<&str> = (0..n).map(|_| *rng.pick(&vocab)).collect();
+        let text = text.join(if rng.below(4) == 0 { "" } else { " " });
+        match parse(&text) {
+            Ok(e) => {
+                ok += 1;
+                assert_eq!(parse(&e.to_string()).as_ref(), Ok(&e), "{text:?}");
+                let rows: Vec<bool> = recs.iter().map(|r| e.matches(r)).collect();
+                assert_eq!(e.select(&cols).unwrap().to_bools(), rows, "{text:?}");
+            }
+            Err(x) => {
+                err += 1;
+                let p = x.position().expect("parse errors have a position");
+                assert!(
+                    p.offset <= text.len() && text.is_char_boundary(p.offset),
+                    "{text:?}"
+                );
+                assert_eq!(
+                    flowdrill_filter::Position::at(&text, p.offset),
+                    p,
+                    "{text:?}"
+                );
+                assert!(x.render(&text).ends_with('^'), "{text:?}");
+            }
+        }
+    }
+    assert!(ok > 200 && err > 200, "{ok} parsed, {err} rejected");
+}
