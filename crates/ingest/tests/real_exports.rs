@@ -805,3 +805,60 @@ fn pmacctd_v9_devmix_matches_nfcapd() {
 fn pmacctd_ipfix_devmix_matches_nfcapd() {
     devmix("pmacctd_v10");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sampling rates announced by real exporters
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn announced_sampling_rates_renormalise_the_counters() {
+    let Some(data) = data_dir() else { return };
+    // (capture, rates every flow must carry): read with tshark from the captures themselves.
+    let cases: &[(&str, &[u32])] = &[
+        // SAMPLING_INTERVAL 2048 in every v9 data record.
+        ("akvorado/combined/samplingrate.pcap", &[2048]),
+        // IPFIX options: samplingPacketInterval 1, samplingPacketSpace 9.
+        (
+            "akvorado/outlet_flow_decoder_netflow_testdata_mpls.pcap",
+            &[10],
+        ),
+        // IPFIX options: samplingPacketInterval 1, samplingPacketSpace 999.
+        (
+            "akvorado/outlet_flow_decoder_netflow_testdata_physicalinterfaces.pcap",
+            &[1000],
+        ),
+        // v9 options: sampler 1 random 1/2000, sampler 2 random 1/4000; FLOW_SAMPLER_ID per flow.
+        (
+            "akvorado/combined/multiplesamplingrates.pcap",
+            &[2000, 4000],
+        ),
+        // v5 header sampling interval.
+        (
+            "logstash-codec-netflow/pcap/netflow5_test_juniper_mx80.pcap",
+            &[1000],
+        ),
+    ];
+    for (rel, rates) in cases {
+        let (recs, _) = decode_capture(&data.join("exports").join(rel), DecoderConfig::default());
+        assert!(!recs.is_empty(), "{rel}");
+        let mut seen: Vec<u32> = recs.iter().map(|r| r.sampling_rate).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(&seen[..], *rates, "{rel}");
+        // Counters are multiples of the rate (they were multiplied by it).
+        for r in &recs {
+            let k = r.sampling_rate as u64;
+            assert_eq!((r.packets % k, r.bytes % k), (0, 0), "{rel}: {r:?}");
+        }
+        // An override for the exporter wins over all of it.
+        let cfg = DecoderConfig {
+            sampling_overrides: vec![
+                ("0.0.0.0/0".parse().unwrap(), 7),
+                ("::/0".parse().unwrap(), 7),
+            ],
+            ..Default::default()
+        };
+        let (recs, _) = decode_capture(&data.join("exports").join(rel), cfg);
+        assert!(recs.iter().all(|r| r.sampling_rate == 7), "{rel}");
+    }
+}

@@ -18,6 +18,28 @@
 //!                                        └─► data set ─────► Plan::run ─► FlowRecord
 //!                                              (no template: session.pending, bounded)
 //! ```
+//!
+//! Conventions, shared with nfdump where it has one:
+//!
+//! - Times: uptime-relative (v5, v9 and IPFIX FIRST/LAST_SWITCHED 22/21; IPFIX needs
+//!   systemInitTimeMilliseconds 160 from options data or the record), absolute seconds / ms /
+//!   µs / ns (150-157; µs and ns in NTP format, plain Unix values recognised too), and delta
+//!   µs (158/159). A start more than 2^31 ms after the end is a wrapped uptime counter and
+//!   moves back 2^32 ms (nfdump). A record without any time gets its message's export time.
+//! - ICMP: type*256+code in `dst_port` and `src_port` 0 when an ICMP type/code element is
+//!   present (32, 139, 176-179).
+//! - Addresses: a template may carry both IPv4 and IPv6 elements; the non-zero one is kept.
+//!   An absent next hop falls back to the BGP next hop (18/63).
+//! - Counters: octetDeltaCount 1, else octetTotalCount 85, postOctetDeltaCount 23,
+//!   initiatorOctets 231, layer2OctetDeltaCount 352 (packets likewise: 2, 86, 24, 298).
+//! - Sampling: override for the exporter, else the record's own rate (34, 50, 305/306), else
+//!   its sampler / selector id (48, 302) looked up in options data, else the domain's rate
+//!   from options data without a sampler id. Counters are multiplied by the rate.
+//! - RFC 5103 reverse elements (enterprise 29305) and every enterprise element not in the
+//!   user registry are skipped by length.
+//! - UDP carries one IPFIX message per datagram (bytes after it are counted and ignored
+//!   unless `DecoderConfig::ipfix_multi_message`); v5 PDUs back to back are all decoded
+//!   (both as nfcapd does).
 
 #[doc(hidden)]
 pub mod build;
