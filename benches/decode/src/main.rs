@@ -11,7 +11,7 @@
 //! the fastest round is the unpreempted speed).
 //!
 //! Run: `cargo run --release` in this folder (`-- SECONDS` to change the time per cell, 1.0 s
-//! by default).
+//! by default; `-- 1.0 v5` runs one format).
 
 use flowdrill_model::{Addr, FlowRecord};
 use flowdrill_wire::netflow::build::{MessageBuilder, V4_TEMPLATE, v4_record};
@@ -265,9 +265,11 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     let budget = Duration::from_secs_f64(secs);
+    // Optional second argument: only formats whose name contains it (e.g. `v5`).
+    let only = std::env::args().nth(2).unwrap_or_default();
     println!("| format | decoder | records/s | flowdrill ÷ decoder |");
     println!("|---|---|---:|---:|");
-    for w in workloads() {
+    for w in workloads().into_iter().filter(|w| w.name.contains(&only)) {
         let mut ours = None;
         for mut c in contenders() {
             if !c.supports(w.name) {

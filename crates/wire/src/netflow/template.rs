@@ -673,22 +673,22 @@ impl Plan {
             });
         };
         let n = body.len() / len;
-        out.reserve(n);
-        for rec_bytes in body.chunks_exact(len) {
-            out.push(template_rec.clone());
-            let Some(rec) = out.last_mut() else { break };
+        // `extend` over an exact-size iterator builds each record in the vector's buffer.
+        out.extend(body.chunks_exact(len).map(|rec_bytes| {
+            let mut rec = template_rec.clone();
             let mut s = Scratch::default();
-            if let Some(l) = &self.layout {
-                l.decode(rec_bytes, rec, &mut s);
-                finish(rec, &s);
-                continue;
+            match &self.layout {
+                Some(l) => l.decode(rec_bytes, &mut rec, &mut s),
+                None => {
+                    for st in &self.steps {
+                        let b = &rec_bytes[st.off as usize..st.off as usize + st.len as usize];
+                        apply(st.op, b, &mut rec, &mut s);
+                    }
+                }
             }
-            for st in &self.steps {
-                let b = &rec_bytes[st.off as usize..st.off as usize + st.len as usize];
-                apply(st.op, b, rec, &mut s);
-            }
-            finish(rec, &s);
-        }
+            finish(&mut rec, &s);
+            rec
+        }));
         Ok(n)
     }
 

@@ -86,13 +86,13 @@ pub fn decode(
         export_ms,
     };
 
-    out.reserve(count as usize);
     let body = &payload[HEADER_LEN..HEADER_LEN + count as usize * RECORD_LEN];
     // Fixed-size arrays: every offset below is checked at compile time.
     let (records, _) = body.as_chunks::<RECORD_LEN>();
-    for r in records {
+    // `extend` over a slice iterator writes each record straight into the vector's buffer.
+    out.extend(records.iter().map(|r| {
         let (first, last) = (be32(r, 24), be32(r, 28));
-        out.push(FlowRecord {
+        FlowRecord {
             time_start: boot
                 .wrapping_add(first as u64)
                 .wrapping_sub(uptime_wrap(first, last)),
@@ -117,8 +117,8 @@ pub fn decode(
             domain,
             sampling_rate: rate,
             extra: Vec::new(),
-        });
-    }
+        }
+    }));
     Ok(header)
 }
 
