@@ -24,9 +24,17 @@
 //! reported: the family root either is reported (passing 0) or holds at most T. When `/0` is
 //! left out of a family's level set, that family's coarsest level hangs directly from `Any`.
 //!
-//! [`hhh_addrs`] is the fast path for addresses (hash aggregation of the leaves on 2 threads,
-//! then one linear pass per level over sorted keys); [`hhh`] runs any hierarchy, and gives the
-//! same result for [`IpLevels`].
+//! [`hhh_addrs`] is the fast path for addresses: the leaves are aggregated on up to 2 threads
+//! (partitioned by address range so each hash map stays in cache), sorted, and then only the
+//! *heavy* nodes (total > T, at most N/T per level) are visited. [`hhh`] runs any hierarchy
+//! through [`Hierarchy::pass`]; for [`IpLevels`] that is the same fast pass, and
+//! [`hhh_bottom_up`] is the generic reference both are tested against.
+//!
+//! Weights are `f64`. For integer weights (bytes, packets, threshold-sampled weights with an
+//! integer threshold) below 2^53 every sum is exact, so all passes agree bit for bit; for
+//! fractional weights (priority sampling) the fast pass, which takes totals as prefix-sum
+//! differences, can differ from the bottom-up pass by rounding, and may then flip a key whose
+//! residual is within rounding of T.
 //!
 //! ## Output order
 //!
