@@ -317,13 +317,13 @@ fn logstash_spec_values_are_decoded() {
             stats.drops
         ));
         // logstash emits options records as events too.
-        if let Some(want) = case.size {
-            if events as usize != want {
-                failures.push(format!(
-                    "{}: {} events, spec says {want}",
-                    case.name, events
-                ));
-            }
+        if let Some(want) = case.size
+            && events as usize != want
+        {
+            failures.push(format!(
+                "{}: {} events, spec says {want}",
+                case.name, events
+            ));
         }
         let Some(events_list) = events_list else {
             continue;
@@ -420,7 +420,7 @@ fn python_hex_constants(src: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
 }
 
 fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
