@@ -96,9 +96,9 @@ fn main() {
     for _ in 0..5 {
         let (t, c, s) = (Instant::now(), cpu_seconds(), sys_seconds());
         let rep = hhh_addrs(
+            &levels,
             &addrs,
             Weights::exact(&bytes),
-            &levels,
             Threshold::Share(0.01),
         )
         .expect("valid input");

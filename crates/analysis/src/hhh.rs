@@ -888,9 +888,9 @@ fn family_pass<K: Bits>(
 /// Same result as [`hhh`] with [`IpLevels`] as the hierarchy. Leaves are aggregated in hash
 /// maps on up to 2 threads, sorted, merged, then each level is one linear pass.
 pub fn hhh_addrs(
+    levels: &IpLevels,
     addrs: &[u128],
     w: Weights<'_>,
-    levels: &IpLevels,
     threshold: Threshold,
 ) -> Result<HhhReport<IpKey>, AnalysisError> {
     let (n, nvar) = w.check(addrs.len())?;
@@ -1359,7 +1359,7 @@ mod tests {
             ),
         ];
         for (levels, t, want) in cases {
-            let fast = hhh_addrs(&a, Weights::exact(&w), levels, Threshold::Absolute(t)).unwrap();
+            let fast = hhh_addrs(levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
             let slow =
                 hhh_bottom_up(levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
             assert_eq!(
@@ -1381,9 +1381,9 @@ mod tests {
     fn example_1_exactly_t_is_not_reported_and_flows_up() {
         let (a, w) = example1();
         let rep = hhh_addrs(
+            &IpLevels::every(),
             &a,
             Weights::exact(&w),
-            &IpLevels::every(),
             Threshold::Share(0.1),
         )
         .unwrap();
@@ -1408,9 +1408,9 @@ mod tests {
         let (a, w) = example1();
         let has = |t: f64| {
             hhh_addrs(
+                &IpLevels::every(),
                 &a,
                 Weights::exact(&w),
-                &IpLevels::every(),
                 Threshold::Absolute(t),
             )
             .unwrap()
@@ -1526,7 +1526,7 @@ mod tests {
     fn fast_generic_and_naive_agree_on_random_inputs() {
         for seed in 0..300 {
             let (a, w, levels, t) = random_case(seed);
-            let fast = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(t)).unwrap();
+            let fast = hhh_addrs(&levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
             let slow =
                 hhh_bottom_up(&levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
             assert_eq!(fast, slow, "seed {seed}");
@@ -1547,7 +1547,7 @@ mod tests {
             let var: Vec<f64> = w.iter().map(|x| (x / 3.0).floor()).collect();
             for t in [Threshold::Share(0.001), Threshold::Share(0.05)] {
                 let ws = Weights::sampled(&w, &var);
-                let fast = hhh_addrs(&a, ws, &IpLevels::every(), t).unwrap();
+                let fast = hhh_addrs(&IpLevels::every(), &a, ws, t).unwrap();
                 let slow = hhh_bottom_up(&IpLevels::every(), &a, ws, t).unwrap();
                 assert!(!fast.rows.is_empty());
                 assert_eq!(fast, slow, "seed {seed}");
@@ -1606,11 +1606,11 @@ mod tests {
         for seed in 0..100 {
             let (a, w, levels, _) = random_case(seed);
             let n: f64 = w.iter().sum();
-            let none = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(n)).unwrap();
+            let none = hhh_addrs(&levels, &a, Weights::exact(&w), Threshold::Absolute(n)).unwrap();
             assert!(none.rows.is_empty(), "seed {seed}");
             assert_eq!(none.unreported_residual, n);
             let all =
-                hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(1e-9)).unwrap();
+                hhh_addrs(&levels, &a, Weights::exact(&w), Threshold::Absolute(1e-9)).unwrap();
             let mut leaves: Vec<IpKey> = a.iter().map(|&x| levels.leaf(x)).collect();
             leaves.sort();
             leaves.dedup();
@@ -1625,7 +1625,7 @@ mod tests {
         // ORACLES §2.2, §2.3, §2.6.
         for seed in 0..200 {
             let (a, w, levels, t) = random_case(seed);
-            let rep = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(t)).unwrap();
+            let rep = hhh_addrs(&levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
             let n: f64 = w.iter().sum();
             let resid: f64 = rep.rows.iter().map(|r| r.residual).sum();
             assert_eq!(resid + rep.unreported_residual, n, "seed {seed}");
@@ -1661,7 +1661,7 @@ mod tests {
         // ORACLES §2.4.
         for seed in 0..150 {
             let (a, w, levels, t) = random_case(seed);
-            let base = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(t)).unwrap();
+            let base = hhh_addrs(&levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
             let mut r = rng(seed ^ 0xabc);
             // Shuffle, and split some records in two (integer parts).
             let mut items: Vec<(u128, f64)> = Vec::new();
@@ -1679,7 +1679,7 @@ mod tests {
             }
             let (a2, w2): (Vec<u128>, Vec<f64>) = items.iter().copied().unzip();
             let split =
-                hhh_addrs(&a2, Weights::exact(&w2), &levels, Threshold::Absolute(t)).unwrap();
+                hhh_addrs(&levels, &a2, Weights::exact(&w2), Threshold::Absolute(t)).unwrap();
             assert_eq!(base, split, "seed {seed}");
             // Merging duplicates: one record per distinct address.
             let mut merged: std::collections::BTreeMap<u128, f64> = Default::default();
@@ -1687,7 +1687,7 @@ mod tests {
                 *merged.entry(x).or_default() += wt;
             }
             let (a3, w3): (Vec<u128>, Vec<f64>) = merged.into_iter().unzip();
-            let m = hhh_addrs(&a3, Weights::exact(&w3), &levels, Threshold::Absolute(t)).unwrap();
+            let m = hhh_addrs(&levels, &a3, Weights::exact(&w3), Threshold::Absolute(t)).unwrap();
             assert_eq!(base, m, "seed {seed}");
         }
     }
@@ -1697,11 +1697,11 @@ mod tests {
         // ORACLES §2.5 (integer factors keep f64 sums exact).
         for seed in 0..100 {
             let (a, w, levels, t) = random_case(seed);
-            let base = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(t)).unwrap();
+            let base = hhh_addrs(&levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
             let k = (seed % 7 + 2) as f64;
             let ws: Vec<f64> = w.iter().map(|x| x * k).collect();
             let scaled =
-                hhh_addrs(&a, Weights::exact(&ws), &levels, Threshold::Absolute(t * k)).unwrap();
+                hhh_addrs(&levels, &a, Weights::exact(&ws), Threshold::Absolute(t * k)).unwrap();
             assert_eq!(base.rows.len(), scaled.rows.len());
             for (b, s) in base.rows.iter().zip(&scaled.rows) {
                 assert_eq!((b.key, b.total * k, b.depth), (s.key, s.total, s.depth));
@@ -1713,7 +1713,7 @@ mod tests {
     fn rows_form_a_tree_with_parents_first() {
         for seed in 0..100 {
             let (a, w, levels, t) = random_case(seed);
-            let rep = hhh_addrs(&a, Weights::exact(&w), &levels, Threshold::Absolute(t)).unwrap();
+            let rep = hhh_addrs(&levels, &a, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
             for (i, row) in rep.rows.iter().enumerate() {
                 let ancestors: Vec<IpKey> = levels.chain(&row.key)[1..].to_vec();
                 let reported_above: Vec<usize> = rep
@@ -1737,9 +1737,9 @@ mod tests {
         let (a, w) = example1();
         let var: Vec<f64> = w.iter().map(|x| x / 4.0).collect();
         let rep = hhh_addrs(
+            &IpLevels::every(),
             &a,
             Weights::sampled(&w, &var),
-            &IpLevels::every(),
             Threshold::Absolute(100.0),
         )
         .unwrap();
@@ -1754,9 +1754,9 @@ mod tests {
         let a = [v4("10.0.0.1"), "2001:db8::1".parse::<Addr>().unwrap().0];
         let w = [50.0, 60.0];
         let rep = hhh_addrs(
+            &IpLevels::every(),
             &a,
             Weights::exact(&w),
-            &IpLevels::every(),
             Threshold::Absolute(100.0),
         )
         .unwrap();
@@ -1771,11 +1771,11 @@ mod tests {
         let w = [1.0];
         let l = IpLevels::every();
         assert_eq!(
-            hhh_addrs(&a, Weights::exact(&w), &l, Threshold::Share(-0.1)),
+            hhh_addrs(&l, &a, Weights::exact(&w), Threshold::Share(-0.1)),
             Err(AnalysisError::BadThreshold(-0.1))
         );
         assert!(matches!(
-            hhh_addrs(&a, Weights::exact(&[1.0, 2.0]), &l, Threshold::Share(0.1)),
+            hhh_addrs(&l, &a, Weights::exact(&[1.0, 2.0]), Threshold::Share(0.1)),
             Err(AnalysisError::LengthMismatch { .. })
         ));
         assert_eq!(

@@ -29,7 +29,7 @@
 //! let addrs: Vec<u128> = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
 //!     .iter().map(|s| s.parse::<flowdrill_model::Addr>().unwrap().0).collect();
 //! let bytes = [300.0, 60.0, 50.0];
-//! let rep = hhh_addrs(&addrs, Weights::exact(&bytes), &IpLevels::every(),
+//! let rep = hhh_addrs(&IpLevels::every(), &addrs, Weights::exact(&bytes),
 //!     Threshold::Absolute(100.0)).unwrap();
 //! let keys: Vec<String> = rep.rows.iter().map(|r| r.key.to_string()).collect();
 //! assert_eq!(keys, ["10.0.0.1/32", "10.0.0.2/31"]);
