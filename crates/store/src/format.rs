@@ -42,10 +42,11 @@ use flowdrill_model::{Addr, CustomField, CustomFields, CustomKind, FIELDS, Field
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, arrow_writer::ArrowWriterOptions};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -53,7 +54,7 @@ use std::sync::Arc;
 /// Version of the bin file layout. Readers refuse files with a larger version.
 pub const SCHEMA_VERSION: u32 = 1;
 /// zstd level of the bin files.
-pub const ZSTD_LEVEL: i32 = 3;
+pub const ZSTD_LEVEL: i32 = 1;
 /// The per-record threshold column.
 pub const Z_COLUMN: &str = "sample_z";
 
@@ -153,6 +154,28 @@ pub fn arrow_schema(custom: &CustomFields) -> Schema {
         fields.push(AField::new(&c.name, dt, true));
     }
     Schema::new(fields)
+}
+
+/// How a schema column is encoded before zstd. Measured on the demo scenario (bytes/record
+/// with zstd 3): dictionaries pay off only for low-cardinality columns (protocol, flags, masks,
+/// interfaces, exporter metadata: ~0.1 each instead of ~0.35 plain); for addresses, ports, AS
+/// numbers and counters, plain values compress 10–30 % better than dictionary indices; times
+/// are delta-encoded (time_start 0.4 instead of 2.9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ColumnEncoding {
+    Dictionary,
+    Delta,
+    Plain,
+}
+
+fn column_encoding(info: &flowdrill_model::FieldInfo) -> ColumnEncoding {
+    use flowdrill_model::Role;
+    match (info.kind, info.role, info.field) {
+        (Kind::TimeMs, _, _) => ColumnEncoding::Delta,
+        (Kind::Unsigned(8), _, _) | (_, Role::Meta, _) => ColumnEncoding::Dictionary,
+        (_, _, Field::InIf | Field::OutIf | Field::NextHop) => ColumnEncoding::Dictionary,
+        _ => ColumnEncoding::Plain,
+    }
 }
 
 fn to_i64(x: u64) -> i64 {
@@ -296,10 +319,28 @@ pub fn encode(batch: &Batch, meta: &FileMeta, stats: &BinStats) -> Result<Vec<u8
         ),
     ];
     kv.extend(stats.to_metadata());
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| arrow_err("zstd level", e))?,
         ))
+        .set_dictionary_enabled(false);
+    for info in FIELDS {
+        for name in column_names(info.field) {
+            let path = ColumnPath::from(name);
+            props = match column_encoding(info) {
+                ColumnEncoding::Dictionary => props.set_column_dictionary_enabled(path, true),
+                ColumnEncoding::Delta => {
+                    props.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED)
+                }
+                ColumnEncoding::Plain => props,
+            };
+        }
+    }
+    props = props.set_column_dictionary_enabled(ColumnPath::from(Z_COLUMN), true);
+    for c in &custom.fields {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(c.name.clone()), true);
+    }
+    let props = props
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_max_row_group_row_count(Some(1 << 20))
         .set_created_by(format!("flowdrill-store {}", env!("CARGO_PKG_VERSION")))
