@@ -103,6 +103,17 @@ fn read_once(dir: &std::path::Path, fields: &[Field], threads: usize) -> (f64, u
 }
 
 fn main() {
+    // `store_bench read DIR`: only the read measurement, on an existing store (for profiling).
+    if std::env::args().nth(1).as_deref() == Some("read") {
+        let dir = std::path::PathBuf::from(std::env::args().nth(2).expect("read DIR"));
+        let fields = [Field::SrcAddr, Field::DstAddr, Field::Bytes, Field::Packets];
+        let (secs, rows) = read(&dir, &fields, 1);
+        println!(
+            "{rows} records in {secs:.3} s = {:.1} M records/s",
+            rows as f64 / secs / 1e6
+        );
+        return;
+    }
     let n: u64 = std::env::args()
         .nth(1)
         .map(|a| a.parse().expect("N must be a number"))
