@@ -292,16 +292,6 @@ impl RuleList {
     }
 }
 
-impl Bitmap {
-    /// `self & other`, and removes those bits from `self`.
-    pub(crate) fn and_not_take(&mut self, other: &Bitmap) -> Bitmap {
-        let mut taken = self.clone();
-        taken.and_with(other);
-        self.and_not_with(&taken);
-        taken
-    }
-}
-
 /// Whitespace-separated words of a line with their byte offsets.
 fn split_words(line: &str) -> impl Iterator<Item = (usize, &str)> {
     let mut rest = 0;

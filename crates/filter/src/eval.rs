@@ -99,6 +99,13 @@ impl Bitmap {
             .zip(&o.words)
             .for_each(|(a, b)| *a &= !b);
     }
+    /// `self & other`, and removes those bits from `self` (first-match-wins bookkeeping).
+    pub(crate) fn and_not_take(&mut self, other: &Bitmap) -> Bitmap {
+        let mut taken = self.clone();
+        taken.and_assign(other);
+        self.and_not_with(&taken);
+        taken
+    }
     fn and_assign(&mut self, o: &Bitmap) {
         self.words
             .iter_mut()

@@ -862,6 +862,13 @@ mod tests {
     }
 
     #[test]
+    fn fields_lists_the_columns_to_load_once_in_schema_order() {
+        let e = crate::parse("port 80 and proto tcp and not src port 22").unwrap();
+        assert_eq!(e.fields(), vec![SrcPort, DstPort, Proto]);
+        assert_eq!(Expr::True.fields(), vec![]);
+    }
+
+    #[test]
     fn prefixes_drop_covered_entries_and_fold_both_roots() {
         let p = |s: &str| s.parse::<Prefix>().unwrap();
         let e = Expr::Prefix {

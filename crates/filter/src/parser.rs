@@ -143,10 +143,6 @@ const TERM_START: &[&str] = &[
     "a field name",
 ];
 
-const COMPARATORS: &[&str] = &[
-    "=", "!=", "<", ">", "<=", ">=", "eq", "ne", "lt", "gt", "le", "ge",
-];
-
 pub(crate) struct Parser<'a> {
     src: &'a str,
     toks: Vec<Token>,
@@ -353,7 +349,7 @@ impl<'a> Parser<'a> {
             && (self.is_word(self.peek_at(1), "in") || self.peek_at(1).kind == Tok::Amp)
         {
             self.bump();
-            return self.parse_field(field, t);
+            return self.parse_field(field);
         }
         // Which qualifiers each keyword takes; a wrong one is reported at the qualifier.
         let allowed: &[Dir] = match w.as_str() {
@@ -531,7 +527,7 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 if let Some(field) = Field::from_name(&w) {
-                    return self.parse_field(field, t);
+                    return self.parse_field(field);
                 }
                 if let Some((_, reason)) = UNSUPPORTED.iter().find(|(k, _)| *k == w) {
                     return Err(FilterError::Unsupported {
@@ -578,10 +574,6 @@ impl<'a> Parser<'a> {
     fn number(&mut self, what: &str) -> Result<(u64, Token), FilterError> {
         let t = self.peek();
         if t.kind != Tok::Word {
-            let mut exp = vec![what];
-            if !matches!(t.kind, Tok::Cmp(_)) {
-                exp.extend_from_slice(COMPARATORS);
-            }
             return Err(self.unexpected(t, &[what]));
         }
         self.bump();
@@ -913,7 +905,7 @@ impl<'a> Parser<'a> {
     /// A schema field by name: integers take `[cmp] N`, `in [list]` or `& MASK = VALUE`;
     /// addresses take `[= | !=] ADDR[/LEN]` or `in [list]`; times also take
     /// `YYYY-MM-DDThh:mm:ss[.mmm]` (UTC).
-    fn parse_field(&mut self, field: Field, ft: Token) -> Result<Expr, FilterError> {
+    fn parse_field(&mut self, field: Field) -> Result<Expr, FilterError> {
         let info = field.info();
         let what = match info.kind {
             Kind::Address => "an address or prefix".to_string(),
@@ -1005,7 +997,6 @@ impl<'a> Parser<'a> {
                     self.check_max(n, m, nt, &what)?;
                     n
                 };
-                let _ = ft;
                 Ok(Expr::cmp(field, cmp, n))
             }
         }
