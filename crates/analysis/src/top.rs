@@ -59,13 +59,51 @@ const PROBE_DISTINCT: usize = 1 << 15;
 /// Hash partitions of the partitioned path (each partition's map stays cache-resident).
 const PARTITION_BITS: u32 = 6;
 
+/// A per-key accumulator. Exact data uses [`ExactAcc`]: without a variance the map entry is
+/// smaller, and more of the map stays in cache.
+trait Accumulate: Default + Copy {
+    fn add_one(&mut self, weight: f64, variance: f64);
+    fn into_acc(self) -> Acc;
+}
+
+impl Accumulate for Acc {
+    #[inline]
+    fn add_one(&mut self, weight: f64, variance: f64) {
+        self.add(weight, variance, 1);
+    }
+    fn into_acc(self) -> Acc {
+        self
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct ExactAcc {
+    weight: f64,
+    records: u64,
+}
+
+impl Accumulate for ExactAcc {
+    #[inline]
+    fn add_one(&mut self, weight: f64, _variance: f64) {
+        self.weight += weight;
+        self.records += 1;
+    }
+    fn into_acc(self) -> Acc {
+        Acc {
+            weight: self.weight,
+            variance: 0.0,
+            records: self.records,
+        }
+    }
+}
+
 /// Adds `(key, weight, variance)` items into `m` (a count of 1 each).
-fn add_all<K: Copy + Eq + Hash>(
-    m: &mut FastMap<K, Acc>,
+fn add_all<K: Copy + Eq + Hash, A: Accumulate>(
+    m: &mut FastMap<K, A>,
     items: impl Iterator<Item = (K, f64, f64)>,
 ) {
     for (k, x, y) in items {
-        m.entry(k).or_default().add(x, y, 1);
+        m.entry(k).or_default().add_one(x, y);
     }
 }
 
@@ -75,15 +113,15 @@ fn add_all<K: Copy + Eq + Hash>(
 /// more than [`PROBE_DISTINCT`] keys, the rest is first scattered into 2^[`PARTITION_BITS`]
 /// partitions by key hash and each partition aggregated on its own, so that the map being
 /// updated fits in cache (one big map would miss on nearly every record).
-fn aggregate_chunk<K: Copy + Eq + Hash>(
+fn aggregate_chunk<K: Copy + Eq + Hash, A: Accumulate>(
     mut items: impl Iterator<Item = (K, f64, f64)>,
     len: usize,
 ) -> Vec<(K, Acc)> {
-    let mut m: FastMap<K, Acc> = fast_map(1024.min(len));
+    let mut m: FastMap<K, A> = fast_map(1024.min(len));
     add_all(&mut m, items.by_ref().take(PROBE));
     if len <= PROBE || m.len() <= PROBE_DISTINCT {
         add_all(&mut m, items);
-        return m.into_iter().collect();
+        return m.into_iter().map(|(k, a)| (k, a.into_acc())).collect();
     }
     let hasher = m.hasher().clone();
     let shift = 64 - PARTITION_BITS;
@@ -93,11 +131,11 @@ fn aggregate_chunk<K: Copy + Eq + Hash>(
     for (k, x, y) in items {
         parts[(std::hash::BuildHasher::hash_one(&hasher, k) >> shift) as usize].push((k, x, y));
     }
-    let mut out: Vec<(K, Acc)> = m.into_iter().collect();
-    let mut pm: FastMap<K, Acc> = fast_map(0);
+    let mut out: Vec<(K, Acc)> = m.into_iter().map(|(k, a)| (k, a.into_acc())).collect();
+    let mut pm: FastMap<K, A> = fast_map(0);
     for p in parts {
         add_all(&mut pm, p.into_iter());
-        out.extend(pm.drain());
+        out.extend(pm.drain().map(|(k, a)| (k, a.into_acc())));
     }
     out
 }
@@ -115,7 +153,14 @@ where
 {
     w.check(n)?;
     let ranges = split_ranges(n, workers(n));
-    let run = |r: &std::ops::Range<usize>| aggregate_chunk(items(r.clone()), r.len());
+    let exact = w.variance.is_none();
+    let run = |r: &std::ops::Range<usize>| {
+        if exact {
+            aggregate_chunk::<K, ExactAcc>(items(r.clone()), r.len())
+        } else {
+            aggregate_chunk::<K, Acc>(items(r.clone()), r.len())
+        }
+    };
     let chunks: Vec<Vec<(K, Acc)>> = std::thread::scope(|s| {
         let handles: Vec<_> = ranges.iter().skip(1).map(|r| s.spawn(|| run(r))).collect();
         let mut out: Vec<_> = ranges.first().map(run).into_iter().collect();
