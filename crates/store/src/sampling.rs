@@ -280,10 +280,11 @@ pub fn split(r: &FlowRecord, bin_ms: u64, max_bins: u64) -> (Vec<Part>, bool) {
     let mut parts = Vec::with_capacity(nbins as usize);
     let (mut prev_p, mut prev_b) = (0u64, 0u64);
     let mut cum = 0u128;
-    let mut b = first;
-    while b <= last {
+    for i in 0..nbins {
+        // Counted, so that bins near the end of time cannot wrap around.
+        let b = first + i * bin_ms;
         let s = start.max(b);
-        let e = end.min(b + bin_ms);
+        let e = end.min(b.saturating_add(bin_ms));
         cum += (e - s) as u128;
         let cp = (r.packets as u128 * cum / dur) as u64;
         let cb = (r.bytes as u128 * cum / dur) as u64;
@@ -301,7 +302,6 @@ pub fn split(r: &FlowRecord, bin_ms: u64, max_bins: u64) -> (Vec<Part>, bool) {
                 record: rec,
             });
         }
-        b += bin_ms;
     }
     (parts, false)
 }

@@ -246,7 +246,7 @@ impl StoreWriter {
         let end = r.time_end.max(r.time_start);
         let first = r.time_start - r.time_start % bin_ms;
         self.totals[k].flows += 1;
-        if end <= first + bin_ms {
+        if end <= first.saturating_add(bin_ms) {
             // The common case: the flow lies in one bin; no split, no copy.
             self.add_part(k, bin_ms, first, r, true);
         } else {
@@ -263,7 +263,7 @@ impl StoreWriter {
                 if self
                     .open0
                     .keys()
-                    .any(|&(k, s)| s + self.config.links[k].levels[0].bin_ms <= wm)
+                    .any(|&(k, s)| s.saturating_add(self.config.links[k].levels[0].bin_ms) <= wm)
                 {
                     self.advance(wm)?;
                 }
@@ -286,7 +286,7 @@ impl StoreWriter {
         totals.records += 1;
         totals.packets += rec.packets;
         totals.bytes += rec.bytes;
-        if bin_start + bin_ms <= self.closed_until {
+        if bin_start.saturating_add(bin_ms) <= self.closed_until {
             self.summary.late += 1;
         }
         let bin = self.open0.entry((k, bin_start)).or_insert_with(|| OpenBin {
@@ -312,7 +312,7 @@ impl StoreWriter {
             .open0
             .keys()
             .copied()
-            .filter(|&(k, s)| s + self.config.links[k].levels[0].bin_ms <= watermark)
+            .filter(|&(k, s)| s.saturating_add(self.config.links[k].levels[0].bin_ms) <= watermark)
             .collect();
         due.sort_by_key(|&(k, s)| (s, k));
         for key in due {
@@ -324,7 +324,9 @@ impl StoreWriter {
             .coarse
             .keys()
             .copied()
-            .filter(|&(k, l, s)| s + self.config.links[k].levels[l as usize].bin_ms <= watermark)
+            .filter(|&(k, l, s)| {
+                s.saturating_add(self.config.links[k].levels[l as usize].bin_ms) <= watermark
+            })
             .collect();
         due.sort_by_key(|&(k, l, s)| (s, l, k));
         for key in due {
@@ -383,7 +385,7 @@ impl StoreWriter {
             link: self.config.links[k].name.clone(),
             level,
             bin_start: start,
-            bin_end: start + self.config.links[k].levels[level as usize].bin_ms,
+            bin_end: start.saturating_add(self.config.links[k].levels[level as usize].bin_ms),
             records_before,
             records_after: b.len as u64,
             z_max: b.z.iter().copied().max().unwrap_or(0),

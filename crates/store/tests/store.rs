@@ -567,6 +567,30 @@ fn randomly_damaged_files_never_crash_a_read() {
 }
 
 #[test]
+fn absurd_timestamps_neither_panic_nor_explode() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), "[defaults]\nbudget = \"1GB\"\nlevels = []\n");
+    let mut w = StoreWriter::new(&store, WriterOptions::default()).unwrap();
+    let rec = |s: u64, e: u64| FlowRecord {
+        time_start: s,
+        time_end: e,
+        bytes: 100,
+        packets: 1,
+        ..Default::default()
+    };
+    w.push(rec(0, u64::MAX)).unwrap(); // spans everything: stored whole
+    w.push(rec(T0 + 10, T0 - 10)).unwrap(); // ends before it starts
+    w.push(rec(u64::MAX - 10, u64::MAX)).unwrap(); // the last bin of time
+    let s = w.finish().unwrap();
+    assert_eq!(s.overlong, 1);
+    assert_eq!(s.per_link["default"].records, 3);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.skipped().is_empty(), "{:?}", store.skipped());
+    let stored: u64 = store.all_bins().iter().map(|b| b.records_after).sum();
+    assert_eq!(stored, 3);
+}
+
+#[test]
 fn errors_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let e = Store::open(dir.path()).unwrap_err().to_string();
