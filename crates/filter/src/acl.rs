@@ -262,9 +262,9 @@ impl RuleList {
             if left.count_ones() == 0 {
                 break;
             }
-            let hit = e.select(src)?;
-            // Records already decided by an earlier rule keep that rule.
-            let new = left.and_not_take(&hit);
+            // Only records no earlier rule took are evaluated (and can be taken).
+            let new = e.select_within(src, Some(&left))?;
+            left.and_not_with(&new);
             for r in new.iter_ones() {
                 out[r] = Some(i as u32);
             }

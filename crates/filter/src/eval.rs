@@ -99,13 +99,6 @@ impl Bitmap {
             .zip(&o.words)
             .for_each(|(a, b)| *a &= !b);
     }
-    /// `self & other`, and removes those bits from `self` (first-match-wins bookkeeping).
-    pub(crate) fn and_not_take(&mut self, other: &Bitmap) -> Bitmap {
-        let mut taken = self.clone();
-        taken.and_assign(other);
-        self.and_not_with(&taken);
-        taken
-    }
     fn and_assign(&mut self, o: &Bitmap) {
         self.words
             .iter_mut()
@@ -118,7 +111,8 @@ impl Bitmap {
             .zip(&o.words)
             .for_each(|(a, b)| *a |= b);
     }
-    fn invert(&mut self) {
+    /// Complements the selection (bits past `len` stay clear).
+    pub fn invert(&mut self) {
         self.words.iter_mut().for_each(|w| *w = !*w);
         self.clear_tail();
     }
@@ -193,50 +187,96 @@ impl Expr {
     /// The records of a batch that satisfy the predicate. Fails when the batch lacks a
     /// column the predicate reads ([`Expr::fields`] lists them).
     pub fn select<S: ColumnSource + ?Sized>(&self, src: &S) -> Result<Bitmap, FilterError> {
+        self.select_within(src, None)
+    }
+
+    /// The records of a batch that satisfy the predicate *and* are set in `mask` (all records
+    /// when `None`). Leaves skip the 64-record words where the mask is empty, so an `and`
+    /// evaluates each term only where the terms before it held, an `or` only where they did
+    /// not, and a rule list only on the records no earlier rule took.
+    ///
+    /// Invariant: the result is a subset of `mask`.
+    pub fn select_within<S: ColumnSource + ?Sized>(
+        &self,
+        src: &S,
+        mask: Option<&Bitmap>,
+    ) -> Result<Bitmap, FilterError> {
         let len = src.len();
+        if let Some(m) = mask {
+            assert_eq!(m.len(), len, "the mask covers the batch");
+        }
+        let all = || mask.cloned().unwrap_or_else(|| Bitmap::ones(len));
         match self {
-            Expr::True => Ok(Bitmap::ones(len)),
+            Expr::True => Ok(all()),
             Expr::False => Ok(Bitmap::zeros(len)),
-            Expr::And { args } | Expr::Or { args } => {
-                let is_and = matches!(self, Expr::And { .. });
-                let mut acc = match args.first() {
-                    Some(a) => a.select(src)?,
-                    None => {
-                        return Ok(if is_and {
-                            Bitmap::ones(len)
-                        } else {
-                            Bitmap::zeros(len)
-                        });
-                    }
-                };
-                for a in &args[1..] {
-                    // Nothing left to narrow (and) or to add (or): skip the remaining leaves.
-                    if is_and && acc.all_zero() {
+            Expr::And { args } => {
+                let mut acc = all();
+                for a in by_cost(args) {
+                    if acc.all_zero() {
                         break;
                     }
-                    let b = a.select(src)?;
-                    if is_and {
-                        acc.and_assign(&b);
-                    } else {
-                        acc.or_assign(&b);
+                    // a ⊆ acc by the invariant, so it is the new conjunction.
+                    acc = a.select_within(src, Some(&acc))?;
+                }
+                Ok(acc)
+            }
+            Expr::Or { args } => {
+                let mut acc = Bitmap::zeros(len);
+                let mut rest = all();
+                for a in by_cost(args) {
+                    if rest.all_zero() {
+                        break;
                     }
+                    let b = a.select_within(src, Some(&rest))?;
+                    acc.or_assign(&b);
+                    rest.and_not_with(&b);
                 }
                 Ok(acc)
             }
             Expr::Not { arg } => {
-                let mut b = arg.select(src)?;
-                b.invert();
-                Ok(b)
+                let inner = arg.select_within(src, mask)?;
+                let mut out = all();
+                out.and_not_with(&inner);
+                Ok(out)
             }
             Expr::Cmp { field, .. }
             | Expr::In { field, .. }
             | Expr::Prefix { field, .. }
             | Expr::Bits { field, .. } => {
                 let col = column(src, *field)?;
-                Ok(leaf(self, col, len))
+                let mut out = leaf(self, col, len, mask.map(|m| m.words.as_slice()));
+                if let Some(m) = mask {
+                    out.and_assign(m);
+                }
+                Ok(out)
             }
         }
     }
+
+    /// A rough relative cost of evaluating the expression column-wise: bytes read per record,
+    /// more for address prefixes and long range lists.
+    fn cost(&self) -> u32 {
+        let width = |f: &Field| match f.info().kind {
+            flowdrill_model::Kind::Unsigned(bits) => bits as u32 / 8,
+            flowdrill_model::Kind::TimeMs => 8,
+            flowdrill_model::Kind::Address => 16,
+        };
+        match self {
+            Expr::True | Expr::False => 0,
+            Expr::Cmp { field, .. } | Expr::Bits { field, .. } => width(field),
+            Expr::In { field, ranges } => width(field) + ranges.len().min(8) as u32,
+            Expr::Prefix { field, prefixes } => width(field) * prefixes.len() as u32,
+            Expr::And { args } | Expr::Or { args } => args.iter().map(Expr::cost).sum(),
+            Expr::Not { arg } => arg.cost(),
+        }
+    }
+}
+
+/// The terms of a junction, cheapest first (the selection is the same in any order).
+fn by_cost(args: &[Expr]) -> Vec<&Expr> {
+    let mut v: Vec<&Expr> = args.iter().collect();
+    v.sort_by_key(|e| e.cost());
+    v
 }
 
 fn column<S: ColumnSource + ?Sized>(src: &S, field: Field) -> Result<ColumnRef<'_>, FilterError> {
@@ -253,33 +293,45 @@ fn column<S: ColumnSource + ?Sized>(src: &S, field: Field) -> Result<ColumnRef<'
     Ok(col)
 }
 
-/// Sets bit `i` of the result to `f(col[i])`. The 64-value inner loop has no branch.
+/// Sets bit `i` of the result to `f(col[i])`, for the words where `mask` has a bit (all
+/// words when `None`; other words stay zero). The 64-value inner loop has no branch.
 #[inline(always)]
-fn fill<T: Copy>(col: &[T], f: impl Fn(T) -> bool) -> Bitmap {
+fn fill<T: Copy>(col: &[T], mask: Option<&[u64]>, f: impl Fn(T) -> bool) -> Bitmap {
     let mut out = Bitmap::zeros(col.len());
-    let chunks = col.chunks_exact(64);
-    let rem = chunks.remainder();
-    for (w, c) in out.words.iter_mut().zip(chunks) {
-        let c: &[T; 64] = c.try_into().expect("chunks_exact(64)");
+    let word = |c: &[T]| {
         let mut x = 0u64;
         for (j, &v) in c.iter().enumerate() {
             x |= (f(v) as u64) << j;
         }
-        *w = x;
-    }
-    if !rem.is_empty() {
-        let mut x = 0u64;
-        for (j, &v) in rem.iter().enumerate() {
-            x |= (f(v) as u64) << j;
+        x
+    };
+    let chunks = col.chunks_exact(64);
+    let rem = chunks.remainder();
+    match mask {
+        None => {
+            for (w, c) in out.words.iter_mut().zip(chunks) {
+                let c: &[T; 64] = c.try_into().expect("chunks_exact(64)");
+                *w = word(c);
+            }
         }
-        *out.words.last_mut().expect("a remainder has a word") = x;
+        Some(m) => {
+            for ((w, c), &mw) in out.words.iter_mut().zip(chunks).zip(m) {
+                if mw != 0 {
+                    let c: &[T; 64] = c.try_into().expect("chunks_exact(64)");
+                    *w = word(c);
+                }
+            }
+        }
+    }
+    if !rem.is_empty() && mask.is_none_or(|m| m.last() != Some(&0)) {
+        *out.words.last_mut().expect("a remainder has a word") = word(rem);
     }
     out
 }
 
 /// A comparison over an integer column of type `T`, with the constant converted to `T`.
 #[inline(always)]
-fn fill_cmp<T>(col: &[T], cmp: CmpOp, value: u64) -> Bitmap
+fn fill_cmp<T>(col: &[T], sel: Option<&[u64]>, cmp: CmpOp, value: u64) -> Bitmap
 where
     T: Copy + PartialOrd + TryFrom<u64>,
 {
@@ -293,23 +345,23 @@ where
         };
     };
     match cmp {
-        CmpOp::Eq => fill(col, |x| x == v),
-        CmpOp::Ne => fill(col, |x| x != v),
-        CmpOp::Lt => fill(col, |x| x < v),
-        CmpOp::Le => fill(col, |x| x <= v),
-        CmpOp::Gt => fill(col, |x| x > v),
-        CmpOp::Ge => fill(col, |x| x >= v),
+        CmpOp::Eq => fill(col, sel, |x| x == v),
+        CmpOp::Ne => fill(col, sel, |x| x != v),
+        CmpOp::Lt => fill(col, sel, |x| x < v),
+        CmpOp::Le => fill(col, sel, |x| x <= v),
+        CmpOp::Gt => fill(col, sel, |x| x > v),
+        CmpOp::Ge => fill(col, sel, |x| x >= v),
     }
 }
 
 /// Range membership: a lookup table for 8- and 16-bit columns, binary search otherwise.
-fn fill_in<T>(col: &[T], ranges: &[(u64, u64)], small: bool) -> Bitmap
+fn fill_in<T>(col: &[T], sel: Option<&[u64]>, ranges: &[(u64, u64)], small: bool) -> Bitmap
 where
     T: Copy + Into<u64>,
 {
     if let [(lo, hi)] = ranges {
         let (lo, hi) = (*lo, *hi);
-        return fill(col, |x| {
+        return fill(col, sel, |x| {
             let x: u64 = x.into();
             (x >= lo) & (x <= hi)
         });
@@ -322,11 +374,11 @@ where
                 table[lo as usize..=hi as usize].fill(true);
             }
         }
-        return fill(col, |x| table[(x.into() as usize) & 0xffff]);
+        return fill(col, sel, |x| table[(x.into() as usize) & 0xffff]);
     }
     let mut sorted = ranges.to_vec();
     sorted.sort_unstable();
-    fill(col, |x| {
+    fill(col, sel, |x| {
         let x: u64 = x.into();
         // The last range starting at or below x is the only candidate when ranges are
         // disjoint; overlapping (unsimplified) ranges fall back to a scan.
@@ -335,31 +387,31 @@ where
     })
 }
 
-fn leaf(e: &Expr, col: ColumnRef<'_>, len: usize) -> Bitmap {
+fn leaf(e: &Expr, col: ColumnRef<'_>, len: usize, sel: Option<&[u64]>) -> Bitmap {
     match (e, col) {
-        (Expr::Cmp { cmp, value, .. }, ColumnRef::U8(c)) => fill_cmp(c, *cmp, *value),
-        (Expr::Cmp { cmp, value, .. }, ColumnRef::U16(c)) => fill_cmp(c, *cmp, *value),
-        (Expr::Cmp { cmp, value, .. }, ColumnRef::U32(c)) => fill_cmp(c, *cmp, *value),
-        (Expr::Cmp { cmp, value, .. }, ColumnRef::U64(c)) => fill_cmp(c, *cmp, *value),
-        (Expr::In { ranges, .. }, ColumnRef::U8(c)) => fill_in(c, ranges, true),
-        (Expr::In { ranges, .. }, ColumnRef::U16(c)) => fill_in(c, ranges, true),
-        (Expr::In { ranges, .. }, ColumnRef::U32(c)) => fill_in(c, ranges, false),
-        (Expr::In { ranges, .. }, ColumnRef::U64(c)) => fill_in(c, ranges, false),
+        (Expr::Cmp { cmp, value, .. }, ColumnRef::U8(c)) => fill_cmp(c, sel, *cmp, *value),
+        (Expr::Cmp { cmp, value, .. }, ColumnRef::U16(c)) => fill_cmp(c, sel, *cmp, *value),
+        (Expr::Cmp { cmp, value, .. }, ColumnRef::U32(c)) => fill_cmp(c, sel, *cmp, *value),
+        (Expr::Cmp { cmp, value, .. }, ColumnRef::U64(c)) => fill_cmp(c, sel, *cmp, *value),
+        (Expr::In { ranges, .. }, ColumnRef::U8(c)) => fill_in(c, sel, ranges, true),
+        (Expr::In { ranges, .. }, ColumnRef::U16(c)) => fill_in(c, sel, ranges, true),
+        (Expr::In { ranges, .. }, ColumnRef::U32(c)) => fill_in(c, sel, ranges, false),
+        (Expr::In { ranges, .. }, ColumnRef::U64(c)) => fill_in(c, sel, ranges, false),
         (Expr::Bits { mask, value, .. }, ColumnRef::U8(c)) => {
             let (m, v) = (*mask, *value);
-            fill(c, |x| x as u64 & m == v)
+            fill(c, sel, |x| x as u64 & m == v)
         }
         (Expr::Bits { mask, value, .. }, ColumnRef::U16(c)) => {
             let (m, v) = (*mask, *value);
-            fill(c, |x| x as u64 & m == v)
+            fill(c, sel, |x| x as u64 & m == v)
         }
         (Expr::Bits { mask, value, .. }, ColumnRef::U32(c)) => {
             let (m, v) = (*mask, *value);
-            fill(c, |x| x as u64 & m == v)
+            fill(c, sel, |x| x as u64 & m == v)
         }
         (Expr::Bits { mask, value, .. }, ColumnRef::U64(c)) => {
             let (m, v) = (*mask, *value);
-            fill(c, |x| x & m == v)
+            fill(c, sel, |x| x & m == v)
         }
         (Expr::Prefix { prefixes, .. }, ColumnRef::Addr(c)) => {
             let tests: Vec<PrefixTest> = prefixes.iter().map(|p| PrefixTest::new(*p)).collect();
@@ -367,13 +419,13 @@ fn leaf(e: &Expr, col: ColumnRef<'_>, len: usize) -> Bitmap {
                 // An IPv4 prefix excludes IPv6 through its mask already: one `&` and `==`.
                 [t] if !t.exclude_v4 => {
                     let (m, n) = (t.mask, t.net);
-                    fill(c, |a| a & m == n)
+                    fill(c, sel, |a| a & m == n)
                 }
                 [t] => {
                     let t = *t;
-                    fill(c, |a| t.test(a))
+                    fill(c, sel, |a| t.test(a))
                 }
-                _ => fill(c, |a| tests.iter().any(|t| t.test(a))),
+                _ => fill(c, sel, |a| tests.iter().any(|t| t.test(a))),
             }
         }
         // A leaf whose kind does not fit the column's (integer test on an address column or

@@ -4,7 +4,7 @@
 //! text and JSON forms must read back to the same predicate.
 
 use crate::util::Rng;
-use flowdrill_filter::{CmpOp, Expr, parse};
+use flowdrill_filter::{Bitmap, CmpOp, Expr, parse};
 use flowdrill_model::{Addr, FIELDS, Field, FlowRecord, Kind, Prefix, RecordColumns};
 
 const ADDRS: &[&str] = &[
@@ -213,6 +213,26 @@ fn column_wise_equals_row_wise_on_random_predicates() {
             "round {round}: unsimplified column-wise {raw:?}"
         );
         assert_eq!(by_col.count_ones(), by_row.iter().filter(|b| **b).count());
+        // Within a random mask (some words empty, some full, some sparse): exactly e & mask.
+        let mask_bools: Vec<bool> = (0..recs.len())
+            .map(|i| match (i / 64 + round) % 3 {
+                0 => false,
+                1 => true,
+                _ => rng.below(4) == 0,
+            })
+            .collect();
+        let mask = Bitmap::from_bools(&mask_bools);
+        let within = simple.select_within(&cols, Some(&mask)).expect("columns");
+        let want: Vec<bool> = by_row
+            .iter()
+            .zip(&mask_bools)
+            .map(|(a, b)| *a && *b)
+            .collect();
+        assert_eq!(
+            within.to_bools(),
+            want,
+            "round {round}: within a mask {simple}"
+        );
         // The canonical text and the JSON form read back to the same predicate.
         let text = simple.to_string();
         assert_eq!(
