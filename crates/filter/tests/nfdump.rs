@@ -195,14 +195,14 @@ const DIFFERENT: &[(&str, &str, Option<&str>)] = &[
     ),
     (
         "net ::/0",
-        "nfdump shifts a 64-bit mask by 64 for /0 (undefined in C) and ends up matching \
-         addresses whose upper 64 bits are zero (all IPv4); ::/0 here is every IPv6 address",
+        "nfdump selects what net 0.0.0.0/0 selects (all IPv4 plus :: and ::1; its /0 mask \
+         for IPv6 is a 64-bit shift by 64); ::/0 here is every IPv6 address",
         None,
     ),
     (
         "net 10.0.0.0 255.0.0.0",
-        "nfdump's netmask form leaves the upper 64 bits of the address unmasked-out, so IPv6 \
-         addresses whose bits 32..63 from the right fit the IPv4 net match \
+        "nfdump's netmask form ignores the upper 64 bits of an IPv6 address, so IPv6 \
+         addresses whose low 32 bits fit the IPv4 net match \
          (2a01:4f8:0:1::add:9898 is in 10.0.0.0 255.0.0.0); here the netmask form is IPv4 only",
         Some("inet"),
     ),
