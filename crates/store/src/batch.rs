@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::sampling;
 use flowdrill_model::{
     Addr, ColumnRef, ColumnSource, CustomField, CustomFields, CustomKind, CustomValue, FIELDS,
-    Field, FlowRecord, RecordColumns,
+    Field, FieldInfo, FlowRecord, Kind, Value,
 };
 
 /// One loaded schema column.
@@ -23,13 +23,28 @@ pub enum OwnedColumn {
 }
 
 impl OwnedColumn {
-    fn from_ref(c: ColumnRef<'_>) -> OwnedColumn {
-        match c {
-            ColumnRef::U8(v) => OwnedColumn::U8(v.to_vec()),
-            ColumnRef::U16(v) => OwnedColumn::U16(v.to_vec()),
-            ColumnRef::U32(v) => OwnedColumn::U32(v.to_vec()),
-            ColumnRef::U64(v) => OwnedColumn::U64(v.to_vec()),
-            ColumnRef::Addr(v) => OwnedColumn::Addr(v.to_vec()),
+    /// The column of one schema field of `records`, typed by its [`Kind`] (the same mapping as
+    /// [`flowdrill_model::RecordColumns`], built in place instead of copied from it).
+    fn of_field(records: &[FlowRecord], info: &FieldInfo) -> OwnedColumn {
+        let f = info.field;
+        let num = |r: &FlowRecord| match r.get(f) {
+            Value::U64(v) => v,
+            Value::Addr(a) => a.0 as u64,
+        };
+        match info.kind {
+            Kind::Address => OwnedColumn::Addr(
+                records
+                    .iter()
+                    .map(|r| match r.get(f) {
+                        Value::Addr(a) => a.0,
+                        Value::U64(v) => v as u128,
+                    })
+                    .collect(),
+            ),
+            Kind::Unsigned(8) => OwnedColumn::U8(records.iter().map(|r| num(r) as u8).collect()),
+            Kind::Unsigned(16) => OwnedColumn::U16(records.iter().map(|r| num(r) as u16).collect()),
+            Kind::Unsigned(32) => OwnedColumn::U32(records.iter().map(|r| num(r) as u32).collect()),
+            _ => OwnedColumn::U64(records.iter().map(num).collect()),
         }
     }
     pub(crate) fn len(&self) -> usize {
@@ -177,15 +192,14 @@ pub struct Batch {
 
 impl Batch {
     /// Every schema field of `records` (derived from the schema through
-    /// [`RecordColumns`]), one extra column per element of `custom`, and the thresholds `z`.
+    /// [`flowdrill_model::RecordColumns`]), one extra column per element of `custom`, and the thresholds `z`.
     ///
     /// `z.len()` must equal `records.len()`.
     pub fn from_records(records: &[FlowRecord], z: Vec<u64>, custom: &CustomFields) -> Batch {
         assert_eq!(z.len(), records.len(), "one threshold per record");
-        let rc = RecordColumns::from_records(records);
         let cols = FIELDS
             .iter()
-            .map(|i| rc.column(i.field).map(OwnedColumn::from_ref))
+            .map(|i| Some(OwnedColumn::of_field(records, i)))
             .collect();
         let extras = custom
             .fields

@@ -424,6 +424,9 @@ impl StoreWriter {
             .collect();
         let batch0 = Batch::from_records(&kept, vec![z0; kept.len()], &self.opts.custom);
         drop(kept);
+        if levels.len() == 1 {
+            return self.write_bin(k, 0, start, batch0, stats, n);
+        }
         self.write_bin(k, 0, start, batch0.clone(), stats.clone(), n)?;
 
         // Coarser levels: this bin's share of each level's budget, nested samples.
