@@ -1,4 +1,68 @@
-//! The `flowdrill` binary: arguments, output formatting and wiring of the library crates.
-fn main() {
-    println!("flowdrill {}", env!("CARGO_PKG_VERSION"));
+//! The `flowdrill` binary: arguments, output formatting, and the wiring of the library crates.
+//!
+//! Exit codes: 0 success, 2 a usage or syntax error (the user can fix the command line),
+//! 1 any other failure. A broken pipe (`flowdrill top | head`) is success.
+
+mod args;
+mod cmd;
+mod output;
+mod units;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    /// A mistake in the command line or an expression: exit code 2.
+    pub fn usage(e: impl Into<anyhow::Error>) -> CliError {
+        CliError {
+            code: 2,
+            error: e.into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for CliError {
+    fn from(e: E) -> CliError {
+        CliError {
+            code: 1,
+            error: e.into(),
+        }
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cmd::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if is_broken_pipe(&e.error) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("flowdrill: error: {:#}", e.error);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -89,7 +89,7 @@ pub enum ImportError {
 #[derive(Clone, Debug, Default)]
 pub struct ImportSummary {
     pub kind: Option<InputKind>,
-    /// Bytes of input read (after decompression).
+    /// Bytes of input read (as stored: compressed bytes for a gzip'd file).
     pub input_bytes: u64,
     pub compressed: bool,
     pub records: u64,
@@ -192,119 +192,238 @@ const HEAD: usize = 4096;
 /// Packets examined to tell an export capture from raw traffic.
 const PROBE_PACKETS: usize = 64;
 
-/// Imports one file.
-pub fn import_file(
-    path: &Path,
-    cfg: &mut ImportConfig,
-    progress: &Progress,
-    sink: &mut dyn RecordSink,
-) -> Result<ImportSummary, ImportError> {
-    let p = path.display().to_string();
-    let file = File::open(path).map_err(|source| ImportError::Io {
-        path: p.clone(),
-        source,
-    })?;
-    import_reader(&p, BufReader::with_capacity(1 << 20, file), cfg, progress, sink)
+/// Imports files one after another with shared state: NetFlow v9/IPFIX templates learnt in one
+/// file decode data in the next, and the flow meter carries flows across consecutive captures
+/// (as `tcpdump -C` splits them). Call [`Importer::finish`] at the end: it decodes or drops
+/// what still waits for a template and expires the meter's open flows.
+#[derive(Debug)]
+pub struct Importer {
+    cfg: ImportConfig,
+    decoder: Decoder,
+    meter: Option<Meter>,
+    progress: Progress,
 }
 
-/// Imports from any reader; `name` is used in messages.
-pub fn import_reader(
-    name: &str,
-    mut r: impl Read,
-    cfg: &mut ImportConfig,
-    progress: &Progress,
-    sink: &mut dyn RecordSink,
-) -> Result<ImportSummary, ImportError> {
-    let io_err = |source| ImportError::Io {
-        path: name.to_string(),
-        source,
-    };
-    let mut summary = ImportSummary::default();
-    let head = read_head(&mut r, 2).map_err(io_err)?;
-    let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
-        summary.compressed = true;
-        Box::new(flate2::read::MultiGzDecoder::new(io::Cursor::new(head).chain(r)))
-    } else {
-        Box::new(io::Cursor::new(head).chain(r))
-    };
-    let mut reader = Counting {
-        inner: reader,
-        progress: progress.clone(),
-    };
-    let head = read_head(&mut reader, HEAD).map_err(io_err)?;
-    let kind = detect(&head).ok_or_else(|| ImportError::UnknownFormat {
-        path: name.to_string(),
-        head: head
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-    })?;
-    let input = io::Cursor::new(head).chain(reader);
-    let mut out = Vec::with_capacity(BATCH);
-    let mut emit = |out: &mut Vec<FlowRecord>, summary: &mut ImportSummary| {
-        if let Some(a) = cfg.anonymize.as_mut() {
-            out.iter_mut().for_each(|r| a.apply(r));
+impl Importer {
+    pub fn new(cfg: ImportConfig) -> Importer {
+        Importer {
+            decoder: Decoder::new(cfg.decoder.clone()),
+            meter: None,
+            cfg,
+            progress: Progress::default(),
         }
-        summary.add_records(out);
-        let res = sink.accept(out).map_err(ImportError::Sink);
-        out.clear();
-        res
-    };
-    match kind {
-        InputKind::Nfcapd => {
-            summary.kind = Some(kind);
-            let mut rd = nfcapd::NfcapdReader::new(input).map_err(|e| ImportError::Format {
-                path: name.to_string(),
-                message: e.to_string(),
-            })?;
-            loop {
-                match rd.read_block(&mut out) {
-                    Ok(more) => {
-                        if out.len() >= BATCH || !more {
-                            emit(&mut out, &mut summary)?;
+    }
+
+    /// A handle to read the progress from another thread.
+    pub fn progress(&self) -> Progress {
+        self.progress.clone()
+    }
+
+    /// Imports one file.
+    pub fn import_file(
+        &mut self,
+        path: &Path,
+        sink: &mut dyn RecordSink,
+    ) -> Result<ImportSummary, ImportError> {
+        let p = path.display().to_string();
+        let file = File::open(path).map_err(|source| ImportError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        self.import_reader(&p, BufReader::with_capacity(1 << 20, file), sink)
+    }
+
+    /// Imports from any reader; `name` is used in messages.
+    pub fn import_reader(
+        &mut self,
+        name: &str,
+        r: impl Read,
+        sink: &mut dyn RecordSink,
+    ) -> Result<ImportSummary, ImportError> {
+        let io_err = |source| ImportError::Io {
+            path: name.to_string(),
+            source,
+        };
+        let mut summary = ImportSummary::default();
+        let start_bytes = self.progress.bytes_read();
+        // Progress counts the bytes of the file as stored (compressed or not), so that it can
+        // be compared with file sizes.
+        let mut r = Counting {
+            inner: r,
+            progress: self.progress.clone(),
+        };
+        let head = read_head(&mut r, 2).map_err(io_err)?;
+        let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+            summary.compressed = true;
+            Box::new(flate2::read::MultiGzDecoder::new(
+                io::Cursor::new(head).chain(r),
+            ))
+        } else {
+            Box::new(io::Cursor::new(head).chain(r))
+        };
+        let mut reader = reader;
+        let head = read_head(&mut reader, HEAD).map_err(io_err)?;
+        let kind = detect(&head).ok_or_else(|| ImportError::UnknownFormat {
+            path: name.to_string(),
+            head: head
+                .iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        })?;
+        let input = io::Cursor::new(head).chain(reader);
+        let mut out = Vec::with_capacity(BATCH);
+        let mut emit = Emitter {
+            anonymize: self.cfg.anonymize.as_mut(),
+            sink,
+        };
+        let format_err = |e: &dyn fmt::Display| ImportError::Format {
+            path: name.to_string(),
+            message: e.to_string(),
+        };
+        match kind {
+            InputKind::Nfcapd => {
+                summary.kind = Some(kind);
+                let mut rd = nfcapd::NfcapdReader::new(input).map_err(|e| format_err(&e))?;
+                loop {
+                    match rd.read_block(&mut out) {
+                        Ok(more) => {
+                            if out.len() >= BATCH || !more {
+                                emit.emit(&mut out, &mut summary)?;
+                            }
+                            if !more {
+                                break;
+                            }
                         }
-                        if !more {
+                        Err(e) => {
+                            emit.emit(&mut out, &mut summary)?;
+                            summary.stopped_early = Some(e.to_string());
+                            summary.drop("nfcapd: unreadable rest of file", 1);
                             break;
                         }
                     }
-                    Err(e) => {
-                        emit(&mut out, &mut summary)?;
-                        summary.stopped_early = Some(e.to_string());
-                        summary.drop("nfcapd: unreadable rest of file", 1);
-                        break;
-                    }
                 }
             }
-        }
-        InputKind::NfdumpCsv => {
-            summary.kind = Some(kind);
-            let recs = nfcsv::parse(BufReader::new(input)).map_err(|e| ImportError::Format {
-                path: name.to_string(),
-                message: e.to_string(),
-            })?;
-            for chunk in recs.chunks(BATCH) {
-                out.extend_from_slice(chunk);
-                emit(&mut out, &mut summary)?;
+            InputKind::NfdumpCsv => {
+                summary.kind = Some(kind);
+                let mut rd =
+                    nfcsv::Reader::new(BufReader::new(input)).map_err(|e| format_err(&e))?;
+                loop {
+                    match rd.next_record() {
+                        Ok(Some(r)) => {
+                            out.push(r);
+                            if out.len() >= BATCH {
+                                emit.emit(&mut out, &mut summary)?;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            emit.emit(&mut out, &mut summary)?;
+                            return Err(format_err(&e));
+                        }
+                    }
+                }
+                emit.emit(&mut out, &mut summary)?;
+            }
+            InputKind::IpfixFile => {
+                summary.kind = Some(kind);
+                ipfix_file(input, &mut self.decoder, &mut out, &mut summary, &mut emit)?;
+                emit.emit(&mut out, &mut summary)?;
+            }
+            InputKind::ExportCapture | InputKind::PacketCapture => {
+                let mut rd = pcap::PcapReader::new(input).map_err(|e| format_err(&e))?;
+                let force = self.cfg.force_pcap_as;
+                let meter_cfg = &self.cfg.meter;
+                let meter = &mut self.meter;
+                let mut engines = Engines {
+                    decoder: &mut self.decoder,
+                    meter_cfg,
+                    meter,
+                };
+                capture(
+                    &mut rd,
+                    force,
+                    &mut engines,
+                    &mut out,
+                    &mut summary,
+                    &mut emit,
+                )?;
             }
         }
-        InputKind::IpfixFile => {
-            summary.kind = Some(kind);
-            let mut dec = Decoder::new(std::mem::take(&mut cfg.decoder));
-            let res = ipfix_file(input, &mut dec, &mut out, &mut summary, &mut emit);
-            dec.finish(&mut out);
-            emit(&mut out, &mut summary)?;
-            take_decoder_stats(&dec, &mut summary);
-            cfg.decoder = dec.into_config();
-            res.map_err(io_err)?;
-        }
-        InputKind::ExportCapture | InputKind::PacketCapture => {
-            capture(name, input, cfg, &mut out, &mut summary, &mut emit)?;
-        }
+        summary.input_bytes = self.progress.bytes_read() - start_bytes;
+        Ok(summary)
     }
-    summary.input_bytes = progress.bytes_read();
-    Ok(summary)
+
+    /// Ends the import: data still waiting for templates is decoded or counted as dropped, the
+    /// meter's open flows are expired, and the decoder's and meter's counters are reported.
+    pub fn finish(&mut self, sink: &mut dyn RecordSink) -> Result<ImportSummary, ImportError> {
+        let mut summary = ImportSummary::default();
+        let mut out = Vec::new();
+        let mut emit = Emitter {
+            anonymize: self.cfg.anonymize.as_mut(),
+            sink,
+        };
+        self.decoder.finish(&mut out);
+        if let Some(m) = self.meter.as_mut() {
+            m.finish(&mut out);
+        }
+        emit.emit(&mut out, &mut summary)?;
+        let st = self.decoder.stats();
+        summary.templates = st.templates_seen;
+        for (reason, n) in &st.drops {
+            summary.drop(format!("decode: {reason}"), *n);
+        }
+        if let Some(m) = self.meter.as_ref() {
+            let st = m.stats();
+            summary.drop("meter: not an IP packet", st.non_ip_frames);
+            for (reason, n) in &st.parse_errors {
+                summary.drop(format!("meter: {reason}"), *n);
+            }
+        }
+        Ok(summary)
+    }
+
+    /// The decoder's counters so far.
+    pub fn decode_stats(&self) -> &flowdrill_wire::DecodeStats {
+        self.decoder.stats()
+    }
+
+    /// The flow meter's counters, when a packet capture was read.
+    pub fn meter_stats(&self) -> Option<&crate::meter::MeterStats> {
+        self.meter.as_ref().map(|m| m.stats())
+    }
+}
+
+struct Emitter<'a> {
+    anonymize: Option<&'a mut Anonymizer>,
+    sink: &'a mut dyn RecordSink,
+}
+
+impl Emitter<'_> {
+    /// Anonymises, counts and hands a batch to the sink, then clears it.
+    fn emit(
+        &mut self,
+        out: &mut Vec<FlowRecord>,
+        summary: &mut ImportSummary,
+    ) -> Result<(), ImportError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        if let Some(a) = self.anonymize.as_mut() {
+            out.iter_mut().for_each(|r| a.apply(r));
+        }
+        summary.add_records(out);
+        let res = self.sink.accept(out).map_err(ImportError::Sink);
+        out.clear();
+        res
+    }
+}
+
+struct Engines<'a> {
+    decoder: &'a mut Decoder,
+    meter_cfg: &'a MeterConfig,
+    meter: &'a mut Option<Meter>,
 }
 
 /// Reads up to `n` bytes (fewer only at end of input).
@@ -343,7 +462,7 @@ pub fn looks_like_export(p: &[u8]) -> bool {
     let v16 = u16::from_be_bytes([p[0], p[1]]);
     let count = u16::from_be_bytes([p[2], p[3]]) as usize;
     match v16 {
-        5 => count >= 1 && count <= 30 && p.len() == 24 + 48 * count,
+        5 => (1..=30).contains(&count) && p.len() == 24 + 48 * count,
         9 => p.len() >= 20 && count <= 1000,
         10 => count == p.len(),
         0 => {
@@ -361,12 +480,16 @@ fn ipfix_file(
     dec: &mut Decoder,
     out: &mut Vec<FlowRecord>,
     summary: &mut ImportSummary,
-    emit: &mut dyn FnMut(&mut Vec<FlowRecord>, &mut ImportSummary) -> Result<(), ImportError>,
-) -> io::Result<()> {
+    emit: &mut Emitter<'_>,
+) -> Result<(), ImportError> {
+    let io_err = |source| ImportError::Io {
+        path: "IPFIX file".into(),
+        source,
+    };
     let mut msg = Vec::with_capacity(65_536);
     loop {
         let mut hdr = [0u8; 16];
-        match read_exact_or_eof(&mut input, &mut hdr)? {
+        match read_exact_or_eof(&mut input, &mut hdr).map_err(io_err)? {
             0 => return Ok(()),
             16 => {}
             n => {
@@ -387,7 +510,7 @@ fn ipfix_file(
         msg.clear();
         msg.extend_from_slice(&hdr);
         msg.resize(len, 0);
-        let got = read_exact_or_eof(&mut input, &mut msg[16..])?;
+        let got = read_exact_or_eof(&mut input, &mut msg[16..]).map_err(io_err)?;
         if got < len - 16 {
             summary.stopped_early = Some("truncated IPFIX message at end of file".into());
             summary.drop("ipfix file: truncated message", 1);
@@ -395,13 +518,11 @@ fn ipfix_file(
         }
         let export_s = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as u64;
         summary.datagrams += 1;
-        // An IPFIX file does not say which exporter wrote it; records share one template
-        // space keyed by the unspecified address and the message's observation domain.
+        // An IPFIX file does not say which exporter wrote it; its messages share one template
+        // space keyed by the unspecified address and each message's observation domain.
         dec.decode(Addr::UNSPECIFIED_V4, export_s * 1000, &msg, out);
-        if out.len() >= BATCH
-            && let Err(e) = emit(out, summary)
-        {
-            return Err(io::Error::other(e.to_string()));
+        if out.len() >= BATCH {
+            emit.emit(out, summary)?;
         }
     }
 }
@@ -419,33 +540,22 @@ fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-fn take_decoder_stats(dec: &Decoder, summary: &mut ImportSummary) {
-    let st = dec.stats();
-    summary.templates += st.templates_learnt();
-    for (reason, n) in &st.drops {
-        summary.drop(format!("decode: {reason}"), *n);
-    }
-}
-
 struct Buffered {
     ts_ns: u64,
     linktype: u32,
     data: Vec<u8>,
 }
 
-fn capture(
-    name: &str,
-    input: impl Read,
-    cfg: &mut ImportConfig,
+/// Reads a pcap/pcapng: decides from its first packets whether it holds export datagrams or
+/// raw traffic (unless `force` says), then feeds the decoder or the meter.
+fn capture<R: Read>(
+    rd: &mut pcap::PcapReader<R>,
+    force: Option<InputKind>,
+    engines: &mut Engines<'_>,
     out: &mut Vec<FlowRecord>,
     summary: &mut ImportSummary,
-    emit: &mut dyn FnMut(&mut Vec<FlowRecord>, &mut ImportSummary) -> Result<(), ImportError>,
+    emit: &mut Emitter<'_>,
 ) -> Result<(), ImportError> {
-    let mut rd = pcap::PcapReader::new(input).map_err(|e| ImportError::Format {
-        path: name.to_string(),
-        message: e.to_string(),
-    })?;
-    // Look at the first packets to decide what the capture holds.
     let mut probe = Vec::new();
     let mut early_error = None;
     while probe.len() < PROBE_PACKETS {
@@ -470,40 +580,36 @@ fn capture(
                 .unwrap_or(false)
         })
         .count();
-    let kind = cfg.force_pcap_as.unwrap_or(
-        if !probe.is_empty() && export_votes * 2 >= probe.len() {
-            InputKind::ExportCapture
-        } else {
-            InputKind::PacketCapture
-        },
-    );
+    let kind = force.unwrap_or(if !probe.is_empty() && export_votes * 2 >= probe.len() {
+        InputKind::ExportCapture
+    } else {
+        InputKind::PacketCapture
+    });
     summary.kind = Some(kind);
-
-    enum Engine {
-        Export(Box<Decoder>),
-        Meter(Box<Meter>),
+    let export = kind == InputKind::ExportCapture;
+    if !export && engines.meter.is_none() {
+        *engines.meter = Some(Meter::new(engines.meter_cfg.clone()));
     }
-    let mut engine = match kind {
-        InputKind::ExportCapture => {
-            Engine::Export(Box::new(Decoder::new(std::mem::take(&mut cfg.decoder))))
-        }
-        _ => Engine::Meter(Box::new(Meter::new(cfg.meter.clone()))),
-    };
-    let mut handle = |ts_ns: u64, linktype: u32, data: &[u8], out: &mut Vec<FlowRecord>, summary: &mut ImportSummary| {
+    let mut handle = |ts_ns: u64,
+                      linktype: u32,
+                      data: &[u8],
+                      out: &mut Vec<FlowRecord>,
+                      summary: &mut ImportSummary| {
         summary.capture_packets += 1;
-        match &mut engine {
-            Engine::Export(dec) => match flowdrill_wire::packet::parse(linktype, data) {
-                Ok(pi) if pi.proto == 17 => {
+        if export {
+            match flowdrill_wire::packet::parse(linktype, data) {
+                Ok(pi) if pi.proto == 17 && !pi.non_first_fragment => {
+                    summary.datagrams += 1;
                     let payload = &data[pi.l4_payload.clone()];
-                    if looks_like_export(payload) || payload.len() >= 4 {
-                        summary.datagrams += 1;
-                        dec.decode(pi.src, ts_ns / 1_000_000, payload, out);
-                    }
+                    engines
+                        .decoder
+                        .decode(pi.src, ts_ns / 1_000_000, payload, out);
                 }
                 Ok(_) => summary.drop("capture: not a UDP datagram", 1),
                 Err(_) => summary.drop("capture: not an IP packet", 1),
-            },
-            Engine::Meter(m) => m.push(ts_ns, linktype, data, out),
+            }
+        } else if let Some(m) = engines.meter.as_mut() {
+            m.push(ts_ns, linktype, data, out);
         }
     };
     for b in &probe {
@@ -517,7 +623,7 @@ fn capture(
                     let (ts, lt) = (p.ts_ns, p.linktype);
                     handle(ts, lt, p.data, out, summary);
                     if out.len() >= BATCH {
-                        emit(out, summary)?;
+                        emit.emit(out, summary)?;
                     }
                 }
                 Ok(None) => break,
@@ -532,20 +638,5 @@ fn capture(
         summary.drop("capture: unreadable rest of file", 1);
         summary.stopped_early = Some(e);
     }
-    match engine {
-        Engine::Export(mut dec) => {
-            dec.finish(out);
-            emit(out, summary)?;
-            take_decoder_stats(&dec, summary);
-            cfg.decoder = dec.into_config();
-        }
-        Engine::Meter(mut m) => {
-            m.finish(out);
-            emit(out, summary)?;
-            for (reason, n) in m.stats().drops() {
-                summary.drop(format!("meter: {reason}"), n);
-            }
-        }
-    }
-    Ok(())
+    emit.emit(out, summary)
 }
