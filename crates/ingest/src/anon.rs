@@ -157,7 +157,10 @@ mod tests {
     #[test]
     fn masking_zeroes_the_host_bits() {
         let mut a = Anonymizer::Mask { v4: 21, v6: 64 };
-        assert_eq!(a.addr("10.1.2.255".parse().unwrap()).to_string(), "10.1.0.0");
+        assert_eq!(
+            a.addr("10.1.2.255".parse().unwrap()).to_string(),
+            "10.1.0.0"
+        );
         assert_eq!(
             a.addr("2001:db8:1:2:3:4:5:6".parse().unwrap()).to_string(),
             "2001:db8:1:2::"

@@ -60,8 +60,7 @@ pub fn parse_registry(text: &str) -> Result<CustomFields, RegistryError> {
     let mut out = CustomFields::default();
     for e in file.element {
         let valid = e.name.starts_with(|c: char| c.is_ascii_lowercase())
-            && e
-                .name
+            && e.name
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
@@ -123,11 +122,20 @@ mod tests {
     #[test]
     fn refuses_bad_entries_with_a_reason() {
         let cases = [
-            ("name = \"Bad\"\nid = 1\ntype = \"unsigned\"", "names must match"),
+            (
+                "name = \"Bad\"\nid = 1\ntype = \"unsigned\"",
+                "names must match",
+            ),
             ("name = \"bytes\"\nid = 1\ntype = \"unsigned\"", "built-in"),
             ("name = \"x\"\nid = 1\ntype = \"quux\"", "unknown type"),
-            ("name = \"x\"\nid = 40000\ntype = \"unsigned\"", "out of range"),
-            ("name = \"x\"\nid = 1\ntype = \"unsigned\"\ncolour = 3", "unknown field"),
+            (
+                "name = \"x\"\nid = 40000\ntype = \"unsigned\"",
+                "out of range",
+            ),
+            (
+                "name = \"x\"\nid = 1\ntype = \"unsigned\"\ncolour = 3",
+                "unknown field",
+            ),
         ];
         for (body, want) in cases {
             let err = parse_registry(&format!("[[element]]\n{body}"))
@@ -136,6 +144,11 @@ mod tests {
             assert!(err.contains(want), "{body:?}: {err}");
         }
         let dup = "[[element]]\nname=\"x\"\nid=1\ntype=\"float\"\n[[element]]\nname=\"x\"\nid=2\ntype=\"float\"";
-        assert!(parse_registry(dup).unwrap_err().to_string().contains("twice"));
+        assert!(
+            parse_registry(dup)
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
     }
 }

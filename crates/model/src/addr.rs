@@ -37,7 +37,11 @@ impl Addr {
     }
     /// The IPv4 address as a `u32`, if this is IPv4.
     pub const fn v4(self) -> Option<u32> {
-        if self.is_v4() { Some(self.0 as u32) } else { None }
+        if self.is_v4() {
+            Some(self.0 as u32)
+        } else {
+            None
+        }
     }
     /// Bits in this address's family: 32 or 128.
     pub const fn family_bits(self) -> u8 {
@@ -61,7 +65,11 @@ impl Addr {
         if host_bits == 0 {
             return self;
         }
-        let mask = if host_bits >= 128 { 0 } else { !0u128 << host_bits };
+        let mask = if host_bits >= 128 {
+            0
+        } else {
+            !0u128 << host_bits
+        };
         if self.is_v4() {
             let m4 = mask as u32;
             Addr::from_v4_u32(self.0 as u32 & m4)

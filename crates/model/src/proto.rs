@@ -39,13 +39,20 @@ pub fn from_name(s: &str) -> Option<u8> {
         return Some(n);
     }
     let s = s.to_ascii_uppercase();
-    let s = if s == "ICMPV6" { "ICMP6".to_string() } else { s };
+    let s = if s == "ICMPV6" {
+        "ICMP6".to_string()
+    } else {
+        s
+    };
     NAMES.iter().find(|(_, n)| *n == s).map(|(p, _)| *p)
 }
 
 /// True for protocols whose records carry ports.
 pub fn has_ports(p: u8) -> bool {
-    matches!(p, TCP | UDP | SCTP | 33 /* DCCP */ | 136 /* UDP-Lite */)
+    matches!(
+        p,
+        TCP | UDP | SCTP | 33 /* DCCP */ | 136 /* UDP-Lite */
+    )
 }
 
 #[cfg(test)]
