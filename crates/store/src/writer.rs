@@ -10,6 +10,10 @@
 //! advance(t) / finish ─ close level-k bin ─ write link=L/level=k/…
 //! ```
 //!
+//! Sorting, encoding and writing a closed bin happen on one encoder thread while records keep
+//! coming (at most two bins wait for it); an error there is returned by the next
+//! [`StoreWriter::advance`] or by [`StoreWriter::finish`], which waits for every file.
+//!
 //! Memory is bounded by the records of the open level-0 bins (close them with
 //! [`StoreWriter::advance`], or let [`WriterOptions::auto_close_after_ms`] do it) plus the
 //! samples of the open coarser bins (each within its budget).
@@ -40,7 +44,10 @@ pub struct WriterOptions {
     /// Seed of the sampling decisions (a bin's coin flips depend on it, the link, the level
     /// and the bin start only, so a re-run is reproducible).
     pub seed: u64,
-    /// Close a bin once a record ending this many ms after the bin's end has been pushed.
+    /// Close a bin once a record *starting* this many ms after the bin's end has been pushed.
+    /// For a collector, records arrive when flows end, up to the exporter's active timeout
+    /// after they start: set at least that. For a source ordered by start time, 0 works.
+    /// Records that still arrive for a closed bin are merged into its file (slower).
     /// `None`: bins close only on [`StoreWriter::advance`] and [`StoreWriter::finish`].
     pub auto_close_after_ms: Option<u64>,
     /// A flow spanning more level-0 bins than this is not split (see [`sampling::split`]).
@@ -125,13 +132,17 @@ pub struct StoreWriter {
     /// Learned bytes per stored record and fixed file overhead, per (link, level).
     bpr: HashMap<(usize, u8), f64>,
     overhead: HashMap<(usize, u8), u64>,
-    /// Records pushed that end at this time or later; drives auto-close.
+    /// The latest start time pushed; drives auto-close.
     max_seen: u64,
     /// Every level-0 bin ending at or before this was closed by `advance`.
     closed_until: u64,
     pending: Vec<BinRef>,
     /// Per-link totals, by link index (copied into the summary's map by name).
     totals: Vec<LinkTotals>,
+    /// The encoder thread (bins are sorted, encoded and written there while records keep
+    /// coming), and the bins it has not finished, in submission order.
+    worker: Option<Worker>,
+    in_flight: Vec<PathBuf>,
     summary: WriteSummary,
 }
 
@@ -208,6 +219,8 @@ impl StoreWriter {
             closed_until: 0,
             pending: Vec::new(),
             totals: vec![LinkTotals::default(); store.config().links.len()],
+            worker: None,
+            in_flight: Vec::new(),
             summary: WriteSummary::default(),
         })
     }
@@ -243,6 +256,7 @@ impl StoreWriter {
             Route::Link(k) => k,
         };
         let bin_ms = self.config.links[k].levels[0].bin_ms;
+        let r_start = r.time_start;
         let end = r.time_end.max(r.time_start);
         let first = r.time_start - r.time_start % bin_ms;
         self.totals[k].flows += 1;
@@ -256,8 +270,8 @@ impl StoreWriter {
                 self.add_part(k, bin_ms, part.bin_start, part.record, i == 0);
             }
         }
-        if end > self.max_seen {
-            self.max_seen = end;
+        if r_start > self.max_seen {
+            self.max_seen = r_start;
             if let Some(lag) = self.opts.auto_close_after_ms {
                 let wm = self.max_seen.saturating_sub(lag);
                 if self
@@ -333,12 +347,16 @@ impl StoreWriter {
             let bin = self.coarse.remove(&key).expect("listed above");
             self.close_coarse(key, bin)?;
         }
+        self.collect(false)?;
         self.flush_catalog()
     }
 
-    /// Closes every open bin, writes the catalog, and returns the summary.
+    /// Closes every open bin, waits for every file to be written, writes the catalog, and
+    /// returns the summary.
     pub fn finish(mut self) -> Result<WriteSummary> {
         self.advance(u64::MAX)?;
+        self.collect(true)?;
+        self.flush_catalog()?;
         Ok(self.summary())
     }
 
@@ -486,6 +504,9 @@ impl StoreWriter {
         let rel = layout::bin_path(&link, level, start);
         let path = self.root.join(&rel);
         let mut merged = false;
+        if self.in_flight.contains(&rel) {
+            self.collect(true)?; // the earlier write of this bin must land before the merge
+        }
         if path.exists() {
             match format::read_all(&path) {
                 Ok((mut old, meta, old_stats)) => {
@@ -501,83 +522,233 @@ impl StoreWriter {
                     .push((path.clone(), e.to_string())),
             }
         }
-        batch = sort_for_compression(batch);
-        let budget = self.config.links[k].levels[level as usize].bin_budget();
-        let mut rng = self.rng_for(k, level, start ^ 0xb0d9e7);
-        let mut bytes;
-        let mut rounds = 0;
-        loop {
-            let meta = self.file_meta(k, level, start, records_before, &batch);
-            bytes = format::encode(&batch, &meta, &stats)?;
-            let size = bytes.len() as u64;
-            if size <= budget {
-                break;
-            }
-            let overhead = self.overhead_of(k, level, &stats)?;
-            if batch.len == 0 || budget <= overhead || rounds >= 20 {
-                return Err(Error::BudgetTooSmall {
-                    link,
-                    level,
-                    budget,
-                    needed: size,
-                });
-            }
-            rounds += 1;
-            // Re-threshold to the number of records that fit at the measured density.
-            let per_rec = (size.saturating_sub(overhead)).max(1) as f64 / batch.len as f64;
-            let target = ((budget - overhead) as f64 / per_rec * 0.97).floor();
-            let x = batch.u64s(Field::Bytes).unwrap_or(&[]);
-            let items: Vec<(u64, u64)> = x.iter().copied().zip(batch.z.iter().copied()).collect();
-            let z_new = sampling::choose_threshold(&items, target.min(batch.len as f64 - 1.0));
-            let mask: Vec<bool> = items
-                .iter()
-                .map(|&(x, z)| sampling::rethreshold(x, z, z_new, &mut rng))
-                .collect();
-            batch = batch.filter(&mask, Some(z_new));
-        }
-        let size = bytes.len() as u64;
         let overhead = self.overhead_of(k, level, &stats)?;
-        if batch.len >= 1000 && size > overhead {
-            let measured = (size - overhead) as f64 / batch.len as f64;
-            let e = self.bpr.entry((k, level)).or_insert(measured);
-            *e = 0.5 * *e + 0.5 * measured;
-        }
-        layout::write_atomic(&path, &bytes)?;
-        let meta = self.file_meta(k, level, start, records_before, &batch);
-        let md = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
-        let mtime_ns = md
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64);
-        self.pending.retain(|b| b.path != rel);
-        self.pending.push(BinRef {
-            link: link.clone(),
-            level,
-            start,
-            end: meta.bin_end,
-            path: rel,
-            size,
-            records_before,
-            records_after: batch.len as u64,
-            z_max: meta.z_max,
-            flows: stats.total.flows,
-            packets: stats.total.packets,
-            bytes: stats.total.bytes,
-            bytes_variance: meta.bytes_variance,
-            mtime_ns,
-        });
-        self.summary.bins.push(BinSummary {
+        let job = Job {
             link,
             level,
             start,
+            bin_ms: self.config.links[k].levels[level as usize].bin_ms,
+            budget: self.config.links[k].levels[level as usize].bin_budget(),
+            overhead,
+            seed: self.rng_for(k, level, start ^ 0xb0d9e7).next_u64(),
+            path,
+            rel,
+            batch,
+            stats,
             records_before,
+            merged,
+            key: (k, level),
+        };
+        self.submit(job)
+    }
+
+    /// Hands a job to the encoder thread (started on first use), first collecting what it has
+    /// finished. At most [`MAX_IN_FLIGHT`] jobs wait, so memory stays bounded.
+    fn submit(&mut self, job: Job) -> Result<()> {
+        if self.worker.is_none() {
+            let (jobs_tx, jobs_rx) = std::sync::mpsc::sync_channel::<Job>(MAX_IN_FLIGHT);
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<Done>>();
+            let handle = std::thread::Builder::new()
+                .name("flowdrill-store-encoder".into())
+                .spawn(move || {
+                    for job in jobs_rx {
+                        if done_tx.send(run_job(job)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| Error::io(&self.root, e))?;
+            self.worker = Some(Worker {
+                jobs: jobs_tx,
+                done: done_rx,
+                handle,
+            });
+        }
+        self.collect(false)?;
+        let w = self.worker.as_ref().expect("started above");
+        self.in_flight.push(job.rel.clone());
+        w.jobs
+            .send(job)
+            .map_err(|_| Error::Internal("the encoder thread stopped".into()))
+    }
+
+    /// Takes the encoder's finished jobs into the summary and the catalog; with `wait`, until
+    /// none is in flight.
+    fn collect(&mut self, wait: bool) -> Result<()> {
+        if self.worker.is_none() {
+            return Ok(());
+        }
+        let mut first_err = None;
+        while !self.in_flight.is_empty() {
+            let w = self.worker.as_ref().expect("checked above");
+            let next = if wait {
+                w.done
+                    .recv()
+                    .map_err(|_| Error::Internal("the encoder thread died".into()))
+            } else {
+                match w.done.try_recv() {
+                    Ok(r) => Ok(r),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(_) => Err(Error::Internal("the encoder thread died".into())),
+                }
+            };
+            // Jobs finish in submission order (one encoder thread).
+            self.in_flight.remove(0);
+            match next? {
+                Ok(done) => self.finish_job(done),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn finish_job(&mut self, d: Done) {
+        if let Some(measured) = d.bytes_per_record {
+            let e = self.bpr.entry(d.key).or_insert(measured);
+            *e = 0.5 * *e + 0.5 * measured;
+        }
+        self.pending.retain(|b| b.path != d.bin.path);
+        self.pending.push(d.bin);
+        self.summary.bins.push(d.summary);
+    }
+}
+
+/// At most this many bins wait for the encoder thread.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// The encoder thread and its channels.
+#[derive(Debug)]
+struct Worker {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    done: std::sync::mpsc::Receiver<Result<Done>>,
+    #[allow(dead_code)] // kept so the thread is owned; it ends when `jobs` is dropped
+    handle: std::thread::JoinHandle<()>,
+}
+
+/// One bin to encode within its budget and write.
+struct Job {
+    link: String,
+    level: u8,
+    start: u64,
+    bin_ms: u64,
+    budget: u64,
+    overhead: u64,
+    seed: u64,
+    path: PathBuf,
+    rel: PathBuf,
+    batch: Batch,
+    stats: BinStats,
+    records_before: u64,
+    merged: bool,
+    key: (usize, u8),
+}
+
+/// A bin written.
+struct Done {
+    bin: BinRef,
+    summary: BinSummary,
+    bytes_per_record: Option<f64>,
+    key: (usize, u8),
+}
+
+fn meta_for(job: &Job, b: &Batch) -> FileMeta {
+    let bytes = b.u64s(Field::Bytes).unwrap_or(&[]);
+    FileMeta {
+        link: job.link.clone(),
+        level: job.level,
+        bin_start: job.start,
+        bin_end: job.start.saturating_add(job.bin_ms),
+        records_before: job.records_before,
+        records_after: b.len as u64,
+        z_max: b.z.iter().copied().max().unwrap_or(0),
+        bytes_variance: bytes
+            .iter()
+            .zip(&b.z)
+            .map(|(&x, &z)| sampling::variance_term(x, z))
+            .sum(),
+        custom: b.custom_fields(),
+    }
+}
+
+/// Sorts, encodes (re-thresholding until the file fits its budget) and writes one bin.
+fn run_job(mut job: Job) -> Result<Done> {
+    let mut batch = sort_for_compression(std::mem::take(&mut job.batch));
+    let (budget, overhead) = (job.budget, job.overhead);
+    let mut rng = Rng::new(job.seed);
+    let mut bytes;
+    let mut rounds = 0;
+    loop {
+        bytes = format::encode(&batch, &meta_for(&job, &batch), &job.stats)?;
+        let size = bytes.len() as u64;
+        if size <= budget {
+            break;
+        }
+        if batch.len == 0 || budget <= overhead || rounds >= 20 {
+            return Err(Error::BudgetTooSmall {
+                link: job.link,
+                level: job.level,
+                budget,
+                needed: size,
+            });
+        }
+        rounds += 1;
+        // Re-threshold to the number of records that fit at the measured density.
+        let per_rec = (size.saturating_sub(overhead)).max(1) as f64 / batch.len as f64;
+        let target = ((budget - overhead) as f64 / per_rec * 0.97).floor();
+        let x = batch.u64s(Field::Bytes).unwrap_or(&[]);
+        let items: Vec<(u64, u64)> = x.iter().copied().zip(batch.z.iter().copied()).collect();
+        let z_new = sampling::choose_threshold(&items, target.min(batch.len as f64 - 1.0));
+        let mask: Vec<bool> = items
+            .iter()
+            .map(|&(x, z)| sampling::rethreshold(x, z, z_new, &mut rng))
+            .collect();
+        batch = batch.filter(&mask, Some(z_new));
+    }
+    let size = bytes.len() as u64;
+    let bytes_per_record =
+        (batch.len >= 1000 && size > overhead).then(|| (size - overhead) as f64 / batch.len as f64);
+    layout::write_atomic(&job.path, &bytes)?;
+    let meta = meta_for(&job, &batch);
+    let md = std::fs::metadata(&job.path).map_err(|e| Error::io(&job.path, e))?;
+    let mtime_ns = md
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    Ok(Done {
+        bin: BinRef {
+            link: job.link.clone(),
+            level: job.level,
+            start: job.start,
+            end: meta.bin_end,
+            path: job.rel,
+            size,
+            records_before: job.records_before,
+            records_after: batch.len as u64,
+            z_max: meta.z_max,
+            flows: job.stats.total.flows,
+            packets: job.stats.total.packets,
+            bytes: job.stats.total.bytes,
+            bytes_variance: meta.bytes_variance,
+            mtime_ns,
+        },
+        summary: BinSummary {
+            link: job.link,
+            level: job.level,
+            start: job.start,
+            records_before: job.records_before,
             records_after: batch.len as u64,
             z_max: meta.z_max,
             file_bytes: size,
             budget,
-            merged,
-        });
-        Ok(())
-    }
+            merged: job.merged,
+        },
+        bytes_per_record,
+        key: job.key,
+    })
 }
