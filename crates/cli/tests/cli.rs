@@ -51,13 +51,30 @@ fn generated_exports_of_every_version_import_to_the_generated_records() {
     for (kind, v6) in [("v5", false), ("v9", true), ("ipfix", true)] {
         let cap = d.join(format!("{kind}.pcap"));
         let out = flowdrill(&[
-            "--quiet", "generate", "--kind", kind, "--flows", "5000", "--duration", "10m",
-            "--out", cap.to_str().unwrap(),
+            "--quiet",
+            "generate",
+            "--kind",
+            kind,
+            "--flows",
+            "5000",
+            "--duration",
+            "10m",
+            "--out",
+            cap.to_str().unwrap(),
         ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let store = d.join(format!("store-{kind}"));
         let total = import_total(&flowdrill(&[
-            "--store", store.to_str().unwrap(), "--format", "json", "import", cap.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--format",
+            "json",
+            "import",
+            cap.to_str().unwrap(),
         ]));
         // The scenario's records: background plus the demo's four events, v5 without IPv6.
         let recs = total["records"].as_u64().unwrap();
@@ -70,7 +87,11 @@ fn generated_exports_of_every_version_import_to_the_generated_records() {
     // v9 and IPFIX carry the same records.
     let r = |k: &str| {
         import_total(&flowdrill(&[
-            "--format", "json", "import", "--dry-run", d.join(format!("{k}.pcap")).to_str().unwrap(),
+            "--format",
+            "json",
+            "import",
+            "--dry-run",
+            d.join(format!("{k}.pcap")).to_str().unwrap(),
         ]))
     };
     assert_eq!(r("v9")["records"], r("ipfix")["records"]);
@@ -82,19 +103,50 @@ fn raw_packets_are_metered_back_into_the_generated_flows() {
     let d = tmp("packets");
     let cap = d.join("packets.pcap");
     let out = flowdrill(&[
-        "--quiet", "generate", "--kind", "packets", "--flows", "3000", "--duration", "10m",
-        "--no-events", "--out", cap.to_str().unwrap(),
+        "--quiet",
+        "generate",
+        "--kind",
+        "packets",
+        "--flows",
+        "3000",
+        "--duration",
+        "10m",
+        "--no-events",
+        "--out",
+        cap.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let msg = String::from_utf8_lossy(&out.stderr).to_string();
     let total = import_total(&flowdrill(&[
-        "--format", "json", "import", "--dry-run", "--idle-timeout", "1h", cap.to_str().unwrap(),
+        "--format",
+        "json",
+        "import",
+        "--dry-run",
+        "--idle-timeout",
+        "1h",
+        cap.to_str().unwrap(),
     ]));
-    assert_eq!(total["kind"], serde_json::Value::Null, "the TOTAL row has no kind");
+    assert_eq!(
+        total["kind"],
+        serde_json::Value::Null,
+        "the TOTAL row has no kind"
+    );
     // Packets are conserved exactly by the meter whatever the timeouts.
-    let rows: serde_json::Value =
-        serde_json::from_slice(&flowdrill(&["--format", "json", "import", "--dry-run", cap.to_str().unwrap()]).stdout)
-            .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(
+        &flowdrill(&[
+            "--format",
+            "json",
+            "import",
+            "--dry-run",
+            cap.to_str().unwrap(),
+        ])
+        .stdout,
+    )
+    .unwrap();
     assert_eq!(rows[0]["kind"], "packet capture");
     assert_eq!(rows[0]["packets"], total["packets"]);
     assert!(total["records"].as_u64().unwrap() >= 3000, "{total} {msg}");
@@ -105,14 +157,22 @@ fn nfcapd_files_and_nfdump_csv_import_with_nfdumps_totals() {
     let Some(data) = shared_data() else { return };
     let dir = data.join("generated/nfcapd/softflowd_v9_devmix");
     let total = import_total(&flowdrill(&[
-        "--format", "json", "import", "--dry-run", dir.to_str().unwrap(),
+        "--format",
+        "json",
+        "import",
+        "--dry-run",
+        dir.to_str().unwrap(),
     ]));
     assert_eq!(total["records"], 80_348);
     assert_eq!(total["packets"], 157_363);
     assert_eq!(total["bytes"], 32_391_195);
     let csv = data.join("reference/pmacctd_v10_devmix/flows.csv.gz");
     let total = import_total(&flowdrill(&[
-        "--format", "json", "import", "--dry-run", csv.to_str().unwrap(),
+        "--format",
+        "json",
+        "import",
+        "--dry-run",
+        csv.to_str().unwrap(),
     ]));
     assert_eq!(total["records"], 80_332);
     assert_eq!(total["packets"], 157_457);
@@ -124,7 +184,14 @@ fn real_export_captures_import_like_nfcapd_counted_them() {
     let cap = data.join("generated/exports/softflowd_v10_devmix.pcap.gz");
     let d = tmp("real");
     let store = d.join("store");
-    let out = flowdrill(&["--store", store.to_str().unwrap(), "--format", "json", "import", cap.to_str().unwrap()]);
+    let out = flowdrill(&[
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+        "import",
+        cap.to_str().unwrap(),
+    ]);
     let total = import_total(&out);
     assert_eq!(total["records"], 80_348);
     assert_eq!(total["packets"], 157_363);
@@ -138,7 +205,11 @@ fn the_mix_capture_is_metered_with_tsharks_packet_totals() {
     let Some(data) = shared_data() else { return };
     let cap = data.join("mix/dev_mix.pcap");
     let total = import_total(&flowdrill(&[
-        "--format", "json", "import", "--dry-run", cap.to_str().unwrap(),
+        "--format",
+        "json",
+        "import",
+        "--dry-run",
+        cap.to_str().unwrap(),
     ]));
     // tshark: 152,792 IPv4 + 4,721 IPv6 packets.
     assert_eq!(total["packets"], 152_792 + 4_721);
@@ -158,14 +229,27 @@ fn garbage_and_truncated_input_give_clear_errors_not_panics() {
     // A capture cut in the middle keeps what came before the cut and says so.
     let cap = d.join("cut.pcap");
     let out = flowdrill(&[
-        "--quiet", "generate", "--kind", "ipfix", "--flows", "2000", "--duration", "10m",
-        "--no-events", "--out", cap.to_str().unwrap(),
+        "--quiet",
+        "generate",
+        "--kind",
+        "ipfix",
+        "--flows",
+        "2000",
+        "--duration",
+        "10m",
+        "--no-events",
+        "--out",
+        cap.to_str().unwrap(),
     ]);
     assert!(out.status.success());
     let bytes = std::fs::read(&cap).unwrap();
     std::fs::write(&cap, &bytes[..bytes.len() * 2 / 3 + 7]).unwrap();
     let out = flowdrill(&["import", "--dry-run", cap.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("was read only in part"), "{text}");
     assert!(text.contains("capture: unreadable rest of file"), "{text}");
@@ -178,7 +262,15 @@ fn garbage_and_truncated_input_give_clear_errors_not_panics() {
 fn usage_mistakes_exit_with_code_2() {
     assert_eq!(flowdrill(&["import"]).status.code(), Some(2));
     assert_eq!(flowdrill(&["frobnicate"]).status.code(), Some(2));
-    let out = flowdrill(&["generate", "--kind", "ipfix", "--flows", "lots", "--out", "/dev/null"]);
+    let out = flowdrill(&[
+        "generate",
+        "--kind",
+        "ipfix",
+        "--flows",
+        "lots",
+        "--out",
+        "/dev/null",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a count"));
     let out = flowdrill(&["import", "--dry-run", "--sampling-rate", "1.2.3.4", "x"]);
@@ -190,15 +282,31 @@ fn usage_mistakes_exit_with_code_2() {
 fn anonymised_imports_keep_counts() {
     let d = tmp("anon");
     let cap = d.join("v9.pcap");
-    assert!(flowdrill(&[
-        "--quiet", "generate", "--kind", "v9", "--flows", "2000", "--duration", "10m",
-        "--out", cap.to_str().unwrap(),
-    ])
-    .status
-    .success());
+    assert!(
+        flowdrill(&[
+            "--quiet",
+            "generate",
+            "--kind",
+            "v9",
+            "--flows",
+            "2000",
+            "--duration",
+            "10m",
+            "--out",
+            cap.to_str().unwrap(),
+        ])
+        .status
+        .success()
+    );
     let key = d.join("key");
     std::fs::write(&key, "a long enough passphrase\n").unwrap();
-    let plain = import_total(&flowdrill(&["--format", "json", "import", "--dry-run", cap.to_str().unwrap()]));
+    let plain = import_total(&flowdrill(&[
+        "--format",
+        "json",
+        "import",
+        "--dry-run",
+        cap.to_str().unwrap(),
+    ]));
     for extra in [
         vec!["--anonymize-mask", "21,64"],
         vec!["--anonymize-key", key.to_str().unwrap()],
@@ -211,6 +319,12 @@ fn anonymised_imports_keep_counts() {
         assert_eq!(t["bytes"], plain["bytes"]);
     }
     std::fs::write(&key, "short").unwrap();
-    let out = flowdrill(&["import", "--dry-run", "--anonymize-key", key.to_str().unwrap(), cap.to_str().unwrap()]);
+    let out = flowdrill(&[
+        "import",
+        "--dry-run",
+        "--anonymize-key",
+        key.to_str().unwrap(),
+        cap.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -260,8 +260,10 @@ pub fn run(g: &Global, a: &ImportArgs) -> CliResult {
     if !a.dry_run {
         let dir = super::store_dir(g, "flowdrill-store");
         let mut store = open_store(&dir, a.links.as_deref())?;
-        let mut opts = WriterOptions::default();
-        opts.custom = cfg.decoder.custom.clone();
+        let opts = WriterOptions {
+            custom: cfg.decoder.custom.clone(),
+            ..WriterOptions::default()
+        };
         store_sink = Some(StoreSink::with_options(&mut store, opts)?);
     }
     let mut report = import_files(&files, cfg, store_sink.as_mut(), g.quiet)?;
