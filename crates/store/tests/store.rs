@@ -591,6 +591,28 @@ fn absurd_timestamps_neither_panic_nor_explode() {
 }
 
 #[test]
+fn the_catalog_is_rebuilt_when_missing_garbled_or_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), "[defaults]\nbudget = \"1GB\"\n");
+    let mut w = StoreWriter::new(&store, WriterOptions::default()).unwrap();
+    w.push_all(records(3000, 10, T0, HOUR)).unwrap();
+    w.finish().unwrap();
+    let want = Store::open(dir.path()).unwrap().all_bins().to_vec();
+    assert!(want.len() > 12);
+    let catalog = dir.path().join("_catalog.json");
+    std::fs::remove_file(&catalog).unwrap();
+    assert_eq!(Store::open(dir.path()).unwrap().all_bins(), want.as_slice());
+    assert!(catalog.exists(), "rewritten on open");
+    std::fs::write(&catalog, b"{ not json").unwrap();
+    assert_eq!(Store::open(dir.path()).unwrap().all_bins(), want.as_slice());
+    // A bin deleted behind the catalog's back disappears from it.
+    std::fs::remove_file(dir.path().join(&want[0].path)).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.all_bins(), &want[1..]);
+    assert!(store.skipped().is_empty());
+}
+
+#[test]
 fn errors_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let e = Store::open(dir.path()).unwrap_err().to_string();
