@@ -13,7 +13,7 @@ pub fn run(g: &Global, a: &DemoArgs) -> CliResult {
     let s = super::scenario(&a.scenario)?;
     let dir = super::store_dir(g, "flowdrill-demo");
     let store_dir = dir.join("store");
-    if store_dir.join("flowdrill-store.json").exists() {
+    if store_dir.join(flowdrill_store::layout::MARKER).exists() {
         // A previous demo: start again from an empty store so the numbers are the scenario's.
         std::fs::remove_dir_all(&store_dir)
             .with_context(|| format!("clearing {}", store_dir.display()))?;
