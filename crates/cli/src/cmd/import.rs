@@ -379,16 +379,23 @@ pub fn print_report(r: &ImportReport, format: Format, quiet: bool) -> CliResult 
         }
     }
     if let Some(w) = &r.store {
-        let level0: Vec<_> = w.bins.iter().filter(|b| b.level == 0).collect();
+        // A bin written again (late records merged into it) appears once per write; its last
+        // write holds the bin's final counts.
+        let mut last = std::collections::BTreeMap::new();
+        for b in &w.bins {
+            last.insert((b.link.as_str(), b.level, b.start), b);
+        }
+        let finals: Vec<_> = last.into_values().collect();
+        let level0: Vec<_> = finals.iter().filter(|b| b.level == 0).collect();
         let written: u64 = level0.iter().map(|b| b.records_after).sum();
         let before: u64 = level0.iter().map(|b| b.records_before).sum();
         let sampled = level0.iter().filter(|b| b.z_max > 0).count();
-        let file_bytes: u64 = w.bins.iter().map(|b| b.file_bytes).sum();
-        let coarse = w.bins.len() - level0.len();
+        let file_bytes: u64 = finals.iter().map(|b| b.file_bytes).sum();
+        let coarse = finals.len() - level0.len();
         writeln!(
             out,
-            "store: {} bins written ({} sampled to their budget), {} of {} records kept; \
-             {} coarser-level bins; {}B on disk",
+            "store: {} bins ({} sampled to their budget), {} of {} bin records kept \
+             (flows spanning bins are split); {} coarser-level bins; {}B on disk",
             level0.len(),
             sampled,
             written,

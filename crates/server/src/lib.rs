@@ -1,1 +1,0 @@
-//! flowdrill-server: placeholder, see the crate README.
