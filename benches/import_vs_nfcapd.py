@@ -9,7 +9,7 @@
    `nfdump -R DIR -o csv` reads them back (wall time, median of R runs).
 4. The record counts of both must be equal (no loss), then the ratios are printed.
 
-Usage: bench/import_vs_nfcapd.py [--flows 1M] [--runs 3] [--flowdrill target/release/flowdrill]
+Usage: benches/import_vs_nfcapd.py [--flows 1M] [--runs 3] [--flowdrill target/release/flowdrill]
 """
 import argparse, os, shutil, socket, statistics, struct, subprocess, sys, tempfile, time, resource
 
