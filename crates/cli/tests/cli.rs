@@ -45,6 +45,14 @@ fn import_total(out: &Output) -> serde_json::Value {
     total
 }
 
+/// `flowdrill --format json import --dry-run EXTRA... FILE`: its TOTAL row.
+fn dry_run(file: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--format", "json", "import", "--dry-run"];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().unwrap());
+    import_total(&flowdrill(&args))
+}
+
 #[test]
 fn generated_exports_of_every_version_import_to_the_generated_records() {
     let d = tmp("gen");
@@ -166,24 +174,12 @@ fn raw_packets_are_metered_back_into_the_generated_flows() {
 fn nfcapd_files_and_nfdump_csv_import_with_nfdumps_totals() {
     let Some(data) = shared_data() else { return };
     let dir = data.join("generated/nfcapd/softflowd_v9_devmix");
-    let total = import_total(&flowdrill(&[
-        "--format",
-        "json",
-        "import",
-        "--dry-run",
-        dir.to_str().unwrap(),
-    ]));
+    let total = dry_run(&dir, &[]);
     assert_eq!(total["records"], 80_348);
     assert_eq!(total["packets"], 157_363);
     assert_eq!(total["bytes"], 32_391_195);
     let csv = data.join("reference/pmacctd_v10_devmix/flows.csv.gz");
-    let total = import_total(&flowdrill(&[
-        "--format",
-        "json",
-        "import",
-        "--dry-run",
-        csv.to_str().unwrap(),
-    ]));
+    let total = dry_run(&csv, &[]);
     assert_eq!(total["records"], 80_332);
     assert_eq!(total["packets"], 157_457);
 }
@@ -215,13 +211,7 @@ fn real_export_captures_import_like_nfcapd_counted_them() {
 fn the_mix_capture_is_metered_with_tsharks_packet_totals() {
     let Some(data) = shared_data() else { return };
     let cap = data.join("mix/dev_mix.pcap");
-    let total = import_total(&flowdrill(&[
-        "--format",
-        "json",
-        "import",
-        "--dry-run",
-        cap.to_str().unwrap(),
-    ]));
+    let total = dry_run(&cap, &[]);
     // tshark: 152,792 IPv4 + 4,721 IPv6 packets.
     assert_eq!(total["packets"], 152_792 + 4_721);
     assert_eq!(total["bytes"], 30_182_984u64 + 1_898_204);
@@ -311,13 +301,7 @@ fn anonymised_imports_keep_counts() {
     );
     let key = d.join("key");
     std::fs::write(&key, "a long enough passphrase\n").unwrap();
-    let plain = import_total(&flowdrill(&[
-        "--format",
-        "json",
-        "import",
-        "--dry-run",
-        cap.to_str().unwrap(),
-    ]));
+    let plain = dry_run(&cap, &[]);
     for extra in [
         vec!["--anonymize-mask", "21,64"],
         vec!["--anonymize-key", key.to_str().unwrap()],
