@@ -323,3 +323,43 @@ fn anonymised_imports_keep_counts() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn generate_writes_records_straight_into_a_store() {
+    let d = tmp("genstore");
+    let store = d.join("store");
+    let out = flowdrill(&[
+        "--store",
+        store.to_str().unwrap(),
+        "generate",
+        "--kind",
+        "store",
+        "--flows",
+        "20k",
+        "--duration",
+        "2h",
+        "--no-events",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("generated 20000 records"));
+    let mut parquet = 0;
+    let mut stack = vec![store.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                parquet += 1;
+            }
+        }
+    }
+    // Two hours of 5-minute bins at level 0, plus the coarser levels.
+    assert!(parquet >= 24, "{parquet} bin files");
+    let bad = flowdrill(&["generate", "--kind", "store", "--out", "x.pcap"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
