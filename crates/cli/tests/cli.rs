@@ -363,3 +363,40 @@ fn generate_writes_records_straight_into_a_store() {
     let bad = flowdrill(&["generate", "--kind", "store", "--out", "x.pcap"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn demo_runs_on_its_own_and_refuses_machine_formats() {
+    let d = tmp("demo");
+    let store = d.join("demo");
+    let out = flowdrill(&[
+        "--store",
+        store.to_str().unwrap(),
+        "demo",
+        "--flows",
+        "20k",
+        "--no-events",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for section in [
+        "imported 1 file(s)",
+        "dropped: nothing",
+        "== Top 10 sources by bytes",
+        "== Hierarchical heavy hitters: source prefixes",
+        "== Hierarchical heavy hitters: applications",
+    ] {
+        assert!(text.contains(section), "missing '{section}' in:\n{text}");
+    }
+    let json = flowdrill(&[
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+        "demo",
+    ]);
+    assert_eq!(json.status.code(), Some(2));
+}

@@ -10,6 +10,12 @@ use flowdrill_ingest::import::ImportConfig;
 use std::io::Write;
 
 pub fn run(g: &Global, a: &DemoArgs) -> CliResult {
+    if g.format != crate::args::Format::Table {
+        return Err(crate::CliError::usage(anyhow::anyhow!(
+            "demo prints a report for people; for machine-readable output run `flowdrill import` \
+             (and the analysis commands) with --format"
+        )));
+    }
     let s = super::scenario(&a.scenario)?;
     let dir = super::store_dir(g, "flowdrill-demo");
     let store_dir = dir.join("store");
