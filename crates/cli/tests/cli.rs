@@ -400,3 +400,36 @@ fn demo_runs_on_its_own_and_refuses_machine_formats() {
     ]);
     assert_eq!(json.status.code(), Some(2));
 }
+
+#[test]
+fn drops_are_counted_with_their_reasons() {
+    let Some(data) = shared_data() else { return };
+    // Data sets whose template never comes are held until the end of the import, then
+    // counted as dropped: in the TOTAL row, as the file itself may be followed by templates.
+    let cap = data.join("exports/ndpi/tests_cfgs_default_pcap_netflowv9.pcap");
+    let out = flowdrill(&[
+        "--format",
+        "json",
+        "import",
+        "--dry-run",
+        cap.to_str().unwrap(),
+    ]);
+    let total = import_total(&out);
+    assert_eq!(total["records"], 0);
+    assert!(total["drops"].as_u64().unwrap() > 0, "{total}");
+    let reasons = total["drop_reasons"].as_str().unwrap();
+    assert!(reasons.contains("decode: set: no template"), "{reasons}");
+    // The meter's non-IP frames are charged to the capture that holds them: 721 in tshark,
+    // one of which is cut inside its link header.
+    let mix = data.join("mix/dev_mix.pcap");
+    let out = flowdrill(&[
+        "--format",
+        "json",
+        "import",
+        "--dry-run",
+        mix.to_str().unwrap(),
+    ]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reasons = rows[0]["drop_reasons"].as_str().unwrap();
+    assert!(reasons.contains("meter: not an IP packet=720"), "{reasons}");
+}

@@ -202,6 +202,10 @@ pub struct Importer {
     decoder: Decoder,
     meter: Option<Meter>,
     progress: Progress,
+    /// Decoder and meter counters already handed out in a summary, so each summary gets only
+    /// what its own file (or the final flush) added.
+    reported: BTreeMap<String, u64>,
+    reported_templates: u64,
 }
 
 impl Importer {
@@ -211,6 +215,8 @@ impl Importer {
             meter: None,
             cfg,
             progress: Progress::default(),
+            reported: BTreeMap::new(),
+            reported_templates: 0,
         }
     }
 
@@ -352,7 +358,34 @@ impl Importer {
             }
         }
         summary.input_bytes = self.progress.bytes_read() - start_bytes;
+        self.take_new_counts(&mut summary);
         Ok(summary)
+    }
+
+    /// Adds to `summary` the decoder's and meter's drops and templates not reported before.
+    fn take_new_counts(&mut self, summary: &mut ImportSummary) {
+        let st = self.decoder.stats();
+        let mut now: Vec<(String, u64)> = st
+            .drops
+            .iter()
+            .map(|(reason, n)| (format!("decode: {reason}"), *n))
+            .collect();
+        if let Some(m) = self.meter.as_ref() {
+            let ms = m.stats();
+            now.push(("meter: not an IP packet".to_string(), ms.non_ip_frames));
+            now.extend(
+                ms.parse_errors
+                    .iter()
+                    .map(|(reason, n)| (format!("meter: {reason}"), *n)),
+            );
+        }
+        for (k, n) in now {
+            let seen = self.reported.entry(k.clone()).or_default();
+            summary.drop(k, n - *seen);
+            *seen = n;
+        }
+        summary.templates += st.templates_seen - self.reported_templates;
+        self.reported_templates = st.templates_seen;
     }
 
     /// Ends the import: data still waiting for templates is decoded or counted as dropped, the
@@ -369,18 +402,7 @@ impl Importer {
             m.finish(&mut out);
         }
         emit.emit(&mut out, &mut summary)?;
-        let st = self.decoder.stats();
-        summary.templates = st.templates_seen;
-        for (reason, n) in &st.drops {
-            summary.drop(format!("decode: {reason}"), *n);
-        }
-        if let Some(m) = self.meter.as_ref() {
-            let st = m.stats();
-            summary.drop("meter: not an IP packet", st.non_ip_frames);
-            for (reason, n) in &st.parse_errors {
-                summary.drop(format!("meter: {reason}"), *n);
-            }
-        }
+        self.take_new_counts(&mut summary);
         Ok(summary)
     }
 

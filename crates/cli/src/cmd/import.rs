@@ -240,7 +240,6 @@ pub fn import_files(
             }
             let end = imp.finish(sink).map_err(|e| CliError::from(anyhow!(e)))?;
             report.total.merge(&end);
-            report.total.templates = end.templates;
             Ok(())
         })();
         done.store(true, std::sync::atomic::Ordering::Relaxed);
