@@ -45,6 +45,25 @@ fn import_total(out: &Output) -> serde_json::Value {
     total
 }
 
+/// `flowdrill generate --kind KIND --flows FLOWS --duration 10m EXTRA... --out OUT`, which
+/// must succeed; its output (the summary is on stderr).
+fn generate(kind: &str, flows: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "generate",
+        "--kind",
+        kind,
+        "--flows",
+        flows,
+        "--duration",
+        "10m",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    let o = flowdrill(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
 /// `flowdrill --format json import --dry-run EXTRA... FILE`: its TOTAL row.
 fn dry_run(file: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["--format", "json", "import", "--dry-run"];
@@ -58,23 +77,7 @@ fn generated_exports_of_every_version_import_to_the_generated_records() {
     let d = tmp("gen");
     for (kind, v6) in [("v5", false), ("v9", true), ("ipfix", true)] {
         let cap = d.join(format!("{kind}.pcap"));
-        let out = flowdrill(&[
-            "--quiet",
-            "generate",
-            "--kind",
-            kind,
-            "--flows",
-            "5000",
-            "--duration",
-            "10m",
-            "--out",
-            cap.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        generate(kind, "5000", &cap, &[]);
         let store = d.join(format!("store-{kind}"));
         let total = import_total(&flowdrill(&[
             "--store",
@@ -110,23 +113,7 @@ fn generated_exports_of_every_version_import_to_the_generated_records() {
 fn raw_packets_are_metered_back_into_the_generated_flows() {
     let d = tmp("packets");
     let cap = d.join("packets.pcap");
-    let out = flowdrill(&[
-        "generate",
-        "--kind",
-        "packets",
-        "--flows",
-        "3000",
-        "--duration",
-        "10m",
-        "--no-events",
-        "--out",
-        cap.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = generate("packets", "3000", &cap, &["--no-events"]);
     // "wrote FILE: N flows, P packets, B bytes as raw packets, ..."
     let msg = String::from_utf8_lossy(&out.stderr).to_string();
     let number_before = |word: &str| -> u64 {
@@ -229,20 +216,7 @@ fn garbage_and_truncated_input_give_clear_errors_not_panics() {
 
     // A capture cut in the middle keeps what came before the cut and says so.
     let cap = d.join("cut.pcap");
-    let out = flowdrill(&[
-        "--quiet",
-        "generate",
-        "--kind",
-        "ipfix",
-        "--flows",
-        "2000",
-        "--duration",
-        "10m",
-        "--no-events",
-        "--out",
-        cap.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
+    generate("ipfix", "2000", &cap, &["--no-events"]);
     let bytes = std::fs::read(&cap).unwrap();
     std::fs::write(&cap, &bytes[..bytes.len() * 2 / 3 + 7]).unwrap();
     let out = flowdrill(&["import", "--dry-run", cap.to_str().unwrap()]);
@@ -283,22 +257,7 @@ fn usage_mistakes_exit_with_code_2() {
 fn anonymised_imports_keep_counts() {
     let d = tmp("anon");
     let cap = d.join("v9.pcap");
-    assert!(
-        flowdrill(&[
-            "--quiet",
-            "generate",
-            "--kind",
-            "v9",
-            "--flows",
-            "2000",
-            "--duration",
-            "10m",
-            "--out",
-            cap.to_str().unwrap(),
-        ])
-        .status
-        .success()
-    );
+    generate("v9", "2000", &cap, &[]);
     let key = d.join("key");
     std::fs::write(&key, "a long enough passphrase\n").unwrap();
     let plain = dry_run(&cap, &[]);
