@@ -21,7 +21,7 @@
 //! once needs the store to mark the piece that holds the flow's start.
 
 use flowdrill_model::{ColumnSource, Field};
-use flowdrill_store::{Batch, BinRef, Skipped, Store};
+use flowdrill_store::{Batch, BinRef, Skipped, Store, sampling};
 use std::ops::Range;
 
 /// What the analyses count.
@@ -195,30 +195,22 @@ pub fn weights(batch: &Batch, metric: Metric) -> (Vec<f64>, Vec<f64>) {
     for i in 0..n {
         let x = bytes.get(i).copied().unwrap_or(0);
         let zi = z.get(i).copied().unwrap_or(0);
-        // Keep probability p = min(1, x/z); unsampled when z = 0 or x >= z.
-        let p = if zi == 0 || x >= zi {
-            1.0
-        } else {
-            x as f64 / zi as f64
-        };
-        let inv = 1.0 / p;
-        let q = (1.0 - p) * inv * inv;
+        // The store's estimators (ORACLES §3); packets and flows get their Horvitz–Thompson
+        // variance term (1 − p)/p² scaled by the record's value squared.
+        let p = sampling::keep_probability(x, zi);
+        let q = (1.0 - p) / (p * p);
         match metric {
             Metric::Bytes => {
-                w.push(x.max(zi) as f64);
-                v.push(if p < 1.0 {
-                    zi as f64 * (zi - x) as f64
-                } else {
-                    0.0
-                });
+                w.push(sampling::estimated_bytes(x, zi) as f64);
+                v.push(sampling::variance_term(x, zi));
             }
             Metric::Packets => {
-                let pk = packets.get(i).copied().unwrap_or(0) as f64;
-                w.push(pk * inv);
-                v.push(pk * pk * q);
+                let pk = packets.get(i).copied().unwrap_or(0);
+                w.push(sampling::estimated_packets(pk, x, zi));
+                v.push((pk as f64).powi(2) * q);
             }
             Metric::Flows => {
-                w.push(inv);
+                w.push(sampling::estimated_flows(x, zi));
                 v.push(q);
             }
         }
