@@ -1174,6 +1174,30 @@ impl PrefixMap {
     }
 }
 
+impl PrefixMap {
+    /// The map's entry for the prefix `p`: the most specific mapped prefix that contains all
+    /// of `p`, with its AS and organisation (the Internet2 talk's "where's it coming from").
+    pub fn describe(&self, p: Prefix) -> Option<(Prefix, u32, Arc<str>)> {
+        let lens = if p.is_v4() {
+            &self.lens_v4
+        } else {
+            &self.lens_v6
+        };
+        let net = lens
+            .iter()
+            .filter(|&&l| l <= p.len())
+            .map(|&l| Prefix::new(p.addr(), l))
+            .find(|q| self.nets.contains_key(q))?;
+        let asn = self.nets[&net];
+        let org = self
+            .orgs
+            .get(&asn)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""));
+        Some((net, asn, org))
+    }
+}
+
 impl Hierarchy for PrefixMap {
     type Leaf = u128;
     type Key = MapKey;

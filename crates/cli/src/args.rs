@@ -50,6 +50,20 @@ pub enum Command {
     /// Import flow data into the store (pcap/pcapng of exports or raw traffic, IPFIX files,
     /// nfcapd files, nfdump CSV; gzip'd or not; the kind is detected from the content).
     Import(ImportArgs),
+    /// Top N groups by a field or prefix (as `nfdump -s` / `-A`).
+    Top(TopArgs),
+    /// Hierarchical heavy hitters of sources, destinations or applications (Netpy's tree).
+    Hhh(HhhArgs),
+    /// Two-dimensional heavy hitters: the traffic of every cell of two hierarchies' keys.
+    Hhh2(Hhh2Args),
+    /// Traffic over time split into categories (built-in sets or your own rules).
+    Series(SeriesArgs),
+    /// Flow-size distribution and what ignoring the smallest flows would drop.
+    Dist(DistArgs),
+    /// What appeared, vanished and changed between two selections.
+    Compare(CompareArgs),
+    /// Scans and floods: fan-out, fan-in, small and SYN-only flows.
+    Scans(ScansArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
     Completions {
         #[arg(value_enum)]
@@ -158,4 +172,158 @@ pub enum PcapKind {
 pub struct DemoArgs {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MetricArg {
+    Bytes,
+    Packets,
+    Flows,
+}
+
+/// What every analysis reads: links, time range, filter, metric, and the bound on records.
+#[derive(Clone, Debug, Args)]
+pub struct SelectArgs {
+    /// Links to read, comma-separated or repeated [default: all links].
+    #[arg(long, short = 'l', value_delimiter = ',')]
+    pub link: Vec<String>,
+    /// Time range: -1h, -7d, 2024-05-01, START..END, START+DURATION, or all. Relative times
+    /// count back from the end of the newest stored bin.
+    #[arg(long, short = 't', default_value = "all", allow_hyphen_values = true)]
+    pub time: String,
+    /// Filter expression in nfdump's syntax, e.g. 'proto tcp and dst port 443'.
+    #[arg(long, short = 'f', allow_hyphen_values = true)]
+    pub filter: Option<String>,
+    /// Netpy ACL rule list file: keep the records whose first matching rule is `permit`.
+    #[arg(long, value_name = "FILE")]
+    pub acl: Option<PathBuf>,
+    /// What to count.
+    #[arg(long, short = 'm', value_enum, default_value_t = MetricArg::Bytes)]
+    pub metric: MetricArg,
+    /// Most records handed to the analysis; beyond it the sample is re-thresholded
+    /// (unbiased) and the answer carries error bars.
+    #[arg(long, default_value = "100k", value_name = "N")]
+    pub max_records: String,
+    /// Every stored record of the finest level, without re-sampling.
+    #[arg(long, conflicts_with = "max_error")]
+    pub exact: bool,
+    /// Read the coarsest store level whose byte total has at most this relative standard
+    /// error (e.g. 0.01 for 1 %), instead of bounding the records.
+    #[arg(long, value_name = "REL")]
+    pub max_error: Option<f64>,
+    /// Do not use or fill the result cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub sel: SelectArgs,
+    /// Group by: srcip, dstip, srcport, dstport, proto, srcas, dstas, inif, outif, exporter,
+    /// nexthop, tos, flags or any field; addresses take a prefix length (srcip/24,
+    /// srcip6/48, srcip/24,48).
+    #[arg(long, short = 'b', default_value = "srcip")]
+    pub by: String,
+    /// Number of groups.
+    #[arg(short = 'n', long = "top", default_value_t = 20)]
+    pub n: usize,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct HierarchyArgs {
+    /// Threshold: a percentage of the selection's total.
+    #[arg(long, short = 'T', default_value_t = 5.0)]
+    pub threshold: f64,
+    /// IPv4 prefix lengths of the address hierarchy, e.g. 8,16,24,32 [default: every length].
+    #[arg(long, value_delimiter = ',')]
+    pub levels: Vec<u8>,
+    /// IPv6 prefix lengths of the address hierarchy [default: every length].
+    #[arg(long, value_delimiter = ',')]
+    pub levels6: Vec<u8>,
+    /// Prefix map CSV (prefix,asn,organisation): enables the src-map/dst-map dimensions and
+    /// labels addresses with their AS and organisation.
+    #[arg(long, value_name = "CSV")]
+    pub prefix_map: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HhhArgs {
+    #[command(flatten)]
+    pub sel: SelectArgs,
+    /// Dimension: src, dst, app (Netpy's source-port form), app-dst, src-map, dst-map.
+    #[arg(long, short = 'd', default_value = "src")]
+    pub dim: String,
+    #[command(flatten)]
+    pub h: HierarchyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct Hhh2Args {
+    #[command(flatten)]
+    pub sel: SelectArgs,
+    /// Dimension of the rows.
+    #[arg(long, default_value = "src")]
+    pub rows: String,
+    /// Dimension of the columns.
+    #[arg(long, default_value = "dst")]
+    pub cols: String,
+    #[command(flatten)]
+    pub h: HierarchyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SeriesArgs {
+    #[command(flatten)]
+    pub sel: SelectArgs,
+    /// Category set: internet2, brownlee, proto; or a rules file (lines `NAME: FILTER`, or a
+    /// Netpy ACL list whose labels are the categories).
+    #[arg(long, short = 'c', default_value = "internet2")]
+    pub categories: String,
+    /// Bin width, e.g. 1s, 1m, 5m, 1h, 1d [default: at most 120 bins].
+    #[arg(long)]
+    pub bin: Option<String>,
+    /// What each bin counts: metric (the --metric), active (flows active in the bin),
+    /// sources or destinations (distinct addresses).
+    #[arg(long, default_value = "metric")]
+    pub value: String,
+    /// Split inbound/outbound relative to these local prefixes (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub local: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DistArgs {
+    #[command(flatten)]
+    pub sel: SelectArgs,
+    /// Show what ignoring flows of at most K packets would drop, per bin.
+    #[arg(long, default_value_t = 2, value_name = "K")]
+    pub ignore: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub sel: SelectArgs,
+    /// Time range of the selection to compare against [default: the same length just before].
+    #[arg(long, allow_hyphen_values = true)]
+    pub before_time: Option<String>,
+    /// Links of the selection to compare against [default: the same links].
+    #[arg(long, value_delimiter = ',')]
+    pub before_link: Vec<String>,
+    /// Group by (as for top).
+    #[arg(long, short = 'b', default_value = "srcip")]
+    pub by: String,
+    /// Number of changes to show.
+    #[arg(short = 'n', long = "top", default_value_t = 20)]
+    pub n: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ScansArgs {
+    #[command(flatten)]
+    pub sel: SelectArgs,
+    /// Hosts to list per table.
+    #[arg(short = 'n', long = "top", default_value_t = 10)]
+    pub n: usize,
 }

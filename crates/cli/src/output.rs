@@ -4,69 +4,11 @@
 //! `--format` behaves the same everywhere: CSV has a header row, JSON is an array of objects
 //! whose keys are the column names, NDJSON is one such object per line.
 
-use crate::args::Format;
+use crate::args::{Format, Global};
+use flowdrill_query::report::{Report, Section, Shape};
 use std::io::{self, Write};
 
-/// One value of a result table.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Cell {
-    Str(String),
-    Int(i128),
-    /// A float printed with the given number of decimals in text and CSV.
-    Float(f64, usize),
-    Null,
-}
-
-impl Cell {
-    fn text(&self) -> String {
-        match self {
-            Cell::Str(s) => s.clone(),
-            Cell::Int(v) => v.to_string(),
-            Cell::Float(v, d) => format!("{v:.d$}", d = *d),
-            Cell::Null => String::new(),
-        }
-    }
-    fn json(&self) -> serde_json::Value {
-        match self {
-            Cell::Str(s) => serde_json::Value::String(s.clone()),
-            Cell::Int(v) => {
-                if let Ok(x) = i64::try_from(*v) {
-                    x.into()
-                } else {
-                    serde_json::Value::String(v.to_string())
-                }
-            }
-            Cell::Float(v, _) => serde_json::Number::from_f64(*v)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
-            Cell::Null => serde_json::Value::Null,
-        }
-    }
-    fn numeric(&self) -> bool {
-        matches!(self, Cell::Int(_) | Cell::Float(..))
-    }
-}
-
-impl From<&str> for Cell {
-    fn from(s: &str) -> Cell {
-        Cell::Str(s.to_string())
-    }
-}
-impl From<String> for Cell {
-    fn from(s: String) -> Cell {
-        Cell::Str(s)
-    }
-}
-impl From<u64> for Cell {
-    fn from(v: u64) -> Cell {
-        Cell::Int(v as i128)
-    }
-}
-impl From<usize> for Cell {
-    fn from(v: usize) -> Cell {
-        Cell::Int(v as i128)
-    }
-}
+pub use flowdrill_query::report::Cell;
 
 /// A result: named columns and rows of cells.
 #[derive(Clone, Debug, Default)]
@@ -128,7 +70,7 @@ impl Table {
             }
         }
         let right: Vec<bool> = (0..self.columns.len())
-            .map(|i| self.rows.iter().any(|r| r[i].numeric()))
+            .map(|i| self.rows.iter().any(|r| r[i].is_numeric()))
             .collect();
         let line = |cells: &[String], w: &mut dyn Write| -> io::Result<()> {
             let mut s = String::new();
@@ -172,6 +114,231 @@ impl Table {
         }
         Ok(())
     }
+}
+
+/// Prints an analysis report in the chosen format: text with a header that says how exact
+/// the numbers are, or CSV / JSON / NDJSON for machines.
+pub fn print_report(r: &Report, g: &Global) -> crate::CliResult {
+    for s in &r.meta.skipped {
+        eprintln!("flowdrill: warning: skipped {s}");
+    }
+    let mut out = io::stdout().lock();
+    write_report(r, g.format, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+pub fn write_report(r: &Report, format: Format, w: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Table => {
+            let mut h = r.header();
+            if r.meta.cached {
+                h.push_str(" | cached");
+            }
+            writeln!(w, "{h}")?;
+            for s in &r.sections {
+                writeln!(w, "\n== {}", s.title)?;
+                if s.rows.is_empty() {
+                    writeln!(w, "(nothing selected)")?;
+                    continue;
+                }
+                match s.shape {
+                    Shape::Tree => tree(s).write_text(w)?,
+                    Shape::Grid => grid(s, w)?,
+                    Shape::Series => sparklines(s).write_text(w)?,
+                    Shape::List => plain(s).write_text(w)?,
+                }
+            }
+            Ok(())
+        }
+        Format::Csv => {
+            for (i, s) in r.sections.iter().enumerate() {
+                if i > 0 {
+                    writeln!(w)?;
+                }
+                plain(s).write_csv(w)?;
+            }
+            Ok(())
+        }
+        Format::Json => {
+            let v = serde_json::json!({
+                "meta": r.meta,
+                "sections": r.sections.iter().map(|s| serde_json::json!({
+                    "title": s.title,
+                    "shape": s.shape,
+                    "columns": s.columns,
+                    "rows": rows_json(s, r.meta.exact),
+                })).collect::<Vec<_>>(),
+            });
+            serde_json::to_writer_pretty(&mut *w, &v)?;
+            writeln!(w)
+        }
+        Format::Ndjson => {
+            for (i, s) in r.sections.iter().enumerate() {
+                for mut o in rows_json(s, r.meta.exact) {
+                    if let Some(m) = o.as_object_mut() {
+                        m.insert("section".into(), i.into());
+                    }
+                    serde_json::to_writer(&mut *w, &o)?;
+                    writeln!(w)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Row objects, each saying whether its numbers are exact.
+fn rows_json(s: &Section, exact: bool) -> Vec<serde_json::Value> {
+    s.objects()
+        .into_iter()
+        .map(|mut o| {
+            if let Some(m) = o.as_object_mut() {
+                m.insert("exact".into(), exact.into());
+            }
+            o
+        })
+        .collect()
+}
+
+fn plain(s: &Section) -> Table {
+    Table {
+        columns: s.columns.clone(),
+        rows: s.rows.clone(),
+    }
+}
+
+/// Netpy's Figure 1: keys indented by their depth in the tree of reported keys.
+fn tree(s: &Section) -> Table {
+    let (Some(k), Some(d)) = (s.col("key"), s.col("depth")) else {
+        return plain(s);
+    };
+    let mut t = Table {
+        columns: s
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != d)
+            .map(|(_, c)| c.clone())
+            .collect(),
+        rows: Vec::new(),
+    };
+    for r in &s.rows {
+        let depth = r[d].as_f64().unwrap_or(0.0) as usize;
+        t.rows.push(
+            r.iter()
+                .enumerate()
+                .filter(|(i, _)| *i != d)
+                .map(|(i, c)| {
+                    if i == k {
+                        Cell::Str(format!("{}{}", "  ".repeat(depth), c.text()))
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect(),
+        );
+    }
+    t
+}
+
+const SHADES: [char; 5] = [' ', '░', '▒', '▓', '█'];
+
+/// A heatmap as a Unicode shaded grid: rows labelled, columns numbered with a legend.
+fn grid(s: &Section, w: &mut dyn Write) -> io::Result<()> {
+    let (Some(rc), Some(cc), Some(vc)) = (s.col("row"), s.col("col"), s.col("value")) else {
+        return plain(s).write_text(w);
+    };
+    let mut rows: Vec<String> = Vec::new();
+    let mut cols: Vec<String> = Vec::new();
+    let mut cells = std::collections::HashMap::new();
+    for r in &s.rows {
+        let (a, b) = (r[rc].text(), r[cc].text());
+        if !rows.contains(&a) {
+            rows.push(a.clone());
+        }
+        if !cols.contains(&b) {
+            cols.push(b.clone());
+        }
+        cells.insert((a, b), r[vc].as_f64().unwrap_or(0.0));
+    }
+    let max = cells.values().copied().fold(0.0f64, f64::max);
+    let width = rows.iter().map(|r| r.chars().count()).max().unwrap_or(0);
+    let mut head = " ".repeat(width + 1);
+    for i in 0..cols.len() {
+        head.push_str(&format!("{:>3}", i + 1));
+    }
+    writeln!(w, "{}", head.trim_end())?;
+    for r in &rows {
+        let mut line = format!("{r:<width$} ");
+        for c in &cols {
+            let v = cells.get(&(r.clone(), c.clone())).copied().unwrap_or(0.0);
+            let shade = if v <= 0.0 || max <= 0.0 {
+                '·'
+            } else {
+                SHADES[((v / max) * 4.0).ceil().clamp(1.0, 4.0) as usize]
+            };
+            line.push_str(&format!(" {shade}{shade}"));
+        }
+        writeln!(w, "{line}")?;
+    }
+    writeln!(w, "columns:")?;
+    for (i, c) in cols.iter().enumerate() {
+        writeln!(w, "{:>4}  {c}", i + 1)?;
+    }
+    writeln!(
+        w,
+        "shade: █ > 75 %, ▓ > 50 %, ▒ > 25 %, ░ > 0 of the largest cell ({max:.0}); · empty"
+    )
+}
+
+const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// One line per category (and direction): total, peak, and a sparkline over the bins.
+fn sparklines(s: &Section) -> Table {
+    let (Some(cat), Some(val)) = (s.col("category"), s.col("value")) else {
+        return plain(s);
+    };
+    let dir = s.col("direction");
+    let mut order: Vec<String> = Vec::new();
+    let mut series: std::collections::HashMap<String, Vec<f64>> = Default::default();
+    for r in &s.rows {
+        let mut k = r[cat].text();
+        if let Some(d) = dir {
+            k = format!("{k} {}", r[d].text());
+        }
+        if !series.contains_key(&k) {
+            order.push(k.clone());
+        }
+        series
+            .entry(k)
+            .or_default()
+            .push(r[val].as_f64().unwrap_or(0.0));
+    }
+    let bins = series.values().map(Vec::len).max().unwrap_or(0);
+    let mut t = Table::new(&["category", "total", "peak", &format!("{bins} bins")]);
+    for k in order {
+        let v = &series[&k];
+        let total: f64 = v.iter().sum();
+        let peak = v.iter().copied().fold(0.0f64, f64::max);
+        let line: String = v
+            .iter()
+            .map(|&x| {
+                if peak <= 0.0 || x <= 0.0 {
+                    ' '
+                } else {
+                    SPARKS[(((x / peak) * 7.0).round() as usize).min(7)]
+                }
+            })
+            .collect();
+        t.push(vec![
+            Cell::Str(k),
+            Cell::Float(total, 0),
+            Cell::Float(peak, 0),
+            Cell::Str(line),
+        ]);
+    }
+    t
 }
 
 #[cfg(test)]

@@ -270,6 +270,7 @@ impl Common {
                 exporter: self.exporter,
                 domain: self.domain,
                 sampling_rate: 1,
+                continued: 0,
                 extra: Vec::new(),
             },
             origin,

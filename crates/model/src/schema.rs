@@ -178,6 +178,9 @@ flow_fields! {
     Domain domain: u32 = Kind::Unsigned(32), Meta, Some(149);
     /// Packet sampling rate the counters were multiplied by (1 = unsampled).
     SamplingRate sampling_rate: u32 = Kind::Unsigned(32), Meta, Some(34);
+    /// 1 on the later pieces of a flow that the store split across time bins, 0 on the piece
+    /// that holds the flow's start (and on every unsplit flow): a flow is counted once.
+    Continued continued: u8 = Kind::Unsigned(8), Meta, None;
 }
 
 impl Field {

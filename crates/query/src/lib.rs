@@ -1,10 +1,12 @@
 //! # flowdrill-query
 //!
-//! Every analysis runs on a [`Selection`]: links, a time range and a metric (the filter
-//! language joins here next). [`load`] reads the selected bins from the store, column by
-//! column, and turns each stored record into a **weight** (what it stands for in the metric)
-//! and a **variance term** (its share of the estimator's variance), following the threshold
-//! sampling estimators of `shared/ORACLES.md` §3. For a record of `x` bytes kept at threshold
+//! Every analysis runs on a [`Selection`]: links, a time range, a filter and a metric.
+//! [`Engine::load`] plans which store level to read ([`Bound`]), reads the selected bins
+//! column by column (through a small cache of recently read bins), keeps the records inside
+//! the time range and the filter, re-thresholds the sample when more records match than the
+//! bound allows (unbiased: `shared/ORACLES.md` §3), and turns each record into a **weight**
+//! (what it stands for in the metric) and a **variance term** (its share of the estimator's
+//! variance), following the threshold sampling estimators. For a record of `x` bytes kept at threshold
 //! `z` (so with probability `p = min(1, x/z)`):
 //!
 //! | metric  | weight          | variance term                   |
@@ -16,13 +18,25 @@
 //! Unsampled records (`z = 0` or `x ≥ z`) weigh exactly their value with variance 0, so exact
 //! data gives exact answers and every output can say whether it is exact.
 //!
-//! Known limitation (to fix with the query issue): the store splits a flow that spans several
-//! bins into one record per bin, and the `flows` metric here counts each piece. Counting a flow
-//! once needs the store to mark the piece that holds the flow's start.
+//! The store splits a flow that spans several bins into one record per bin and marks every
+//! piece after the first with `continued = 1`: those pieces weigh 0 in the `flows` metric, so a
+//! flow counts once, in the bin where it starts.
 
-use flowdrill_model::{ColumnSource, Field};
-use flowdrill_store::{Batch, BinRef, Skipped, Store, sampling};
+use flowdrill_filter::Expr;
+use flowdrill_model::{ColumnRef, ColumnSource, FIELDS, Field, Kind};
+use flowdrill_store::{Batch, BinRef, PlanGoal, Skipped, Store, sampling};
+use std::collections::HashMap;
 use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub mod cache;
+pub mod report;
+pub mod run;
+pub mod time;
+
+pub use flowdrill_analysis::Estimate;
+pub use time::{TimeError, parse_range};
 
 /// What the analyses count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,21 +56,24 @@ impl Metric {
     }
     pub fn from_name(s: &str) -> Option<Metric> {
         match s {
-            "bytes" | "b" => Some(Metric::Bytes),
-            "packets" | "pkts" | "p" => Some(Metric::Packets),
-            "flows" | "f" => Some(Metric::Flows),
+            "bytes" | "b" | "byt" => Some(Metric::Bytes),
+            "packets" | "pkts" | "p" | "pkt" => Some(Metric::Packets),
+            "flows" | "f" | "fl" => Some(Metric::Flows),
             _ => None,
         }
     }
 }
 
-/// Links, time range and metric.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Links, time range, filter and metric.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Selection {
     /// Links to read; empty means every link of the store.
     pub links: Vec<String>,
-    /// `[start, end)` in Unix ms; bins overlapping it are read.
+    /// `[start, end)` in Unix ms. Whole bins inside it are read as they are; in a bin that
+    /// straddles an end, only records starting inside the range are kept.
     pub range: Range<u64>,
+    /// Records must match it; `None` keeps all.
+    pub filter: Option<Expr>,
     pub metric: Metric,
 }
 
@@ -66,10 +83,35 @@ impl Selection {
         Selection {
             links: Vec::new(),
             range: 0..u64::MAX,
+            filter: None,
             metric: Metric::Bytes,
         }
     }
 }
+
+/// How many records an analysis may be handed, and how the store level is chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bound {
+    /// Every stored record of the finest level that covers the range, without re-sampling.
+    /// (The stored records are themselves a sample where the disk budget required one.)
+    Exact,
+    /// At most about this many records (in expectation): the finest level whose stored
+    /// records in range fit is read; otherwise the level with the fewest, and the matching
+    /// records are re-thresholded down to the bound. Netpy's default is 100,000.
+    Records(u64),
+    /// The coarsest (cheapest) level whose estimated byte total over the range has at most
+    /// this relative standard error; no re-sampling.
+    RelativeError(f64),
+}
+
+impl Default for Bound {
+    fn default() -> Bound {
+        Bound::Records(DEFAULT_MAX_RECORDS)
+    }
+}
+
+/// Netpy's bound on the records handed to an analysis.
+pub const DEFAULT_MAX_RECORDS: u64 = 100_000;
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +121,10 @@ pub enum QueryError {
     Store(#[from] flowdrill_store::Error),
     #[error("unknown link '{name}'; the store has: {known}")]
     UnknownLink { name: String, known: String },
+    #[error(transparent)]
+    Filter(#[from] flowdrill_filter::FilterError),
+    #[error(transparent)]
+    Time(#[from] TimeError),
 }
 
 /// The selected records, with their weights and variance terms in the selection's metric.
@@ -91,25 +137,36 @@ pub struct Loaded {
     pub variances: Vec<Vec<f64>>,
     /// Files that could not be read, with the reason (never silently hidden).
     pub skipped: Vec<Skipped>,
-    /// True when no record read was sampled: every number is exact.
+    /// True when no record handed over was sampled: every number is exact.
     pub exact: bool,
-    /// The largest sampling threshold among the bins read (0 when exact).
+    /// The largest sampling threshold among the records handed over (0 when exact).
     pub z_max: u64,
+    /// The store level read (0 = finest).
+    pub level: u8,
+    /// The links read.
+    pub links: Vec<String>,
+    /// Records read from the files (before the time range and filter).
+    pub records_read: u64,
+    /// Records that matched the time range and filter (before any re-thresholding).
+    pub records_matched: u64,
+    /// The threshold the matching records were re-sampled at to meet the bound, if any.
+    pub rethreshold_z: Option<u64>,
 }
 
 impl Loaded {
-    /// Records read.
+    /// Records handed to the analysis.
     pub fn len(&self) -> usize {
         self.batches.iter().map(|(_, b)| b.len()).sum()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Estimated total and its variance.
-    pub fn total(&self) -> (f64, f64) {
-        let t = self.weights.iter().flatten().sum();
-        let v = self.variances.iter().flatten().sum();
-        (t, v)
+    /// Estimated total of the metric and its variance.
+    pub fn total(&self) -> Estimate {
+        Estimate {
+            value: self.weights.iter().flatten().sum(),
+            variance: self.variances.iter().flatten().sum(),
+        }
     }
     /// All weights, concatenated across batches (the order of [`Loaded::concat_u128`] etc.).
     pub fn all_weights(&self) -> Vec<f64> {
@@ -122,7 +179,7 @@ impl Loaded {
     pub fn concat_u128(&self, f: Field) -> Vec<u128> {
         let mut out = Vec::with_capacity(self.len());
         for (_, b) in &self.batches {
-            if let Some(flowdrill_model::ColumnRef::Addr(s)) = b.column(f) {
+            if let Some(ColumnRef::Addr(s)) = b.column(f) {
                 out.extend_from_slice(s);
             }
         }
@@ -138,15 +195,60 @@ impl Loaded {
         }
         out
     }
+    /// One line that says what the numbers are: exact, or estimated at which z and from how
+    /// many records.
+    pub fn describe(&self) -> String {
+        if self.exact {
+            format!("exact: {} records, level {}", self.len(), self.level)
+        } else {
+            let mut s = format!(
+                "estimated: {} records at z <= {}, level {}",
+                self.len(),
+                self.z_max,
+                self.level
+            );
+            if let Some(z) = self.rethreshold_z {
+                s.push_str(&format!(
+                    ", re-sampled from {} matching (z {z})",
+                    self.records_matched
+                ));
+            }
+            s
+        }
+    }
 }
 
-/// Reads the selection's bins (finest level) with the `fields` an analysis needs, plus what
-/// the weights need.
-pub fn load(store: &Store, sel: &Selection, fields: &[Field]) -> Result<Loaded, QueryError> {
-    let known = store.links();
-    let links: Vec<String> = if sel.links.is_empty() {
-        known.clone()
-    } else {
+/// Reads selections from one store, keeping recently read bins in memory.
+#[derive(Debug)]
+pub struct Engine {
+    store: Store,
+    cache: Mutex<Cache>,
+    /// Seed of the re-thresholding (fixed, so that an analysis repeated gives the same answer).
+    pub seed: u64,
+}
+
+impl Engine {
+    /// An engine with a cache of `cache_bytes` (of decoded columns).
+    pub fn new(store: Store, cache_bytes: usize) -> Engine {
+        Engine {
+            store,
+            cache: Mutex::new(Cache::new(cache_bytes)),
+            seed: 0x5eed_f10d,
+        }
+    }
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// The links of a selection, checked against the store.
+    pub fn links(&self, sel: &Selection) -> Result<Vec<String>, QueryError> {
+        let known = self.store.links();
+        if sel.links.is_empty() {
+            return Ok(known);
+        }
         for l in &sel.links {
             if !known.contains(l) {
                 return Err(QueryError::UnknownLink {
@@ -155,40 +257,338 @@ pub fn load(store: &Store, sel: &Selection, fields: &[Field]) -> Result<Loaded, 
                 });
             }
         }
-        sel.links.clone()
-    };
-    let mut need: Vec<Field> = fields.to_vec();
-    for f in [Field::Bytes, Field::Packets] {
-        if !need.contains(&f) {
-            need.push(f);
-        }
+        Ok(sel.links.clone())
     }
-    let mut out = Loaded {
-        exact: true,
-        ..Loaded::default()
-    };
-    for l in &links {
-        let r = store.read_range(l, sel.range.clone(), 0, &need)?;
-        out.skipped.extend(r.skipped);
-        for (bin, batch) in r.batches {
-            let (w, v) = weights(&batch, sel.metric);
-            out.z_max = out.z_max.max(bin.z_max);
-            if v.iter().any(|&x| x > 0.0) || bin.z_max > 0 {
-                out.exact = false;
+
+    /// The user-defined elements the store's files carry (from the newest bin of each link),
+    /// so that filters can name them.
+    pub fn custom_fields(&self) -> flowdrill_model::CustomFields {
+        let mut out = flowdrill_model::CustomFields::default();
+        for link in self.store.links() {
+            let newest = self
+                .store
+                .all_bins()
+                .iter()
+                .filter(|b| b.link == link)
+                .max_by_key(|b| b.start);
+            if let Some(b) = newest
+                && let Ok((meta, _)) =
+                    flowdrill_store::format::read_meta(&self.store.root().join(&b.path))
+            {
+                for f in meta.custom.fields {
+                    if out.by_name(&f.name).is_none() {
+                        out.fields.push(f);
+                    }
+                }
             }
+        }
+        out
+    }
+
+    /// The end of the newest finest-level bin of `links` (all links when empty): the anchor of relative
+    /// time ranges. The current time when the store is empty.
+    pub fn anchor(&self, links: &[String]) -> u64 {
+        // The finest level present: coarse bins end at the end of their day or hour, after
+        // the data.
+        let bins = || {
+            self.store
+                .all_bins()
+                .iter()
+                .filter(|b| links.is_empty() || links.contains(&b.link))
+        };
+        let finest = bins().map(|b| b.level).min();
+        bins()
+            .filter(|b| Some(b.level) == finest)
+            .map(|b| b.end)
+            .max()
+            .unwrap_or_else(now_ms)
+    }
+
+    /// Reads the selection: the `fields` an analysis needs, with weights in its metric.
+    pub fn load(
+        &self,
+        sel: &Selection,
+        fields: &[Field],
+        bound: Bound,
+    ) -> Result<Loaded, QueryError> {
+        let links = self.links(sel)?;
+        let link_refs: Vec<&str> = links.iter().map(String::as_str).collect();
+        let mut out = Loaded {
+            exact: true,
+            links: links.clone(),
+            ..Loaded::default()
+        };
+        if links.is_empty() || sel.range.start >= sel.range.end {
+            return Ok(out);
+        }
+        let goal = match bound {
+            Bound::Exact => PlanGoal::MaxRecords(0),
+            Bound::Records(n) => PlanGoal::MaxRecords(n),
+            Bound::RelativeError(e) => PlanGoal::MaxRelativeError(e),
+        };
+        let mut plan = self.store.plan(&link_refs, sel.range.clone(), goal)?;
+        if bound == Bound::Exact {
+            // The finest level with full coverage, whatever its size.
+            let fine = self.store.plan(
+                &link_refs,
+                sel.range.clone(),
+                PlanGoal::MaxRecords(u64::MAX),
+            )?;
+            plan = fine;
+        }
+        out.level = plan.level;
+        let mut need: Vec<Field> = fields.to_vec();
+        need.extend([Field::Bytes, Field::Packets, Field::Continued]);
+        if let Some(f) = &sel.filter {
+            need.extend(f.fields());
+        }
+        let partial = plan
+            .bins
+            .iter()
+            .any(|b| b.start < sel.range.start || b.end > sel.range.end);
+        if partial {
+            need.push(Field::TimeStart);
+        }
+        need.sort_unstable();
+        need.dedup();
+
+        let read = self.read_bins(&plan.bins, &need);
+        for (bin, r) in plan.bins.iter().zip(read) {
+            let batch = match r {
+                Ok(b) => b,
+                Err(
+                    e @ (flowdrill_store::Error::Corrupt { .. }
+                    | flowdrill_store::Error::Io { .. }
+                    | flowdrill_store::Error::NewerFormat { .. }),
+                ) => {
+                    out.skipped.push(Skipped {
+                        path: self.store.root().join(&bin.path),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            out.records_read += batch.len() as u64;
+            let mut keep = match &sel.filter {
+                Some(f) => Some(f.select(batch.as_ref())?),
+                None => None,
+            };
+            if bin.start < sel.range.start || bin.end > sel.range.end {
+                let ts = batch.u64s(Field::TimeStart).unwrap_or(&[]);
+                let inside: Vec<bool> = ts.iter().map(|t| sel.range.contains(t)).collect();
+                let m = flowdrill_filter::Bitmap::from_bools(&inside);
+                match &mut keep {
+                    Some(k) => k.and_with(&m),
+                    None => keep = Some(m),
+                }
+            }
+            let batch = match keep {
+                Some(k) if k.count_ones() < batch.len() => batch.filter(&k.to_bools(), None),
+                _ => Batch::clone(&batch),
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            out.records_matched += batch.len() as u64;
+            out.batches.push((bin.clone(), batch));
+        }
+
+        if let Bound::Records(max) = bound
+            && out.records_matched > max
+        {
+            let mut items = Vec::with_capacity(out.records_matched as usize);
+            for (_, b) in &out.batches {
+                let x = b.u64s(Field::Bytes).unwrap_or(&[]);
+                items.extend(x.iter().copied().zip(b.sample_z().iter().copied()));
+            }
+            let z = sampling::choose_threshold(&items, max as f64);
+            drop(items);
+            if z > 0 {
+                out.rethreshold_z = Some(z);
+                let seed = self.seed;
+                for (bin, b) in &mut out.batches {
+                    let s = seed ^ bin.start.rotate_left(17) ^ fnv(bin.link.as_bytes());
+                    if let Some(r) = b.rethreshold(z, s) {
+                        *b = r;
+                    }
+                }
+                out.batches.retain(|(_, b)| !b.is_empty());
+            }
+        }
+
+        for (_, batch) in &out.batches {
+            let (w, v) = weights(batch, sel.metric);
+            let zmax = batch.sample_z().iter().copied().max().unwrap_or(0);
+            out.z_max = out.z_max.max(zmax);
             out.weights.push(w);
             out.variances.push(v);
-            out.batches.push((bin, batch));
         }
+        out.exact = out.z_max == 0;
+        Ok(out)
     }
-    Ok(out)
+
+    /// Reads bins through the cache, two at a time (the machines are small; Parquet decoding
+    /// is the cost).
+    fn read_bins(
+        &self,
+        bins: &[BinRef],
+        fields: &[Field],
+    ) -> Vec<Result<Arc<Batch>, flowdrill_store::Error>> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(bins.len().max(1));
+        let one = |b: &BinRef| self.read_bin(b, fields);
+        if threads <= 1 {
+            return bins.iter().map(one).collect();
+        }
+        let chunk = bins.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = bins
+                .chunks(chunk)
+                .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    }
+
+    fn read_bin(
+        &self,
+        bin: &BinRef,
+        fields: &[Field],
+    ) -> Result<Arc<Batch>, flowdrill_store::Error> {
+        let key = bin.path.clone();
+        let mut want: Vec<Field> = fields.to_vec();
+        if let Ok(c) = self.cache.lock()
+            && let Some(e) = c.map.get(&key)
+            && e.mtime_ns == bin.mtime_ns
+        {
+            if fields.iter().all(|f| e.fields.contains(f)) {
+                return Ok(e.batch.clone());
+            }
+            want.extend(e.fields.iter().copied());
+        }
+        want.sort_unstable();
+        want.dedup();
+        let batch = Arc::new(self.store.read_bin(bin, &want)?);
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, bin.mtime_ns, want, batch.clone());
+        }
+        Ok(batch)
+    }
 }
 
-/// Per-record weight and variance term of `batch` in `metric` (see the crate doc).
+/// Recently read bins, least recently inserted evicted first.
+#[derive(Debug)]
+struct Cache {
+    capacity: usize,
+    used: usize,
+    tick: u64,
+    map: HashMap<PathBuf, CacheEntry>,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    mtime_ns: u64,
+    fields: Vec<Field>,
+    batch: Arc<Batch>,
+    bytes: usize,
+    tick: u64,
+}
+
+impl Cache {
+    fn new(capacity: usize) -> Cache {
+        Cache {
+            capacity,
+            used: 0,
+            tick: 0,
+            map: HashMap::new(),
+        }
+    }
+    fn insert(&mut self, key: PathBuf, mtime_ns: u64, fields: Vec<Field>, batch: Arc<Batch>) {
+        let bytes = batch.len() * (8 + fields.iter().map(|f| width(*f)).sum::<usize>());
+        if bytes > self.capacity {
+            return;
+        }
+        if let Some(old) = self.map.remove(&key) {
+            self.used -= old.bytes;
+        }
+        while self.used + bytes > self.capacity {
+            let Some(victim) = self
+                .map
+                .iter()
+                .min_by_key(|(_, e)| e.tick)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(e) = self.map.remove(&victim) {
+                self.used -= e.bytes;
+            }
+        }
+        self.tick += 1;
+        self.used += bytes;
+        self.map.insert(
+            key,
+            CacheEntry {
+                mtime_ns,
+                fields,
+                batch,
+                bytes,
+                tick: self.tick,
+            },
+        );
+    }
+}
+
+fn width(f: Field) -> usize {
+    match FIELDS[f as usize].kind {
+        Kind::Unsigned(b) => (b / 8) as usize,
+        Kind::Address => 16,
+        Kind::TimeMs => 8,
+    }
+}
+
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Parses a filter with the user-defined elements of `custom` usable by name.
+pub fn parse_filter(
+    text: &str,
+    custom: &flowdrill_model::CustomFields,
+) -> Result<Expr, flowdrill_filter::FilterError> {
+    let _ = custom; // user-defined elements join with the filter's registry support
+    flowdrill_filter::parse(text)
+}
+
+/// Reads the selection once, without a cache (for one-shot callers and tests).
+pub fn load(store: &Store, sel: &Selection, fields: &[Field]) -> Result<Loaded, QueryError> {
+    let engine = Engine::new(store.clone(), 0);
+    engine.load(sel, fields, Bound::Exact)
+}
+
+/// Per-record weight and variance term of `batch` in `metric` (see the crate doc). Pieces of
+/// a split flow after the first (`continued = 1`) weigh 0 flows.
 pub fn weights(batch: &Batch, metric: Metric) -> (Vec<f64>, Vec<f64>) {
     let n = batch.len();
     let bytes = batch.u64s(Field::Bytes).unwrap_or(&[]);
     let packets = batch.u64s(Field::Packets).unwrap_or(&[]);
+    let continued: &[u8] = match batch.column(Field::Continued) {
+        Some(ColumnRef::U8(c)) => c,
+        _ => &[],
+    };
     let z = batch.sample_z();
     let mut w = Vec::with_capacity(n);
     let mut v = Vec::with_capacity(n);
@@ -210,8 +610,13 @@ pub fn weights(batch: &Batch, metric: Metric) -> (Vec<f64>, Vec<f64>) {
                 v.push((pk as f64).powi(2) * q);
             }
             Metric::Flows => {
-                w.push(sampling::estimated_flows(x, zi));
-                v.push(q);
+                if continued.get(i).copied().unwrap_or(0) != 0 {
+                    w.push(0.0);
+                    v.push(0.0);
+                } else {
+                    w.push(sampling::estimated_flows(x, zi));
+                    v.push(q);
+                }
             }
         }
     }

@@ -52,7 +52,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Version of the bin file layout. Readers refuse files with a larger version.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// zstd level of the bin files.
 pub const ZSTD_LEVEL: i32 = 1;
 /// The per-record threshold column.

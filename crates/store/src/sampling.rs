@@ -243,6 +243,7 @@ pub struct Part {
 /// clipped to its bin. Bins are half-open `[start, start + bin_ms)`; a flow of zero duration
 /// (or with `time_end < time_start`) lies wholly in the bin of `time_start`. Parts that get
 /// neither packets nor bytes are omitted (except the first: a flow always has a record).
+/// Every part after the first carries `continued = 1`, so that a flow counts once.
 ///
 /// A flow spanning more than `max_bins` bins is not split: it goes whole into the bin of its
 /// `time_end` (the returned flag is true), so a bogus timestamp cannot explode into
@@ -297,6 +298,7 @@ pub fn split(r: &FlowRecord, bin_ms: u64, max_bins: u64) -> (Vec<Part>, bool) {
             rec.time_end = e;
             rec.packets = p;
             rec.bytes = by;
+            rec.continued = (!parts.is_empty()) as u8;
             parts.push(Part {
                 bin_start: b,
                 record: rec,

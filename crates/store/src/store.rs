@@ -107,7 +107,7 @@ struct CatalogFile {
 }
 
 /// An open store directory.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
     config: LinksConfig,
@@ -513,8 +513,33 @@ impl Store {
                 relative_error,
             });
         }
-        let best = plans.iter().map(|p| p.covered_ms).max().unwrap_or(0);
-        plans.retain(|p| p.covered_ms == best);
+        // A level is complete when it has data in every period the coarsest level with data
+        // has (expiry removes fine bins first): count, per link, the coarsest level's bins
+        // that each level's bins overlap, and keep the levels that overlap the most. (Bin
+        // widths differ, so time covered would always favour the coarse levels.)
+        let coarsest = plans
+            .iter()
+            .rev()
+            .find(|p| !p.bins.is_empty())
+            .map(|p| p.bins.clone())
+            .unwrap_or_default();
+        let overlaps = |p: &Plan| -> usize {
+            coarsest
+                .iter()
+                .filter(|c| {
+                    p.bins
+                        .iter()
+                        .any(|b| b.link == c.link && b.start < c.end && b.end > c.start)
+                })
+                .count()
+        };
+        let scores: Vec<usize> = plans.iter().map(overlaps).collect();
+        let best = scores.iter().copied().max().unwrap_or(0);
+        let mut i = 0;
+        plans.retain(|_| {
+            i += 1;
+            scores[i - 1] == best
+        });
         let pick = match goal {
             PlanGoal::MaxRecords(max) => plans
                 .iter()

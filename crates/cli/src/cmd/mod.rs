@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches.
 
+mod analyze;
 mod demo;
 mod generate;
 mod import;
@@ -17,6 +18,13 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Demo(a) => demo::run(g, a),
         Command::Generate(a) => generate::run(g, a),
         Command::Import(a) => import::run(g, a),
+        Command::Top(a) => analyze::top(g, a),
+        Command::Hhh(a) => analyze::hhh(g, a),
+        Command::Hhh2(a) => analyze::hhh2(g, a),
+        Command::Series(a) => analyze::series(g, a),
+        Command::Dist(a) => analyze::dist(g, a),
+        Command::Compare(a) => analyze::compare(g, a),
+        Command::Scans(a) => analyze::scans(g, a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

@@ -40,7 +40,10 @@ pub fn print(store_dir: &Path, g: &Global) -> CliResult {
         .fold((0, 0, 0), |a, b| {
             (a.0 + b.flows, a.1 + b.packets, a.2 + b.bytes)
         });
-    let (est, var) = loaded.total();
+    let flowdrill_query::Estimate {
+        value: est,
+        variance: var,
+    } = loaded.total();
     writeln!(
         out,
         "\n== Store: {} link(s), {} level-0 bins; exact counters: {} flows, {} packets, {}B",

@@ -68,6 +68,7 @@ pub fn records(n: usize, seed: u64, t0: u64, span_ms: u64) -> Vec<FlowRecord> {
                 exporter: Addr::from_v4_u32(0xc000_0201 + (rng.next_u64() % 2) as u32),
                 domain: 0,
                 sampling_rate: 1,
+                continued: 0,
                 extra: Vec::new(),
             }
         })

@@ -116,6 +116,7 @@ pub fn decode(
             exporter,
             domain,
             sampling_rate: rate,
+            continued: 0,
             extra: Vec::new(),
         }
     }));

@@ -1,0 +1,1400 @@
+//! The analyses on a selection, each a function from ([`Engine`], [`Selection`], [`Bound`],
+//! parameters) to a [`Report`]: the CLI, the console and the daemon call these and only
+//! render.
+
+use crate::report::{Cell, Meta, Report, Section, Shape};
+use crate::{Bound, Engine, Loaded, Metric, QueryError, Selection};
+use flowdrill_analysis::hhh::{
+    self, AppHierarchy, HhhReport, Hierarchy, IpKey, IpLevels, MapKey, PortSide, PrefixMap,
+    PrefixMapRow, Threshold,
+};
+use flowdrill_analysis::top::{self, Rank};
+use flowdrill_analysis::{AnalysisError, Estimate, Weights};
+use flowdrill_model::{Addr, ColumnSource, Field, Kind, Prefix, proto};
+use std::collections::HashMap;
+use std::fmt;
+
+/// A parameter that does not make sense (a usage error: exit code 2).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParamError(pub String);
+
+/// Why an analysis failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+/// What `top` and `compare` group by: a field, or an address field masked to a prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeySpec {
+    pub field: Field,
+    /// Prefix lengths for IPv4 and IPv6 addresses (32 and 128 = whole addresses).
+    pub v4_len: u8,
+    pub v6_len: u8,
+}
+
+impl KeySpec {
+    /// Parses `srcip`, `dstport`, `proto`, `srcip/24`, `srcip4/24`, `srcip6/48`,
+    /// `srcip/24,48`, nfdump's names or any schema field name.
+    pub fn parse(s: &str) -> Result<KeySpec, ParamError> {
+        let (name, len) = match s.split_once('/') {
+            Some((n, l)) => (n, Some(l)),
+            None => (s, None),
+        };
+        let (name, family) = match name {
+            n if n.ends_with("ip4") => (&n[..n.len() - 1], Some(4)),
+            n if n.ends_with("ip6") => (&n[..n.len() - 1], Some(6)),
+            n => (n, None),
+        };
+        let field = field_alias(name).ok_or_else(|| {
+            ParamError(format!(
+                "unknown key '{name}': use srcip, dstip, srcport, dstport, proto, srcas, dstas, inif, outif, exporter, nexthop, tos, flags or a field name ({})",
+                flowdrill_model::FIELDS
+                    .iter()
+                    .map(|f| f.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let mut k = KeySpec {
+            field,
+            v4_len: 32,
+            v6_len: 128,
+        };
+        if let Some(l) = len {
+            if field.info().kind != Kind::Address {
+                return Err(ParamError(format!(
+                    "'{s}': only address keys take a prefix length"
+                )));
+            }
+            let bad = || {
+                ParamError(format!(
+                    "'{s}': a prefix length is /0../32 (IPv4) or /0../128 (IPv6), e.g. srcip/24 or srcip/24,48"
+                ))
+            };
+            let (a, b) = match l.split_once(',') {
+                Some((a, b)) => (a, Some(b)),
+                None => (l, None),
+            };
+            let a: u8 = a.parse().map_err(|_| bad())?;
+            match (family, b) {
+                (Some(6), None) => k.v6_len = a,
+                (_, None) => k.v4_len = a,
+                (_, Some(b)) => {
+                    k.v4_len = a;
+                    k.v6_len = b.parse().map_err(|_| bad())?;
+                }
+            }
+            if k.v4_len > 32 || k.v6_len > 128 {
+                return Err(bad());
+            }
+        }
+        Ok(k)
+    }
+
+    /// The key of record `i` of `b` as a u128 (addresses masked).
+    fn extract(&self, loaded: &Loaded) -> Vec<u128> {
+        match self.field.info().kind {
+            Kind::Address => {
+                let a = loaded.concat_u128(self.field);
+                if self.v4_len == 32 && self.v6_len == 128 {
+                    a
+                } else {
+                    top::mask_addrs(&a, self.v4_len, self.v6_len)
+                }
+            }
+            _ => loaded
+                .concat_u64(self.field)
+                .into_iter()
+                .map(u128::from)
+                .collect(),
+        }
+    }
+
+    /// How a key prints.
+    pub fn show(&self, k: u128) -> String {
+        match self.field {
+            _ if self.field.info().kind == Kind::Address => {
+                let a = Addr(k);
+                let len = if a.is_v4() { self.v4_len } else { self.v6_len };
+                let full = if a.is_v4() { 32 } else { 128 };
+                if len == full {
+                    a.to_string()
+                } else {
+                    Prefix::new(a, len).to_string()
+                }
+            }
+            Field::Proto => proto::name(k as u8).into_owned(),
+            Field::TimeStart | Field::TimeEnd => flowdrill_model::time::format_ms(k as u64),
+            _ => k.to_string(),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        let n = self.field.name().to_string();
+        if self.field.info().kind == Kind::Address && (self.v4_len != 32 || self.v6_len != 128) {
+            format!("{n}/{},{}", self.v4_len, self.v6_len)
+        } else {
+            n
+        }
+    }
+}
+
+fn field_alias(name: &str) -> Option<Field> {
+    Some(match name {
+        "srcip" | "src_ip" | "sa" | "src" => Field::SrcAddr,
+        "dstip" | "dst_ip" | "da" | "dst" => Field::DstAddr,
+        "srcport" | "sp" => Field::SrcPort,
+        "dstport" | "dp" | "port" => Field::DstPort,
+        "proto" | "pr" | "protocol" => Field::Proto,
+        "srcas" | "sas" => Field::SrcAs,
+        "dstas" | "das" => Field::DstAs,
+        "inif" | "in" => Field::InIf,
+        "outif" | "out" => Field::OutIf,
+        "router" | "exporter" | "ra" => Field::Exporter,
+        "nexthop" | "nhip" | "nh" => Field::NextHop,
+        "flags" | "flg" => Field::TcpFlags,
+        "tos" => Field::Tos,
+        other => return Field::from_name(other),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces
+
+fn meta(analysis: &str, params: String, sel: &Selection, l: &Loaded) -> Meta {
+    let total = l.total();
+    let (start_ms, end_ms) = clip_range(sel, l);
+    Meta {
+        analysis: analysis.to_string(),
+        params,
+        links: l.links.clone(),
+        start_ms,
+        end_ms,
+        filter: sel
+            .filter
+            .as_ref()
+            .map(|f| f.to_string())
+            .unwrap_or_default(),
+        metric: sel.metric.name().to_string(),
+        level: l.level,
+        exact: l.exact,
+        z_max: l.z_max,
+        records: l.len() as u64,
+        matched: l.records_matched,
+        rethreshold_z: l.rethreshold_z,
+        total: total.value,
+        total_stderr: total.std_error(),
+        skipped: l
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.path.display(), s.reason))
+            .collect(),
+        cached: false,
+    }
+}
+
+/// The selection's range with open ends clipped to the bins read.
+fn clip_range(sel: &Selection, l: &Loaded) -> (u64, u64) {
+    let lo = l.batches.iter().map(|(b, _)| b.start).min().unwrap_or(0);
+    let hi = l.batches.iter().map(|(b, _)| b.end).max().unwrap_or(0);
+    (sel.range.start.max(lo), sel.range.end.min(hi.max(lo)))
+}
+
+/// The estimate columns of a value: `stderr`, `ci95_lo`, `ci95_hi` (estimated reports only).
+fn error_cols(exact: bool) -> &'static [&'static str] {
+    if exact {
+        &[]
+    } else {
+        &["stderr", "ci95_lo", "ci95_hi"]
+    }
+}
+
+fn error_cells(e: Estimate, exact: bool) -> Vec<Cell> {
+    if exact {
+        return Vec::new();
+    }
+    let (lo, hi) = e.interval95();
+    vec![
+        Cell::Float(e.std_error(), 1),
+        Cell::Float(lo, 1),
+        Cell::Float(hi, 1),
+    ]
+}
+
+fn pct(part: f64, whole: f64) -> Cell {
+    Cell::Float(
+        if whole > 0.0 {
+            100.0 * part / whole
+        } else {
+            0.0
+        },
+        2,
+    )
+}
+
+fn cols(base: &[&'static str], extra: &[&'static str]) -> Vec<&'static str> {
+    base.iter().chain(extra).copied().collect()
+}
+
+/// The weights of `l` in a metric other than the selection's.
+fn weights_in(l: &Loaded, metric: Metric) -> (Vec<f64>, Vec<f64>) {
+    let mut w = Vec::with_capacity(l.len());
+    let mut v = Vec::with_capacity(l.len());
+    for (_, b) in &l.batches {
+        let (a, c) = crate::weights(b, metric);
+        w.extend(a);
+        v.extend(c);
+    }
+    (w, v)
+}
+
+// ---------------------------------------------------------------------------------------------
+// top
+
+/// `top`: the largest groups by a key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopParams {
+    pub by: KeySpec,
+    pub n: usize,
+}
+
+pub fn top(
+    engine: &Engine,
+    sel: &Selection,
+    bound: Bound,
+    p: &TopParams,
+) -> Result<Report, RunError> {
+    let l = engine.load(sel, &[p.by.field], bound)?;
+    let keys = p.by.extract(&l);
+    let (w, v) = (l.all_weights(), l.all_variances());
+    let groups = top::aggregate(&keys, Weights::sampled(&w, &v))?;
+    let distinct = groups.len();
+    let best = top::top_n(groups, p.n, Rank::Weight);
+    // The other two counters for the keys shown.
+    let index: HashMap<u128, usize> = best.iter().enumerate().map(|(i, g)| (g.key, i)).collect();
+    let mut counters = vec![[Estimate::default(); 3]; best.len()];
+    for (mi, m) in [Metric::Flows, Metric::Packets, Metric::Bytes]
+        .into_iter()
+        .enumerate()
+    {
+        let (mw, mv) = if m == sel.metric {
+            (w.clone(), v.clone())
+        } else {
+            weights_in(&l, m)
+        };
+        for (i, k) in keys.iter().enumerate() {
+            if let Some(&j) = index.get(k) {
+                counters[j][mi].value += mw[i];
+                counters[j][mi].variance += mv[i];
+            }
+        }
+    }
+    let total = l.total();
+    let exact = l.exact;
+    let mut s = Section::new(
+        format!("Top {} {} by {}", p.n, p.by.name(), sel.metric.name()),
+        Shape::List,
+        &cols(
+            &["rank", "key", "flows", "packets", "bytes", "share"],
+            error_cols(exact),
+        ),
+    );
+    for (i, g) in best.iter().enumerate() {
+        let c = &counters[i];
+        let mut row = vec![
+            Cell::from(i + 1),
+            Cell::Str(p.by.show(g.key)),
+            Cell::amount(c[0].value, exact),
+            Cell::amount(c[1].value, exact),
+            Cell::amount(c[2].value, exact),
+            pct(g.weight, total.value),
+        ];
+        row.extend(error_cells(
+            Estimate {
+                value: g.weight,
+                variance: g.variance,
+            },
+            exact,
+        ));
+        s.push(row);
+    }
+    let params = format!("by={} n={} ({distinct} distinct)", p.by.name(), p.n);
+    Ok(Report {
+        meta: meta("top", params, sel, &l),
+        sections: vec![s],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// hhh
+
+/// A hierarchy to find heavy hitters in.
+#[derive(Clone, Debug)]
+pub enum Dim {
+    /// Source or destination addresses at the given prefix lengths.
+    Addr { field: Field, levels: IpLevels },
+    /// The application hierarchy: protocol, port class, port, port pair (Netpy's form is
+    /// the source-port one).
+    App(PortSide),
+    /// A user's prefix map (organisation → AS → prefix) over source or destination.
+    Map { field: Field, map: PrefixMap },
+}
+
+impl Dim {
+    /// `src`, `dst`, `app` (source-port form, as Netpy), `app-dst`; `src-map`/`dst-map` need
+    /// a prefix map.
+    pub fn parse(s: &str, levels: &IpLevels, map: Option<&PrefixMap>) -> Result<Dim, ParamError> {
+        let need_map = || {
+            map.cloned().ok_or_else(|| {
+                ParamError(format!(
+                    "dimension '{s}' needs a prefix map (--prefix-map FILE)"
+                ))
+            })
+        };
+        Ok(match s {
+            "src" | "srcip" | "source" => Dim::Addr {
+                field: Field::SrcAddr,
+                levels: levels.clone(),
+            },
+            "dst" | "dstip" | "destination" => Dim::Addr {
+                field: Field::DstAddr,
+                levels: levels.clone(),
+            },
+            "app" | "app-src" | "sport" => Dim::App(PortSide::Source),
+            "app-dst" | "dport" => Dim::App(PortSide::Destination),
+            "src-map" | "src-as" | "src-org" => Dim::Map {
+                field: Field::SrcAddr,
+                map: need_map()?,
+            },
+            "dst-map" | "dst-as" | "dst-org" => Dim::Map {
+                field: Field::DstAddr,
+                map: need_map()?,
+            },
+            _ => {
+                return Err(ParamError(format!(
+                    "unknown dimension '{s}': use src, dst, app (source-port form), app-dst, src-map or dst-map"
+                )));
+            }
+        })
+    }
+    fn fields(&self) -> Vec<Field> {
+        match self {
+            Dim::Addr { field, .. } | Dim::Map { field, .. } => vec![*field],
+            Dim::App(_) => vec![Field::Proto, Field::SrcPort, Field::DstPort],
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Dim::Addr {
+                field: Field::SrcAddr,
+                ..
+            } => "src",
+            Dim::Addr { .. } => "dst",
+            Dim::App(PortSide::Source) => "app",
+            Dim::App(PortSide::Destination) => "app-dst",
+            Dim::Map {
+                field: Field::SrcAddr,
+                ..
+            } => "src-map",
+            Dim::Map { .. } => "dst-map",
+        }
+    }
+}
+
+/// One reported key of any dimension, printable.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AnyKey {
+    Ip(IpKey),
+    App(hhh::AppKey),
+    Map(MapKey),
+}
+
+impl fmt::Display for AnyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnyKey::Ip(k) => k.fmt(f),
+            AnyKey::App(k) => k.fmt(f),
+            AnyKey::Map(k) => k.fmt(f),
+        }
+    }
+}
+
+fn app_leaves(l: &Loaded) -> Vec<(u8, u16, u16)> {
+    let p = l.concat_u64(Field::Proto);
+    let s = l.concat_u64(Field::SrcPort);
+    let d = l.concat_u64(Field::DstPort);
+    p.iter()
+        .zip(&s)
+        .zip(&d)
+        .map(|((&p, &s), &d)| (p as u8, s as u16, d as u16))
+        .collect()
+}
+
+fn convert<K: Clone>(r: HhhReport<K>, f: impl Fn(K) -> AnyKey) -> HhhReport<AnyKey> {
+    HhhReport {
+        rows: r
+            .rows
+            .into_iter()
+            .map(|x| hhh::HhhRow {
+                key: f(x.key),
+                rank: x.rank,
+                total: x.total,
+                residual: x.residual,
+                share: x.share,
+                variance: x.variance,
+                depth: x.depth,
+            })
+            .collect(),
+        total: r.total,
+        total_variance: r.total_variance,
+        threshold: r.threshold,
+        unreported_residual: r.unreported_residual,
+    }
+}
+
+fn hhh_of(
+    dim: &Dim,
+    l: &Loaded,
+    w: Weights<'_>,
+    t: Threshold,
+) -> Result<HhhReport<AnyKey>, RunError> {
+    Ok(match dim {
+        Dim::Addr { field, levels } => convert(
+            hhh::hhh_addrs(levels, &l.concat_u128(*field), w, t)?,
+            AnyKey::Ip,
+        ),
+        Dim::App(side) => convert(
+            hhh::hhh(&AppHierarchy { side: *side }, &app_leaves(l), w, t)?,
+            AnyKey::App,
+        ),
+        Dim::Map { field, map } => {
+            convert(hhh::hhh(map, &l.concat_u128(*field), w, t)?, AnyKey::Map)
+        }
+    })
+}
+
+/// Labels an address or prefix key with the prefix map's AS and organisation.
+fn label(key: &AnyKey, map: Option<&PrefixMap>) -> Cell {
+    match (map, key) {
+        (Some(map), AnyKey::Ip(IpKey::Net(p))) => match map.describe(*p) {
+            Some((_, asn, org)) if org.is_empty() => Cell::Str(format!("AS{asn}")),
+            Some((_, asn, org)) => Cell::Str(format!("AS{asn} {org}")),
+            None => Cell::Null,
+        },
+        _ => Cell::Null,
+    }
+}
+
+/// `hhh`: hierarchical heavy hitters of one dimension.
+#[derive(Clone, Debug)]
+pub struct HhhParams {
+    pub dim: Dim,
+    /// φ, a share of the selection's total (0.05 = 5 %).
+    pub share: f64,
+    /// Labels addresses with AS and organisation.
+    pub labels: Option<PrefixMap>,
+}
+
+pub fn hhh(
+    engine: &Engine,
+    sel: &Selection,
+    bound: Bound,
+    p: &HhhParams,
+) -> Result<Report, RunError> {
+    check_share(p.share)?;
+    let l = engine.load(sel, &p.dim.fields(), bound)?;
+    let (w, v) = (l.all_weights(), l.all_variances());
+    let r = hhh_of(
+        &p.dim,
+        &l,
+        Weights::sampled(&w, &v),
+        Threshold::Share(p.share),
+    )?;
+    let exact = l.exact;
+    let labelled = p.labels.is_some() && matches!(p.dim, Dim::Addr { .. });
+    let mut base = vec!["key"];
+    if labelled {
+        base.push("label");
+    }
+    base.extend(["value", "share", "residual", "depth"]);
+    let mut s = Section::new(
+        format!(
+            "Hierarchical heavy hitters of {} above {}% of {}",
+            p.dim.name(),
+            p.share * 100.0,
+            sel.metric.name()
+        ),
+        Shape::Tree,
+        &cols(&base, error_cols(exact)),
+    );
+    for row in &r.rows {
+        let mut cells = vec![Cell::Str(row.key.to_string())];
+        if labelled {
+            cells.push(label(&row.key, p.labels.as_ref()));
+        }
+        cells.extend([
+            Cell::amount(row.total, exact),
+            pct(row.total, r.total),
+            Cell::amount(row.residual, exact),
+            Cell::from(row.depth as u64),
+        ]);
+        cells.extend(error_cells(
+            Estimate {
+                value: row.total,
+                variance: row.variance,
+            },
+            exact,
+        ));
+        s.push(cells);
+    }
+    let params = format!("dim={} threshold={}%", p.dim.name(), p.share * 100.0);
+    Ok(Report {
+        meta: meta("hhh", params, sel, &l),
+        sections: vec![s],
+    })
+}
+
+fn check_share(s: f64) -> Result<(), ParamError> {
+    if s.is_finite() && s > 0.0 && s <= 1.0 {
+        Ok(())
+    } else {
+        Err(ParamError(format!(
+            "threshold {}% is out of range: give a percentage above 0 and at most 100",
+            s * 100.0
+        )))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// hhh2
+
+/// `hhh2`: two hierarchies and the traffic of every cell of their reported keys' cross
+/// product.
+#[derive(Clone, Debug)]
+pub struct Hhh2Params {
+    pub rows: Dim,
+    pub cols: Dim,
+    pub share: f64,
+}
+
+pub fn hhh2(
+    engine: &Engine,
+    sel: &Selection,
+    bound: Bound,
+    p: &Hhh2Params,
+) -> Result<Report, RunError> {
+    check_share(p.share)?;
+    let mut fields = p.rows.fields();
+    fields.extend(p.cols.fields());
+    let l = engine.load(sel, &fields, bound)?;
+    let (w, v) = (l.all_weights(), l.all_variances());
+    let wt = Weights::sampled(&w, &v);
+    let t = Threshold::Share(p.share);
+    // Each axis as (hierarchy, leaves) through AnyKey leaves: the reported keys of each axis
+    // and, per record, the most specific reported key above its leaf.
+    let ra = hhh_of(&p.rows, &l, wt, t)?;
+    let rb = hhh_of(&p.cols, &l, wt, t)?;
+    let la = attribution(&p.rows, &l, &ra);
+    let lb = attribution(&p.cols, &l, &rb);
+    let row_keys = axis_keys(&ra);
+    let col_keys = axis_keys(&rb);
+    let mut cells: HashMap<(usize, usize), Estimate> = HashMap::new();
+    for i in 0..w.len() {
+        let e = cells.entry((la[i], lb[i])).or_default();
+        e.value += w[i];
+        e.variance += v[i];
+    }
+    let mut cells: Vec<((usize, usize), Estimate)> = cells.into_iter().collect();
+    cells.sort_by_key(|c| c.0);
+    let exact = l.exact;
+    let total = l.total().value;
+    let mut s = Section::new(
+        format!(
+            "{} x {} above {}% of {}",
+            p.rows.name(),
+            p.cols.name(),
+            p.share * 100.0,
+            sel.metric.name()
+        ),
+        Shape::Grid,
+        &cols(&["row", "col", "value", "share"], error_cols(exact)),
+    );
+    for ((r, c), e) in cells {
+        let mut row = vec![
+            Cell::Str(row_keys[r].to_string()),
+            Cell::Str(col_keys[c].to_string()),
+            Cell::amount(e.value, exact),
+            pct(e.value, total),
+        ];
+        row.extend(error_cells(e, exact));
+        s.push(row);
+    }
+    let mut axes = Section::new(
+        "Axes",
+        Shape::List,
+        &["axis", "index", "key", "value", "share"],
+    );
+    for (axis, keys, r) in [("row", &row_keys, &ra), ("col", &col_keys, &rb)] {
+        for (i, k) in keys.iter().enumerate() {
+            let tot = r
+                .rows
+                .iter()
+                .find(|x| &x.key == k)
+                .map_or(r.unreported_residual, |x| x.total);
+            axes.push(vec![
+                Cell::from(axis),
+                Cell::from(i),
+                Cell::Str(k.to_string()),
+                Cell::amount(tot, exact),
+                pct(tot, total),
+            ]);
+        }
+    }
+    let params = format!(
+        "rows={} cols={} threshold={}%",
+        p.rows.name(),
+        p.cols.name(),
+        p.share * 100.0
+    );
+    Ok(Report {
+        meta: meta("hhh2", params, sel, &l),
+        sections: vec![s, axes],
+    })
+}
+
+/// The reported keys of an axis in tree order, then the root when it is not reported.
+fn axis_keys(r: &HhhReport<AnyKey>) -> Vec<AnyKey> {
+    let mut k: Vec<AnyKey> = r.rows.iter().map(|x| x.key.clone()).collect();
+    let root = r.rows.iter().any(|x| x.depth == 0 && x.rank == 0);
+    if !root {
+        k.push(AnyKey::Ip(IpKey::Any));
+    }
+    k
+}
+
+/// Per record, the index (in [`axis_keys`]) of the most specific reported key above its leaf,
+/// or the root's index.
+fn attribution(dim: &Dim, l: &Loaded, r: &HhhReport<AnyKey>) -> Vec<usize> {
+    let keys = axis_keys(r);
+    let root = keys.len() - 1;
+    let index: HashMap<AnyKey, usize> = keys
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, k)| (k, i))
+        .collect();
+    let find = |chain: Vec<AnyKey>| -> usize {
+        chain
+            .iter()
+            .find_map(|k| index.get(k).copied())
+            .unwrap_or(root)
+    };
+    match dim {
+        Dim::Addr { field, levels } => {
+            let addrs = l.concat_u128(*field);
+            let mut memo: HashMap<u128, usize> = HashMap::new();
+            addrs
+                .iter()
+                .map(|&a| {
+                    *memo.entry(a).or_insert_with(|| {
+                        let leaf = levels.leaf(a);
+                        find(levels.chain(&leaf).into_iter().map(AnyKey::Ip).collect())
+                    })
+                })
+                .collect()
+        }
+        Dim::App(side) => {
+            let h = AppHierarchy { side: *side };
+            let mut memo: HashMap<(u8, u16, u16), usize> = HashMap::new();
+            app_leaves(l)
+                .into_iter()
+                .map(|x| {
+                    *memo.entry(x).or_insert_with(|| {
+                        find(h.chain(&h.leaf(x)).into_iter().map(AnyKey::App).collect())
+                    })
+                })
+                .collect()
+        }
+        Dim::Map { field, map } => {
+            let mut memo: HashMap<u128, usize> = HashMap::new();
+            l.concat_u128(*field)
+                .into_iter()
+                .map(|a| {
+                    *memo.entry(a).or_insert_with(|| {
+                        find(
+                            map.chain(&map.leaf(a))
+                                .into_iter()
+                                .map(AnyKey::Map)
+                                .collect(),
+                        )
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+/// Parses a prefix map CSV: `prefix,asn,organisation` per line (`#` comments, an optional
+/// header line).
+pub fn parse_prefix_map(text: &str) -> Result<PrefixMap, ParamError> {
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.splitn(3, ',');
+        let (p, a, o) = (
+            parts.next().unwrap_or("").trim(),
+            parts.next().unwrap_or("").trim(),
+            parts.next().unwrap_or("").trim().trim_matches('"'),
+        );
+        if i == 0 && p.eq_ignore_ascii_case("prefix") {
+            continue;
+        }
+        let prefix: Prefix = p.parse().map_err(|_| {
+            ParamError(format!(
+                "prefix map line {}: '{p}' is not a prefix (write 192.0.2.0/24,64500,Example Org)",
+                i + 1
+            ))
+        })?;
+        let asn: u32 = a.trim_start_matches("AS").parse().map_err(|_| {
+            ParamError(format!(
+                "prefix map line {}: '{a}' is not an AS number",
+                i + 1
+            ))
+        })?;
+        rows.push(PrefixMapRow {
+            prefix,
+            asn,
+            org: o.to_string(),
+        });
+    }
+    PrefixMap::new(&rows).map_err(|e| ParamError(format!("prefix map: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// series
+
+/// The categories a series is split into.
+#[derive(Clone, Debug)]
+pub enum CategorySet {
+    /// The Internet2 weekly report's port-based applications, "unidentified" for the rest.
+    Internet2,
+    /// Brownlee's classes: UDP, web, SSL, non-web TCP, other.
+    Brownlee,
+    /// Per IP protocol.
+    Protocols,
+    /// The user's ordered rules: (category name, filter); first match wins, then "other".
+    /// Several rules may name one category (ACL lists do).
+    Rules(Vec<(String, flowdrill_filter::Expr)>),
+}
+
+impl CategorySet {
+    /// `internet2`, `brownlee`, `proto`, or the text of a rules file: lines `NAME: FILTER`
+    /// (`#` comments) or a Netpy ACL list (`LABEL SRC DST PROTO SPORTS DPORTS`).
+    pub fn parse(
+        spec: &str,
+        file_text: Option<&str>,
+        custom: &flowdrill_model::CustomFields,
+    ) -> Result<CategorySet, RunError> {
+        match (spec, file_text) {
+            ("internet2" | "apps", None) => Ok(CategorySet::Internet2),
+            ("brownlee" | "classes", None) => Ok(CategorySet::Brownlee),
+            ("proto" | "protocols", None) => Ok(CategorySet::Protocols),
+            (_, Some(text)) => Self::rules(text, custom),
+            (other, None) => Err(ParamError(format!(
+                "unknown category set '{other}': use internet2, brownlee, proto, or a rules file"
+            ))
+            .into()),
+        }
+    }
+
+    fn rules(text: &str, custom: &flowdrill_model::CustomFields) -> Result<CategorySet, RunError> {
+        // A file whose rule lines all have a `NAME:` head is the expression form; else ACL.
+        let lines: Vec<(usize, &str)> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i, l.trim()))
+            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        let expr_form = lines.iter().all(|(_, l)| {
+            l.split_once(':').is_some_and(|(n, _)| {
+                !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || "_-. ".contains(c))
+            })
+        });
+        if expr_form && !lines.is_empty() {
+            let mut out = Vec::new();
+            for (i, l) in lines {
+                let (name, f) = l.split_once(':').unwrap_or((l, ""));
+                let e = crate::parse_filter(f, custom)
+                    .map_err(|e| ParamError(format!("category rule on line {}: {e}", i + 1)))?;
+                out.push((name.trim().to_string(), e));
+            }
+            return Ok(CategorySet::Rules(out));
+        }
+        let acl = flowdrill_filter::acl::RuleList::parse(text).map_err(QueryError::from)?;
+        Ok(CategorySet::Rules(
+            acl.rules
+                .iter()
+                .map(|r| (r.action.to_string(), r.to_expr()))
+                .collect(),
+        ))
+    }
+
+    /// Category names, "other" (or "unidentified") last.
+    pub fn names(&self) -> Vec<String> {
+        use flowdrill_analysis::series::Categories;
+        match self {
+            CategorySet::Internet2 => names_of(&Categories::internet2()),
+            CategorySet::Brownlee => names_of(&Categories::brownlee()),
+            CategorySet::Protocols => names_of(&Categories::protocols()),
+            CategorySet::Rules(r) => {
+                let mut n: Vec<String> = Vec::new();
+                for (name, _) in r {
+                    if !n.contains(name) {
+                        n.push(name.clone());
+                    }
+                }
+                if !n.iter().any(|x| x == "other") {
+                    n.push("other".into());
+                }
+                n
+            }
+        }
+    }
+
+    fn fields(&self) -> Vec<Field> {
+        match self {
+            CategorySet::Rules(r) => {
+                let mut f: Vec<Field> = r.iter().flat_map(|(_, e)| e.fields()).collect();
+                f.sort_unstable();
+                f.dedup();
+                f
+            }
+            _ => vec![Field::Proto, Field::SrcPort, Field::DstPort],
+        }
+    }
+
+    /// The category index of every record of `l`.
+    fn classify(&self, l: &Loaded) -> Result<Vec<u16>, RunError> {
+        use flowdrill_analysis::series::{Categories, PortKey};
+        let names = self.names();
+        let builtin = |c: Categories<PortKey>| -> Vec<u16> {
+            let p = l.concat_u64(Field::Proto);
+            let s = l.concat_u64(Field::SrcPort);
+            let d = l.concat_u64(Field::DstPort);
+            (0..p.len())
+                .map(|i| {
+                    c.classify(&PortKey {
+                        proto: p[i] as u8,
+                        sport: s[i] as u16,
+                        dport: d[i] as u16,
+                    })
+                })
+                .collect()
+        };
+        Ok(match self {
+            CategorySet::Internet2 => builtin(Categories::internet2()),
+            CategorySet::Brownlee => builtin(Categories::brownlee()),
+            CategorySet::Protocols => builtin(Categories::protocols()),
+            CategorySet::Rules(rules) => {
+                let other = names.iter().position(|n| n == "other").unwrap_or(0) as u16;
+                let idx: Vec<u16> = rules
+                    .iter()
+                    .map(|(n, _)| names.iter().position(|x| x == n).unwrap_or(0) as u16)
+                    .collect();
+                let mut out = Vec::with_capacity(l.len());
+                for (_, b) in &l.batches {
+                    let mut cat = vec![other; b.len()];
+                    let mut left = flowdrill_filter::Bitmap::ones(b.len());
+                    for (ri, (_, e)) in rules.iter().enumerate() {
+                        if left.count_ones() == 0 {
+                            break;
+                        }
+                        let hit = e.select_within(b, Some(&left)).map_err(QueryError::from)?;
+                        left.and_not_with(&hit);
+                        for r in hit.iter_ones() {
+                            cat[r] = idx[ri];
+                        }
+                    }
+                    out.extend(cat);
+                }
+                out
+            }
+        })
+    }
+}
+
+fn names_of<T>(c: &flowdrill_analysis::series::Categories<T>) -> Vec<String> {
+    c.names().into_iter().map(String::from).collect()
+}
+
+/// What each cell of a series counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesValue {
+    /// The selection's metric, by flow start.
+    Metric,
+    /// Flows active during the bin (Brownlee's active streams).
+    Active,
+    /// Distinct sources of the flows starting in the bin.
+    Sources,
+    Destinations,
+}
+
+impl SeriesValue {
+    pub fn parse(s: &str) -> Result<SeriesValue, ParamError> {
+        match s {
+            "metric" => Ok(SeriesValue::Metric),
+            "active" | "active-flows" => Ok(SeriesValue::Active),
+            "sources" | "srcs" => Ok(SeriesValue::Sources),
+            "destinations" | "dsts" => Ok(SeriesValue::Destinations),
+            o => Err(ParamError(format!(
+                "unknown series value '{o}': use metric, active, sources or destinations"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SeriesParams {
+    pub categories: CategorySet,
+    /// Bin width, ms (`None`: the smallest of 1 s, 10 s, 1 min, 5 min, 15 min, 1 h, 6 h, 1 d
+    /// that gives at most 120 bins).
+    pub bin_ms: Option<u64>,
+    pub value: SeriesValue,
+    /// Split by direction relative to these networks.
+    pub local: Option<Vec<Prefix>>,
+}
+
+pub fn series(
+    engine: &Engine,
+    sel: &Selection,
+    bound: Bound,
+    p: &SeriesParams,
+) -> Result<Report, RunError> {
+    use flowdrill_analysis::series::{self as s, LocalNets, SeriesInput, SeriesSpec};
+    let mut fields = p.categories.fields();
+    fields.extend([Field::TimeStart, Field::TimeEnd]);
+    let addrs =
+        p.local.is_some() || matches!(p.value, SeriesValue::Sources | SeriesValue::Destinations);
+    if addrs {
+        fields.extend([Field::SrcAddr, Field::DstAddr]);
+    }
+    let l = engine.load(sel, &fields, bound)?;
+    let (start, end) = clip_range(sel, &l);
+    let end = end.max(start + 1000);
+    let bin_ms = match p.bin_ms {
+        Some(b) => b,
+        None => [
+            1_000, 10_000, 60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86_400_000,
+        ]
+        .into_iter()
+        .find(|b| (end - start).div_ceil(*b) <= 120)
+        .unwrap_or(86_400_000),
+    };
+    let start = start - start % bin_ms.min(86_400_000);
+    let names = p.categories.names();
+    let category = p.categories.classify(&l)?;
+    let ts = l.concat_u64(Field::TimeStart);
+    let te = l.concat_u64(Field::TimeEnd);
+    let (bw, bv) = weights_in(&l, Metric::Bytes);
+    let (pw, pv) = weights_in(&l, Metric::Packets);
+    let (fw, fv) = weights_in(&l, Metric::Flows);
+    let (src, dst) = if addrs {
+        (l.concat_u128(Field::SrcAddr), l.concat_u128(Field::DstAddr))
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let spec = SeriesSpec {
+        start_ms: start,
+        end_ms: end,
+        bin_ms,
+        categories: names.len(),
+        local: p.local.clone().map(|prefixes| LocalNets { prefixes }),
+    };
+    let out = s::series(
+        &spec,
+        SeriesInput {
+            start_ms: &ts,
+            end_ms: &te,
+            category: &category,
+            bytes: Weights::sampled(&bw, &bv),
+            packets: Weights::sampled(&pw, &pv),
+            flows: Weights::sampled(&fw, &fv),
+            src: addrs.then_some(&src[..]),
+            dst: addrs.then_some(&dst[..]),
+        },
+    )?;
+    let exact = l.exact;
+    let split = p.local.is_some();
+    let mut base = vec!["time", "category"];
+    if split {
+        base.push("direction");
+    }
+    base.push("value");
+    let with_err = !exact && p.value == SeriesValue::Metric;
+    let mut sec = Section::new(
+        format!(
+            "{} per {} s by category",
+            match p.value {
+                SeriesValue::Metric => sel.metric.name(),
+                SeriesValue::Active => "active flows",
+                SeriesValue::Sources => "distinct sources",
+                SeriesValue::Destinations => "distinct destinations",
+            },
+            bin_ms / 1000
+        ),
+        Shape::Series,
+        &cols(&base, error_cols(!with_err)),
+    );
+    for b in 0..out.bins {
+        for (c, name) in names.iter().enumerate() {
+            for (d, dir) in out.directions.iter().enumerate() {
+                let cell = out.cell(b, c, d);
+                let e = match p.value {
+                    SeriesValue::Metric => match sel.metric {
+                        Metric::Bytes => cell.bytes,
+                        Metric::Packets => cell.packets,
+                        Metric::Flows => cell.flows,
+                    },
+                    SeriesValue::Active => Estimate {
+                        value: cell.active_flows,
+                        variance: 0.0,
+                    },
+                    SeriesValue::Sources => Estimate {
+                        value: cell.sources.count(),
+                        variance: 0.0,
+                    },
+                    SeriesValue::Destinations => Estimate {
+                        value: cell.destinations.count(),
+                        variance: 0.0,
+                    },
+                };
+                let mut row = vec![
+                    Cell::Str(flowdrill_model::time::format_ms(out.bin_start(b))),
+                    Cell::Str(name.clone()),
+                ];
+                if split {
+                    row.push(Cell::Str(format!("{dir:?}").to_lowercase()));
+                }
+                row.push(Cell::amount(
+                    e.value,
+                    exact || p.value != SeriesValue::Metric,
+                ));
+                row.extend(error_cells(e, !with_err));
+                sec.push(row);
+            }
+        }
+    }
+    let params = format!(
+        "bin={}s categories={}{}",
+        bin_ms / 1000,
+        names.join("|"),
+        if split { " split=direction" } else { "" }
+    );
+    Ok(Report {
+        meta: meta("series", params, sel, &l),
+        sections: vec![sec],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// dist
+
+#[derive(Clone, Debug)]
+pub struct DistParams {
+    /// Report what ignoring flows of at most this many packets drops, per store bin.
+    pub ignore: u64,
+}
+
+pub fn dist(
+    engine: &Engine,
+    sel: &Selection,
+    bound: Bound,
+    p: &DistParams,
+) -> Result<Report, RunError> {
+    use flowdrill_analysis::dist::size_distribution;
+    let l = engine.load(sel, &[], bound)?;
+    let exact = l.exact;
+    let run = |parts: &[usize]| -> Result<flowdrill_analysis::dist::SizeDistribution, RunError> {
+        let mut size = Vec::new();
+        let mut w = [(); 3].map(|_| (Vec::new(), Vec::new()));
+        for &i in parts {
+            let b = &l.batches[i].1;
+            size.extend_from_slice(b.u64s(Field::Packets).unwrap_or(&[]));
+            for (mi, m) in [Metric::Flows, Metric::Bytes, Metric::Packets]
+                .into_iter()
+                .enumerate()
+            {
+                let (a, v) = crate::weights(b, m);
+                w[mi].0.extend(a);
+                w[mi].1.extend(v);
+            }
+        }
+        Ok(size_distribution(
+            &size,
+            Weights::sampled(&w[0].0, &w[0].1),
+            Weights::sampled(&w[1].0, &w[1].1),
+            Weights::sampled(&w[2].0, &w[2].1),
+        )?)
+    };
+    let all: Vec<usize> = (0..l.batches.len()).collect();
+    let d = run(&all)?;
+    let mut s = Section::new(
+        "Flow-size distribution (flow size in packets)",
+        Shape::List,
+        &[
+            "packets_lo",
+            "packets_hi",
+            "flows",
+            "packets",
+            "bytes",
+            "cum_flows_pct",
+            "cum_packets_pct",
+            "cum_bytes_pct",
+        ],
+    );
+    for r in &d.rows {
+        s.push(vec![
+            Cell::from(r.lo),
+            Cell::from(r.hi),
+            Cell::amount(r.totals.flows.value, exact),
+            Cell::amount(r.totals.packets.value, exact),
+            Cell::amount(r.totals.bytes.value, exact),
+            Cell::Float(100.0 * r.cum_flows, 2),
+            Cell::Float(100.0 * r.cum_packets, 2),
+            Cell::Float(100.0 * r.cum_bytes, 2),
+        ]);
+    }
+    // Per time bin: what ignoring the smallest flows would drop.
+    let mut by_start: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+    for (i, (b, _)) in l.batches.iter().enumerate() {
+        by_start.entry(b.start).or_default().push(i);
+    }
+    let mut per = Section::new(
+        format!("Ignoring flows of {} packets or fewer, per bin", p.ignore),
+        Shape::List,
+        &[
+            "bin",
+            "flows_dropped",
+            "flows_pct",
+            "packets_pct",
+            "bytes_pct",
+        ],
+    );
+    for (start, parts) in &by_start {
+        let x = run(parts)?.ignoring_up_to(p.ignore);
+        per.push(vec![
+            Cell::Str(flowdrill_model::time::format_ms(*start)),
+            Cell::amount(x.totals.flows.value, exact),
+            Cell::Float(100.0 * x.flows_share, 2),
+            Cell::Float(100.0 * x.packets_share, 2),
+            Cell::Float(100.0 * x.bytes_share, 2),
+        ]);
+    }
+    let x = d.ignoring_up_to(p.ignore);
+    per.push(vec![
+        Cell::from("all"),
+        Cell::amount(x.totals.flows.value, exact),
+        Cell::Float(100.0 * x.flows_share, 2),
+        Cell::Float(100.0 * x.packets_share, 2),
+        Cell::Float(100.0 * x.bytes_share, 2),
+    ]);
+    Ok(Report {
+        meta: meta("dist", format!("ignore<={}", p.ignore), sel, &l),
+        sections: vec![s, per],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// compare
+
+#[derive(Clone, Debug)]
+pub struct CompareParams {
+    pub by: KeySpec,
+    pub n: usize,
+    /// The other selection (the "before").
+    pub before: Selection,
+}
+
+pub fn compare(
+    engine: &Engine,
+    sel: &Selection,
+    bound: Bound,
+    p: &CompareParams,
+) -> Result<Report, RunError> {
+    use flowdrill_analysis::compare::{self as c, ChangeKind};
+    let groups = |s: &Selection| -> Result<(Loaded, Vec<top::Group<u128>>), RunError> {
+        let l = engine.load(s, &[p.by.field], bound)?;
+        let keys = p.by.extract(&l);
+        let (w, v) = (l.all_weights(), l.all_variances());
+        let g = top::aggregate(&keys, Weights::sampled(&w, &v))?;
+        Ok((l, g))
+    };
+    let (lb, gb) = groups(&p.before)?;
+    let (la, ga) = groups(sel)?;
+    let exact = la.exact && lb.exact;
+    let changes = c::compare(c::estimates(&gb), c::estimates(&ga));
+    let mut s = Section::new(
+        format!(
+            "Largest changes of {} by {}",
+            sel.metric.name(),
+            p.by.name()
+        ),
+        Shape::List,
+        &cols(
+            &["key", "change", "before", "after", "delta", "relative_pct"],
+            if exact { &[] } else { &["stderr"] },
+        ),
+    );
+    for ch in changes
+        .iter()
+        .filter(|c| c.kind != ChangeKind::Unchanged)
+        .take(p.n)
+    {
+        let mut row = vec![
+            Cell::Str(p.by.show(ch.key)),
+            Cell::from(format!("{:?}", ch.kind).to_lowercase()),
+            Cell::amount(ch.before.value, exact),
+            Cell::amount(ch.after.value, exact),
+            Cell::amount(ch.delta, exact),
+            ch.relative
+                .map_or(Cell::Null, |r| Cell::Float(100.0 * r, 1)),
+        ];
+        if !exact {
+            row.push(Cell::Float(ch.variance.sqrt(), 1));
+        }
+        s.push(row);
+    }
+    let mut m = meta("compare", String::new(), sel, &la);
+    let (bs, be) = clip_range(&p.before, &lb);
+    m.params = format!(
+        "by={} before={}..{} links={} total_before={:.0}",
+        p.by.name(),
+        flowdrill_model::time::format_ms(bs),
+        flowdrill_model::time::format_ms(be),
+        lb.links.join(","),
+        lb.total().value
+    );
+    m.exact = exact;
+    m.z_max = la.z_max.max(lb.z_max);
+    Ok(Report {
+        meta: m,
+        sections: vec![s],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// scans
+
+#[derive(Clone, Debug)]
+pub struct ScanParams {
+    pub n: usize,
+}
+
+pub fn scans(
+    engine: &Engine,
+    sel: &Selection,
+    bound: Bound,
+    p: &ScanParams,
+) -> Result<Report, RunError> {
+    use flowdrill_analysis::scans::{HostEvidence, ScanInput};
+    let fields = [
+        Field::SrcAddr,
+        Field::DstAddr,
+        Field::DstPort,
+        Field::Proto,
+        Field::TcpFlags,
+    ];
+    let l = engine.load(sel, &fields, bound)?;
+    let (fw, fv) = weights_in(&l, Metric::Flows);
+    let src = l.concat_u128(Field::SrcAddr);
+    let dst = l.concat_u128(Field::DstAddr);
+    let dport: Vec<u16> = l
+        .concat_u64(Field::DstPort)
+        .into_iter()
+        .map(|x| x as u16)
+        .collect();
+    let pr: Vec<u8> = l
+        .concat_u64(Field::Proto)
+        .into_iter()
+        .map(|x| x as u8)
+        .collect();
+    let fl: Vec<u8> = l
+        .concat_u64(Field::TcpFlags)
+        .into_iter()
+        .map(|x| x as u8)
+        .collect();
+    let pk = l.concat_u64(Field::Packets);
+    let r = flowdrill_analysis::scans::scans(
+        ScanInput {
+            src: &src,
+            dst: &dst,
+            dst_port: &dport,
+            proto: &pr,
+            tcp_flags: &fl,
+            packets: &pk,
+            flows: Weights::sampled(&fw, &fv),
+        },
+        p.n,
+    )?;
+    let exact = l.exact;
+    let table = |title: &str, peers: &str, rows: &[HostEvidence]| {
+        let mut s = Section::new(
+            title,
+            Shape::List,
+            &[
+                "rank",
+                "host",
+                peers,
+                "ports",
+                "flows",
+                "small_flows",
+                "syn_only_flows",
+                "small_pct",
+                "score",
+            ],
+        );
+        for (i, h) in rows.iter().enumerate() {
+            s.push(vec![
+                Cell::from(i + 1),
+                Cell::Str(h.host.to_string()),
+                Cell::from(h.peers),
+                Cell::from(h.ports),
+                Cell::amount(h.flows, exact),
+                Cell::amount(h.small_flows, exact),
+                Cell::amount(h.syn_only_flows, exact),
+                Cell::Float(100.0 * h.small_share(), 1),
+                Cell::Float(h.score, 1),
+            ]);
+        }
+        s
+    };
+    Ok(Report {
+        meta: meta("scans", format!("n={}", p.n), sel, &l),
+        sections: vec![
+            table(
+                "Scanners and flooders (fan-out per source)",
+                "destinations",
+                &r.sources,
+            ),
+            table(
+                "Targets (fan-in per destination)",
+                "sources",
+                &r.destinations,
+            ),
+        ],
+    })
+}
