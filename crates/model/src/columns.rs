@@ -2,9 +2,12 @@
 //!
 //! The store hands the engine batches of columns, and the filter evaluates predicates column
 //! by column. [`ColumnSource`] is the contract between them: a batch of `len()` records that can
-//! lend any schema field as a typed slice. Every slice a source lends has exactly `len()`
-//! elements.
+//! lend any schema field as a typed slice, and, when it carries them, the columns of
+//! user-defined elements ([`CustomColumnRef`], nullable). Every slice a source lends has
+//! exactly `len()` elements.
 
+use crate::Addr;
+use crate::custom::CustomKind;
 use crate::schema::{Field, FlowRecord, Kind};
 
 /// One column of a batch, typed by the field's [`Kind`].
@@ -43,6 +46,46 @@ impl ColumnRef<'_> {
     }
 }
 
+/// One column of a user-defined element ([`crate::CustomField`]), typed by its
+/// [`CustomKind`]: the value of each record, or `None` where the record did not carry the
+/// element (null).
+#[derive(Clone, Copy, Debug)]
+pub enum CustomColumnRef<'a> {
+    Unsigned(&'a [Option<u64>]),
+    Signed(&'a [Option<i64>]),
+    Float(&'a [Option<f64>]),
+    String(&'a [Option<String>]),
+    Bytes(&'a [Option<Vec<u8>>]),
+    Address(&'a [Option<Addr>]),
+}
+
+impl CustomColumnRef<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            CustomColumnRef::Unsigned(s) => s.len(),
+            CustomColumnRef::Signed(s) => s.len(),
+            CustomColumnRef::Float(s) => s.len(),
+            CustomColumnRef::String(s) => s.len(),
+            CustomColumnRef::Bytes(s) => s.len(),
+            CustomColumnRef::Address(s) => s.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The kind of the element's values.
+    pub fn kind(&self) -> CustomKind {
+        match self {
+            CustomColumnRef::Unsigned(_) => CustomKind::Unsigned,
+            CustomColumnRef::Signed(_) => CustomKind::Signed,
+            CustomColumnRef::Float(_) => CustomKind::Float,
+            CustomColumnRef::String(_) => CustomKind::String,
+            CustomColumnRef::Bytes(_) => CustomKind::Bytes,
+            CustomColumnRef::Address(_) => CustomKind::Address,
+        }
+    }
+}
+
 /// A batch of records readable column by column.
 pub trait ColumnSource {
     /// Number of records in the batch.
@@ -52,6 +95,12 @@ pub trait ColumnSource {
     }
     /// The column of `field`, or `None` when the batch does not carry it (not loaded).
     fn column(&self, field: Field) -> Option<ColumnRef<'_>>;
+    /// The column of the user-defined element `name`, or `None` when the batch does not carry
+    /// it (not loaded, or a source without user-defined elements: the default).
+    fn custom(&self, name: &str) -> Option<CustomColumnRef<'_>> {
+        let _ = name;
+        None
+    }
 }
 
 /// Owned columns built from records: the simple [`ColumnSource`] for tests and small inputs.

@@ -26,6 +26,19 @@ pub enum CustomKind {
 }
 
 impl CustomKind {
+    /// The kind's canonical name, which [`CustomKind::from_name`] reads back.
+    pub fn name(self) -> &'static str {
+        match self {
+            CustomKind::Unsigned => "unsigned",
+            CustomKind::Signed => "signed",
+            CustomKind::Float => "float",
+            CustomKind::String => "string",
+            CustomKind::Bytes => "bytes",
+            CustomKind::Address => "address",
+        }
+    }
+    /// The kind named `s`: a canonical name or an IPFIX type name (`unsigned32`, `octetArray`,
+    /// `ipv4Address`, ...).
     pub fn from_name(s: &str) -> Option<CustomKind> {
         Some(match s {
             "unsigned" | "u64" | "unsigned64" | "unsigned32" | "unsigned16" | "unsigned8" => {
@@ -89,6 +102,12 @@ pub enum CustomValue {
     Address(crate::Addr),
 }
 
+impl fmt::Display for CustomKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl fmt::Display for CustomValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -98,6 +117,26 @@ impl fmt::Display for CustomValue {
             CustomValue::String(s) => f.write_str(s),
             CustomValue::Bytes(b) => b.iter().try_for_each(|x| write!(f, "{x:02x}")),
             CustomValue::Address(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_read_back() {
+        for k in [
+            CustomKind::Unsigned,
+            CustomKind::Signed,
+            CustomKind::Float,
+            CustomKind::String,
+            CustomKind::Bytes,
+            CustomKind::Address,
+        ] {
+            assert_eq!(CustomKind::from_name(k.name()), Some(k));
+            assert_eq!(k.to_string(), k.name());
         }
     }
 }

@@ -6,6 +6,8 @@
 //! - [`FlowRecord`]: one flow, with the fields of the one schema ([`FIELDS`], [`Field`]).
 //! - [`Addr`] and [`Prefix`]: IPv4 and IPv6 in one `u128` representation.
 //! - [`CustomFields`]: user-defined information elements.
+//! - [`ColumnSource`]: the columnar contract between the store and the filter (schema columns,
+//!   and nullable [`CustomColumnRef`] columns of user-defined elements).
 //! - [`proto`] and [`time`]: protocol names, Unix-ms time helpers.
 //!
 //! ```
@@ -25,6 +27,6 @@ pub mod schema;
 pub mod time;
 
 pub use addr::{Addr, AddrParseError, Prefix};
-pub use columns::{ColumnRef, ColumnSource, RecordColumns};
+pub use columns::{ColumnRef, ColumnSource, CustomColumnRef, RecordColumns};
 pub use custom::{CustomField, CustomFields, CustomKind, CustomValue};
 pub use schema::{FIELDS, Field, FieldInfo, FlowRecord, Kind, Role, Value};

@@ -1,6 +1,6 @@
 //! [`Batch`]: the columns of one bin as read back, lent to the filter and query engine through
 //! [`flowdrill_model::ColumnSource`], with the sampling threshold per record and the
-//! user-defined extra columns.
+//! user-defined extra columns (lent as [`flowdrill_model::CustomColumnRef`]).
 //!
 //! Invariant: every loaded column, `sample_z` and every extra column has exactly `len()`
 //! elements.
@@ -8,8 +8,8 @@
 use crate::error::{Error, Result};
 use crate::sampling;
 use flowdrill_model::{
-    Addr, ColumnRef, ColumnSource, CustomField, CustomFields, CustomKind, CustomValue, FIELDS,
-    Field, FieldInfo, FlowRecord, Kind, Value,
+    Addr, ColumnRef, ColumnSource, CustomColumnRef, CustomField, CustomFields, CustomKind,
+    CustomValue, FIELDS, Field, FieldInfo, FlowRecord, Kind, Value,
 };
 
 /// One loaded schema column.
@@ -125,6 +125,17 @@ impl ExtraColumn {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// The column as the borrowed view the filter reads ([`ColumnSource::custom`]).
+    pub fn view(&self) -> CustomColumnRef<'_> {
+        match self {
+            ExtraColumn::Unsigned(v) => CustomColumnRef::Unsigned(v),
+            ExtraColumn::Signed(v) => CustomColumnRef::Signed(v),
+            ExtraColumn::Float(v) => CustomColumnRef::Float(v),
+            ExtraColumn::String(v) => CustomColumnRef::String(v),
+            ExtraColumn::Bytes(v) => CustomColumnRef::Bytes(v),
+            ExtraColumn::Address(v) => CustomColumnRef::Address(v),
+        }
     }
     fn nulls(kind: CustomKind, n: usize) -> ExtraColumn {
         match kind {
@@ -450,6 +461,9 @@ impl ColumnSource for Batch {
     fn column(&self, field: Field) -> Option<ColumnRef<'_>> {
         self.cols.get(field as usize)?.as_ref().map(|c| c.as_ref())
     }
+    fn custom(&self, name: &str) -> Option<CustomColumnRef<'_>> {
+        self.extra(name).map(ExtraColumn::view)
+    }
 }
 
 #[cfg(test)]
@@ -476,6 +490,34 @@ mod tests {
         assert_eq!(b.bytes_variance(), Some(100.0 * 50.0));
         assert!(b.column(Field::SrcAddr).is_none());
         assert_eq!(b.column(Field::Bytes).unwrap().u64_at(1), Some(300));
+    }
+
+    #[test]
+    fn extra_columns_are_lent_as_nullable_custom_columns() {
+        let custom = CustomFields {
+            fields: vec![CustomField {
+                enterprise: 9,
+                id: 1,
+                name: "app".into(),
+                kind: CustomKind::String,
+            }],
+        };
+        let recs = vec![
+            FlowRecord {
+                extra: vec![(0, CustomValue::String("dns".into()))],
+                ..Default::default()
+            },
+            FlowRecord::default(),
+        ];
+        let b = Batch::from_records(&recs, vec![0, 0], &custom);
+        match b.custom("app") {
+            Some(CustomColumnRef::String(v)) => assert_eq!(v, &[Some("dns".to_string()), None]),
+            other => panic!("wrong column {other:?}"),
+        }
+        assert_eq!(b.custom("app").map(|c| c.kind()), Some(CustomKind::String));
+        assert!(b.custom("rtt").is_none());
+        // A source without extras lends none.
+        assert!(batch(vec![1], vec![1], vec![0]).custom("app").is_none());
     }
 
     #[test]
