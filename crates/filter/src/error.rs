@@ -141,15 +141,16 @@ pub enum FilterError {
         "{at}: '{found}' is not a valid action, expected permit, deny or a label of [A-Za-z0-9_-]"
     )]
     InvalidAction { at: Position, found: String },
-    /// Column-wise evaluation on a batch that does not carry a column the predicate reads.
+    /// Column-wise evaluation on a batch that does not carry a column the predicate reads (a
+    /// schema field or a user-defined element).
     #[error("the batch does not carry column {field}; load it before filtering")]
-    ColumnMissing { field: &'static str },
+    ColumnMissing { field: String },
     /// A batch whose column has another length than the batch (a broken store invariant).
     #[error(
         "internal error: column {field} has {got} values for a batch of {want}; please report this bug"
     )]
     ColumnLength {
-        field: &'static str,
+        field: String,
         got: usize,
         want: usize,
     },
@@ -320,7 +321,9 @@ mod tests {
         assert_eq!(j["expected"][0], "a port number");
         assert_eq!(j["found"], "x");
         assert!(!j["message"].as_str().unwrap().starts_with("line"));
-        let m = FilterError::ColumnMissing { field: "proto" };
+        let m = FilterError::ColumnMissing {
+            field: "proto".into(),
+        };
         assert_eq!(m.to_json()["line"], serde_json::Value::Null);
         assert!(m.render("").contains("column proto"));
     }

@@ -6,10 +6,17 @@
 //! combines the words with `&`, `|` and `!`. Both evaluators must select exactly the same
 //! records for every expression; `tests/tests.rs` checks that on random records and
 //! expressions.
+//!
+//! Tests on user-defined elements read `FlowRecord::extra` by the element's index row-wise
+//! and the element's nullable column by name column-wise; both go through the same
+//! per-value test ([`CustomTest::accepts`]), and a missing value (null) fails it.
 
 use crate::error::FilterError;
-use crate::ir::{CmpOp, Expr};
-use flowdrill_model::{Addr, ColumnRef, ColumnSource, Field, FlowRecord, Prefix, Value};
+use crate::ir::{CmpOp, CustomTest, Expr};
+use flowdrill_model::{
+    Addr, ColumnRef, ColumnSource, CustomColumnRef, CustomKind, CustomValue, Field, FlowRecord,
+    Prefix, Value,
+};
 
 /// A selection over a batch of `len` records: bit `i` is set when record `i` matches.
 /// Invariant: the bits past `len` in the last word are zero.
@@ -181,6 +188,11 @@ impl Expr {
             Expr::And { args } => args.iter().all(|a| a.matches(r)),
             Expr::Or { args } => args.iter().any(|a| a.matches(r)),
             Expr::Not { arg } => !arg.matches(r),
+            Expr::Custom { index, test, .. } => r
+                .extra
+                .iter()
+                .find(|(i, _)| i == index)
+                .is_some_and(|(_, v)| test.accepts(v)),
         }
     }
 
@@ -250,6 +262,14 @@ impl Expr {
                 }
                 Ok(out)
             }
+            Expr::Custom { name, test, .. } => {
+                let col = custom_column(src, name)?;
+                let mut out = custom_leaf(test, col, mask.map(|m| m.words.as_slice()));
+                if let Some(m) = mask {
+                    out.and_assign(m);
+                }
+                Ok(out)
+            }
         }
     }
 
@@ -268,6 +288,86 @@ impl Expr {
             Expr::Prefix { field, prefixes } => width(field) * prefixes.len() as u32,
             Expr::And { args } | Expr::Or { args } => args.iter().map(Expr::cost).sum(),
             Expr::Not { arg } => arg.cost(),
+            // Nullable columns: a tag and a value per record; strings and bytes behind a
+            // pointer.
+            Expr::Custom { test, .. } => match test {
+                CustomTest::Exists(_) => 8,
+                CustomTest::Unsigned(_) | CustomTest::Signed(_) | CustomTest::Float(_) => 16,
+                CustomTest::Address { .. } => 32,
+                CustomTest::AddressIn { prefixes } => 32 * prefixes.len() as u32,
+                CustomTest::String { .. }
+                | CustomTest::Contains { .. }
+                | CustomTest::Bytes { .. } => 48,
+            },
+        }
+    }
+}
+
+impl CustomTest {
+    /// Whether a value passes the test; a value of another kind than the test's fails it
+    /// (`exists` included: the store keeps such a value as null).
+    pub fn accepts(&self, v: &CustomValue) -> bool {
+        match v {
+            CustomValue::Unsigned(x) => self.on_u64(*x),
+            CustomValue::Signed(x) => self.on_i64(*x),
+            CustomValue::Float(x) => self.on_f64(*x),
+            CustomValue::String(x) => self.on_str(x),
+            CustomValue::Bytes(x) => self.on_bytes(x),
+            CustomValue::Address(x) => self.on_addr(*x),
+        }
+    }
+    #[inline]
+    fn on_u64(&self, x: u64) -> bool {
+        match self {
+            CustomTest::Exists(CustomKind::Unsigned) => true,
+            CustomTest::Unsigned(t) => t.test(x),
+            _ => false,
+        }
+    }
+    #[inline]
+    fn on_i64(&self, x: i64) -> bool {
+        match self {
+            CustomTest::Exists(CustomKind::Signed) => true,
+            CustomTest::Signed(t) => t.test(x),
+            _ => false,
+        }
+    }
+    #[inline]
+    fn on_f64(&self, x: f64) -> bool {
+        match self {
+            CustomTest::Exists(CustomKind::Float) => true,
+            CustomTest::Float(t) => t.test(x),
+            _ => false,
+        }
+    }
+    #[inline]
+    fn on_str(&self, x: &str) -> bool {
+        match self {
+            CustomTest::Exists(CustomKind::String) => true,
+            CustomTest::String { cmp, text } => cmp.apply(x, text.as_str()),
+            CustomTest::Contains { text } => x.contains(text.as_str()),
+            _ => false,
+        }
+    }
+    #[inline]
+    fn on_bytes(&self, x: &[u8]) -> bool {
+        match self {
+            CustomTest::Exists(CustomKind::Bytes) => true,
+            CustomTest::Bytes { cmp, value } => cmp.apply(x, value.as_slice()),
+            _ => false,
+        }
+    }
+    #[inline]
+    fn on_addr(&self, x: Addr) -> bool {
+        match self {
+            CustomTest::Exists(CustomKind::Address) => true,
+            CustomTest::Address { cmp, prefix } => match cmp {
+                CmpOp::Eq => prefix.contains(x),
+                CmpOp::Ne => !prefix.contains(x),
+                _ => false,
+            },
+            CustomTest::AddressIn { prefixes } => prefixes.iter().any(|p| p.contains(x)),
+            _ => false,
         }
     }
 }
@@ -280,27 +380,61 @@ fn by_cost(args: &[Expr]) -> Vec<&Expr> {
 }
 
 fn column<S: ColumnSource + ?Sized>(src: &S, field: Field) -> Result<ColumnRef<'_>, FilterError> {
-    let col = src.column(field).ok_or(FilterError::ColumnMissing {
-        field: field.name(),
+    let col = src
+        .column(field)
+        .ok_or_else(|| FilterError::ColumnMissing {
+            field: field.name().to_string(),
+        })?;
+    check_len(field.name(), col.len(), src.len())?;
+    Ok(col)
+}
+
+fn custom_column<'s, S: ColumnSource + ?Sized>(
+    src: &'s S,
+    name: &str,
+) -> Result<CustomColumnRef<'s>, FilterError> {
+    let col = src.custom(name).ok_or_else(|| FilterError::ColumnMissing {
+        field: name.to_string(),
     })?;
-    if col.len() != src.len() {
+    check_len(name, col.len(), src.len())?;
+    Ok(col)
+}
+
+fn check_len(name: &str, got: usize, want: usize) -> Result<(), FilterError> {
+    if got != want {
         return Err(FilterError::ColumnLength {
-            field: field.name(),
-            got: col.len(),
-            want: src.len(),
+            field: name.to_string(),
+            got,
+            want,
         });
     }
-    Ok(col)
+    Ok(())
+}
+
+/// A user-defined element's test over its column; nulls are never selected.
+fn custom_leaf(test: &CustomTest, col: CustomColumnRef<'_>, sel: Option<&[u64]>) -> Bitmap {
+    match col {
+        CustomColumnRef::Unsigned(c) => fill(c, sel, |x| x.is_some_and(|x| test.on_u64(x))),
+        CustomColumnRef::Signed(c) => fill(c, sel, |x| x.is_some_and(|x| test.on_i64(x))),
+        CustomColumnRef::Float(c) => fill(c, sel, |x| x.is_some_and(|x| test.on_f64(x))),
+        CustomColumnRef::String(c) => {
+            fill(c, sel, |x| x.as_deref().is_some_and(|x| test.on_str(x)))
+        }
+        CustomColumnRef::Bytes(c) => {
+            fill(c, sel, |x| x.as_deref().is_some_and(|x| test.on_bytes(x)))
+        }
+        CustomColumnRef::Address(c) => fill(c, sel, |x| x.is_some_and(|x| test.on_addr(x))),
+    }
 }
 
 /// Sets bit `i` of the result to `f(col[i])`, for the words where `mask` has a bit (all
 /// words when `None`; other words stay zero). The 64-value inner loop has no branch.
 #[inline(always)]
-fn fill<T: Copy>(col: &[T], mask: Option<&[u64]>, f: impl Fn(T) -> bool) -> Bitmap {
+fn fill<T>(col: &[T], mask: Option<&[u64]>, f: impl Fn(&T) -> bool) -> Bitmap {
     let mut out = Bitmap::zeros(col.len());
     let word = |c: &[T]| {
         let mut x = 0u64;
-        for (j, &v) in c.iter().enumerate() {
+        for (j, v) in c.iter().enumerate() {
             x |= (f(v) as u64) << j;
         }
         x
@@ -345,12 +479,12 @@ where
         };
     };
     match cmp {
-        CmpOp::Eq => fill(col, sel, |x| x == v),
-        CmpOp::Ne => fill(col, sel, |x| x != v),
-        CmpOp::Lt => fill(col, sel, |x| x < v),
-        CmpOp::Le => fill(col, sel, |x| x <= v),
-        CmpOp::Gt => fill(col, sel, |x| x > v),
-        CmpOp::Ge => fill(col, sel, |x| x >= v),
+        CmpOp::Eq => fill(col, sel, |&x| x == v),
+        CmpOp::Ne => fill(col, sel, |&x| x != v),
+        CmpOp::Lt => fill(col, sel, |&x| x < v),
+        CmpOp::Le => fill(col, sel, |&x| x <= v),
+        CmpOp::Gt => fill(col, sel, |&x| x > v),
+        CmpOp::Ge => fill(col, sel, |&x| x >= v),
     }
 }
 
@@ -361,7 +495,7 @@ where
 {
     if let [(lo, hi)] = ranges {
         let (lo, hi) = (*lo, *hi);
-        return fill(col, sel, |x| {
+        return fill(col, sel, |&x| {
             let x: u64 = x.into();
             (x >= lo) & (x <= hi)
         });
@@ -374,11 +508,11 @@ where
                 table[lo as usize..=hi as usize].fill(true);
             }
         }
-        return fill(col, sel, |x| table[(x.into() as usize) & 0xffff]);
+        return fill(col, sel, |&x| table[(x.into() as usize) & 0xffff]);
     }
     let mut sorted = ranges.to_vec();
     sorted.sort_unstable();
-    fill(col, sel, |x| {
+    fill(col, sel, |&x| {
         let x: u64 = x.into();
         // The last range starting at or below x is the only candidate when ranges are
         // disjoint; overlapping (unsimplified) ranges fall back to a scan.
@@ -399,19 +533,19 @@ fn leaf(e: &Expr, col: ColumnRef<'_>, len: usize, sel: Option<&[u64]>) -> Bitmap
         (Expr::In { ranges, .. }, ColumnRef::U64(c)) => fill_in(c, sel, ranges, false),
         (Expr::Bits { mask, value, .. }, ColumnRef::U8(c)) => {
             let (m, v) = (*mask, *value);
-            fill(c, sel, |x| x as u64 & m == v)
+            fill(c, sel, |&x| x as u64 & m == v)
         }
         (Expr::Bits { mask, value, .. }, ColumnRef::U16(c)) => {
             let (m, v) = (*mask, *value);
-            fill(c, sel, |x| x as u64 & m == v)
+            fill(c, sel, |&x| x as u64 & m == v)
         }
         (Expr::Bits { mask, value, .. }, ColumnRef::U32(c)) => {
             let (m, v) = (*mask, *value);
-            fill(c, sel, |x| x as u64 & m == v)
+            fill(c, sel, |&x| x as u64 & m == v)
         }
         (Expr::Bits { mask, value, .. }, ColumnRef::U64(c)) => {
             let (m, v) = (*mask, *value);
-            fill(c, sel, |x| x & m == v)
+            fill(c, sel, |&x| x & m == v)
         }
         (Expr::Prefix { prefixes, .. }, ColumnRef::Addr(c)) => {
             let tests: Vec<PrefixTest> = prefixes.iter().map(|p| PrefixTest::new(*p)).collect();
@@ -419,13 +553,13 @@ fn leaf(e: &Expr, col: ColumnRef<'_>, len: usize, sel: Option<&[u64]>) -> Bitmap
                 // An IPv4 prefix excludes IPv6 through its mask already: one `&` and `==`.
                 [t] if !t.exclude_v4 => {
                     let (m, n) = (t.mask, t.net);
-                    fill(c, sel, |a| a & m == n)
+                    fill(c, sel, |&a| a & m == n)
                 }
                 [t] => {
                     let t = *t;
-                    fill(c, sel, |a| t.test(a))
+                    fill(c, sel, |&a| t.test(a))
                 }
-                _ => fill(c, sel, |a| tests.iter().any(|t| t.test(a))),
+                _ => fill(c, sel, |&a| tests.iter().any(|t| t.test(a))),
             }
         }
         // A leaf whose kind does not fit the column's (integer test on an address column or
@@ -517,7 +651,9 @@ mod tests {
         let e = Expr::eq(Field::Proto, 6);
         assert_eq!(
             e.select(&Empty),
-            Err(FilterError::ColumnMissing { field: "proto" })
+            Err(FilterError::ColumnMissing {
+                field: "proto".into()
+            })
         );
         assert_eq!(Expr::True.select(&Empty).unwrap().count_ones(), 3);
     }

@@ -9,7 +9,8 @@
 //!                                                       └── to_sql()
 //! ```
 //!
-//! An [`Expr`] is a tree over the fields of the one schema ([`flowdrill_model::Field`]):
+//! An [`Expr`] is a tree over the fields of the one schema ([`flowdrill_model::Field`]) and
+//! user-defined elements ([`flowdrill_model::CustomField`]):
 //!
 //! | node | meaning | JSON |
 //! |---|---|---|
@@ -20,19 +21,27 @@
 //! | `Bits` | `(field & mask) == value` | `{"op":"bits","field":"tcp_flags","mask":18,"value":18}` |
 //! | `And` / `Or` | all / any of `args` | `{"op":"and","args":[...]}` |
 //! | `Not` | negation | `{"op":"not","arg":{...}}` |
+//! | `Custom` | a test on a user-defined element ([`CustomTest`]) | `{"op":"custom","index":0,"name":"rtt_us","test":"cmp","kind":"unsigned","cmp":"gt","value":1000}` |
+//!
+//! A record without a value for a user-defined element (null) fails every `Custom` test, and
+//! `not` of such a test selects it: `not` is always the complement of a selection. So custom
+//! tests are never turned around by the simplifier (`not rtt_us < 5` also selects the records
+//! without `rtt_us`; `rtt_us >= 5` does not).
 //!
 //! Invariants of a *simplified* expression (what [`crate::parse`] returns): integer leaves
 //! only name integer fields and `Prefix` only address fields; no constant below the root;
 //! `And`/`Or` have at least two arguments and no argument of their own kind; `In` ranges are
 //! sorted, disjoint, non-adjacent and within the field's width; `Not` never wraps `Cmp`,
-//! a constant or another `Not`.
+//! a constant or another `Not`; `Custom` range and prefix lists are not empty and have no
+//! range `lo > hi` (they are otherwise as written).
 //!
 //! An IPv4 prefix contains only IPv4 addresses and an IPv6 prefix only IPv6 addresses
 //! (`0.0.0.0/0` is "any IPv4", `::/0` "any IPv6"), as [`flowdrill_model::Prefix::contains`].
 
-use flowdrill_model::{Field, Kind, Prefix};
+use flowdrill_model::{CustomKind, Field, Kind, Prefix};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -123,6 +132,320 @@ pub enum Expr {
     Not {
         arg: Box<Expr>,
     },
+    /// A test on a user-defined element ([`flowdrill_model::CustomField`]).
+    Custom {
+        /// The element's position in the registry the expression was parsed with: its index
+        /// in [`flowdrill_model::FlowRecord::extra`], which [`Expr::matches`] reads.
+        index: u16,
+        /// The element's name: the column [`Expr::select`] reads
+        /// ([`flowdrill_model::ColumnSource::custom`]).
+        name: String,
+        #[serde(flatten)]
+        test: CustomTest,
+    },
+}
+
+/// What an [`Expr::Custom`] node tests on a user-defined element's value. Each test fits
+/// one [`CustomKind`] ([`CustomTest::kind`]); a value of another kind fails it. A record that
+/// does not carry the element (null) fails every test, `!=` included.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "CustomTestJson", into = "CustomTestJson")]
+pub enum CustomTest {
+    /// `NAME exists`: the record carries a value (of the element's kind).
+    Exists(CustomKind),
+    /// An unsigned element: `NAME <cmp> N`, `NAME in [a b-c]`.
+    Unsigned(NumTest<u64>),
+    /// A signed element: `NAME <cmp> -N`, `NAME in [-5--1 3]`.
+    Signed(NumTest<i64>),
+    /// A float element: `NAME <cmp> 1.5`, `NAME in [0.5-1.5]`.
+    Float(NumTest<Float>),
+    /// A string element: `NAME = "text"` or `NAME != "text"` (`cmp` is `Eq` or `Ne`).
+    String { cmp: CmpOp, text: String },
+    /// A string element: `NAME ~ "text"`, the value contains `text`.
+    Contains { text: String },
+    /// A bytes element: `NAME = 0x0a0b` or `NAME != 0x0a0b` (`cmp` is `Eq` or `Ne`).
+    Bytes { cmp: CmpOp, value: Vec<u8> },
+    /// An address element: `NAME = ADDR[/LEN]` (the value is in the prefix) or `NAME !=
+    /// ADDR[/LEN]` (it is not); `cmp` is `Eq` or `Ne`.
+    Address { cmp: CmpOp, prefix: Prefix },
+    /// An address element: `NAME in [ ... ]`, the value is in one of the prefixes.
+    AddressIn { prefixes: Vec<Prefix> },
+}
+
+/// A test on a number of type `T`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NumTest<T> {
+    /// `value <cmp> constant`.
+    Cmp { cmp: CmpOp, value: T },
+    /// The value is in one of the closed ranges `[lo, hi]`.
+    In { ranges: Vec<(T, T)> },
+}
+
+impl<T: Copy> NumTest<T> {
+    /// Whether `x` passes (a NaN passes nothing).
+    #[inline]
+    pub fn test<U: PartialOrd + From<T>>(&self, x: U) -> bool {
+        match self {
+            NumTest::Cmp { cmp, value } => cmp.apply(x, U::from(*value)),
+            NumTest::In { ranges } => ranges
+                .iter()
+                .any(|&(lo, hi)| U::from(lo) <= x && x <= U::from(hi)),
+        }
+    }
+}
+
+/// A finite float constant: never NaN nor infinite, and `-0.0` is kept as `0.0`, so that
+/// expressions compare and hash by value.
+#[derive(Clone, Copy, Debug, PartialOrd)]
+pub struct Float(f64);
+
+impl Float {
+    /// `x` as a constant; `None` for NaN and infinities.
+    pub fn new(x: f64) -> Option<Float> {
+        x.is_finite()
+            .then_some(Float(if x == 0.0 { 0.0 } else { x }))
+    }
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl PartialEq for Float {
+    fn eq(&self, o: &Float) -> bool {
+        self.0.to_bits() == o.0.to_bits()
+    }
+}
+
+impl Eq for Float {}
+
+impl Hash for Float {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.to_bits().hash(h)
+    }
+}
+
+impl From<Float> for f64 {
+    fn from(x: Float) -> f64 {
+        x.0
+    }
+}
+
+impl fmt::Display for Float {
+    /// The shortest decimal that reads back to the same value, never with an exponent.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl CustomTest {
+    /// The element kind the test applies to.
+    pub fn kind(&self) -> CustomKind {
+        match self {
+            CustomTest::Exists(k) => *k,
+            CustomTest::Unsigned(_) => CustomKind::Unsigned,
+            CustomTest::Signed(_) => CustomKind::Signed,
+            CustomTest::Float(_) => CustomKind::Float,
+            CustomTest::String { .. } | CustomTest::Contains { .. } => CustomKind::String,
+            CustomTest::Bytes { .. } => CustomKind::Bytes,
+            CustomTest::Address { .. } | CustomTest::AddressIn { .. } => CustomKind::Address,
+        }
+    }
+}
+
+/// `bytes` as the language writes them: `0x` and two lowercase hex digits a byte.
+pub(crate) fn hex_bytes(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + 2 * bytes.len());
+    s.push_str("0x");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Reads [`hex_bytes`]' form (`0x`/`0X`, an even number of hex digits, either case).
+pub(crate) fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
+    let hex = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))?;
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// `text` in double quotes, with `"` and `\` escaped by a backslash (the lexer's string form).
+pub(crate) fn quote(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 2);
+    s.push('"');
+    for c in text.chars() {
+        if matches!(c, '"' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('"');
+    s
+}
+
+/// The flat JSON form of a [`CustomTest`], merged into its `Custom` node:
+/// `test` (`exists`, `cmp`, `in`, `contains`), `kind` (the element's kind), `cmp`, and `value`
+/// (a number, a string, bytes as `"0x0a0b"`, a prefix as `"10.0.0.0/8"`), `ranges` (numbers)
+/// or `prefixes` (addresses).
+#[derive(Serialize, Deserialize)]
+struct CustomTestJson {
+    test: TestName,
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cmp: Option<CmpOp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ranges: Option<Vec<(serde_json::Value, serde_json::Value)>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prefixes: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TestName {
+    Exists,
+    Cmp,
+    In,
+    Contains,
+}
+
+impl CustomTestJson {
+    fn new(test: TestName, kind: CustomKind) -> CustomTestJson {
+        CustomTestJson {
+            test,
+            kind: kind.name().to_string(),
+            cmp: None,
+            value: None,
+            ranges: None,
+            prefixes: None,
+        }
+    }
+    fn num<T: Copy>(t: &NumTest<T>, kind: CustomKind, json: fn(T) -> serde_json::Value) -> Self {
+        match t {
+            NumTest::Cmp { cmp, value } => CustomTestJson {
+                cmp: Some(*cmp),
+                value: Some(json(*value)),
+                ..CustomTestJson::new(TestName::Cmp, kind)
+            },
+            NumTest::In { ranges } => CustomTestJson {
+                ranges: Some(ranges.iter().map(|&(a, b)| (json(a), json(b))).collect()),
+                ..CustomTestJson::new(TestName::In, kind)
+            },
+        }
+    }
+}
+
+impl From<CustomTest> for CustomTestJson {
+    fn from(t: CustomTest) -> CustomTestJson {
+        use serde_json::Value as V;
+        let kind = t.kind();
+        let cmp_with = |cmp: CmpOp, value: V| CustomTestJson {
+            cmp: Some(cmp),
+            value: Some(value),
+            ..CustomTestJson::new(TestName::Cmp, kind)
+        };
+        match t {
+            CustomTest::Exists(k) => CustomTestJson::new(TestName::Exists, k),
+            CustomTest::Unsigned(n) => CustomTestJson::num(&n, CustomKind::Unsigned, V::from),
+            CustomTest::Signed(n) => CustomTestJson::num(&n, CustomKind::Signed, V::from),
+            CustomTest::Float(n) => CustomTestJson::num(&n, CustomKind::Float, |x| V::from(x.0)),
+            CustomTest::String { cmp, text } => cmp_with(cmp, V::String(text)),
+            CustomTest::Contains { text } => CustomTestJson {
+                value: Some(V::String(text)),
+                ..CustomTestJson::new(TestName::Contains, kind)
+            },
+            CustomTest::Bytes { cmp, value } => cmp_with(cmp, V::String(hex_bytes(&value))),
+            CustomTest::Address { cmp, prefix } => cmp_with(cmp, V::String(prefix.to_string())),
+            CustomTest::AddressIn { prefixes } => CustomTestJson {
+                prefixes: Some(prefixes.iter().map(|p| p.to_string()).collect()),
+                ..CustomTestJson::new(TestName::In, kind)
+            },
+        }
+    }
+}
+
+impl TryFrom<CustomTestJson> for CustomTest {
+    type Error = String;
+    fn try_from(j: CustomTestJson) -> Result<CustomTest, String> {
+        use serde_json::Value as V;
+        let kind = CustomKind::from_name(&j.kind)
+            .ok_or_else(|| format!("unknown kind of user-defined element {}", j.kind))?;
+        if j.test == TestName::Exists {
+            return Ok(CustomTest::Exists(kind));
+        }
+        let bad = || format!("a {kind} test needs other fields");
+        let value = || j.value.clone().ok_or_else(bad);
+        let eq_ne = || match j.cmp {
+            Some(c @ (CmpOp::Eq | CmpOp::Ne)) => Ok(c),
+            _ => Err(format!("a {kind} comparison needs cmp eq or ne")),
+        };
+        let string = |v: V| match v {
+            V::String(s) => Ok(s),
+            other => Err(format!("expected a string, found {other}")),
+        };
+        fn num<T>(
+            j: &CustomTestJson,
+            from: impl Fn(&V) -> Option<T>,
+            kind: CustomKind,
+        ) -> Result<NumTest<T>, String> {
+            let get = |v: &V| from(v).ok_or_else(|| format!("{v} is not a {kind} value"));
+            match (j.test, j.cmp, &j.value, &j.ranges) {
+                (TestName::Cmp, Some(cmp), Some(v), _) => Ok(NumTest::Cmp {
+                    cmp,
+                    value: get(v)?,
+                }),
+                (TestName::In, _, _, Some(r)) => Ok(NumTest::In {
+                    ranges: r
+                        .iter()
+                        .map(|(a, b)| Ok((get(a)?, get(b)?)))
+                        .collect::<Result<_, String>>()?,
+                }),
+                _ => Err(format!("a {kind} test needs cmp and value, or ranges")),
+            }
+        }
+        let prefix = |s: String| s.parse::<Prefix>().map_err(|e| e.to_string());
+        Ok(match (kind, j.test) {
+            (CustomKind::Unsigned, _) => CustomTest::Unsigned(num(&j, V::as_u64, kind)?),
+            (CustomKind::Signed, _) => CustomTest::Signed(num(&j, V::as_i64, kind)?),
+            (CustomKind::Float, _) => {
+                CustomTest::Float(num(&j, |v| v.as_f64().and_then(Float::new), kind)?)
+            }
+            (CustomKind::String, TestName::Contains) => CustomTest::Contains {
+                text: string(value()?)?,
+            },
+            (CustomKind::String, TestName::Cmp) => CustomTest::String {
+                cmp: eq_ne()?,
+                text: string(value()?)?,
+            },
+            (CustomKind::Bytes, TestName::Cmp) => CustomTest::Bytes {
+                cmp: eq_ne()?,
+                value: parse_hex_bytes(&string(value()?)?)
+                    .ok_or("bytes are written 0x and an even number of hex digits")?,
+            },
+            (CustomKind::Address, TestName::Cmp) => CustomTest::Address {
+                cmp: eq_ne()?,
+                prefix: prefix(string(value()?)?)?,
+            },
+            (CustomKind::Address, TestName::In) => CustomTest::AddressIn {
+                prefixes: j
+                    .prefixes
+                    .clone()
+                    .ok_or_else(bad)?
+                    .into_iter()
+                    .map(prefix)
+                    .collect::<Result<_, _>>()?,
+            },
+            _ => return Err(bad()),
+        })
+    }
 }
 
 mod field_name {
@@ -180,12 +503,12 @@ impl Expr {
         Expr::cmp(field, CmpOp::Eq, value)
     }
 
-    /// The fields the predicate reads, each once, in schema order: the columns a batch must
-    /// carry for [`Expr::select`].
+    /// The schema fields the predicate reads, each once, in schema order: the columns a batch
+    /// must carry for [`Expr::select`] (with the user-defined ones of [`Expr::custom_names`]).
     pub fn fields(&self) -> Vec<Field> {
         fn walk(e: &Expr, out: &mut Vec<Field>) {
             match e {
-                Expr::True | Expr::False => {}
+                Expr::True | Expr::False | Expr::Custom { .. } => {}
                 Expr::Cmp { field, .. }
                 | Expr::In { field, .. }
                 | Expr::Prefix { field, .. }
@@ -201,11 +524,30 @@ impl Expr {
         out
     }
 
+    /// The user-defined elements the predicate reads, each once, in registry order: the
+    /// extra columns a batch must carry for [`Expr::select`].
+    pub fn custom_names(&self) -> Vec<String> {
+        fn walk<'a>(e: &'a Expr, out: &mut Vec<(u16, &'a str)>) {
+            match e {
+                Expr::Custom { index, name, .. } => out.push((*index, name)),
+                Expr::And { args } | Expr::Or { args } => args.iter().for_each(|a| walk(a, out)),
+                Expr::Not { arg } => walk(arg, out),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out.sort();
+        out.dedup();
+        out.into_iter().map(|(_, n)| n.to_string()).collect()
+    }
+
     /// Constant-folds and normalises the expression; the result has the invariants listed in
     /// the module documentation and selects exactly the same records.
     pub fn simplify(self) -> Expr {
         match self {
             Expr::True | Expr::False => self,
+            Expr::Custom { index, name, test } => simplify_custom(index, name, test),
             Expr::Cmp { field, cmp, value } => simplify_cmp(field, cmp, value),
             Expr::In { field, ranges } => simplify_in(field, ranges),
             Expr::Prefix { field, prefixes } => simplify_prefix(field, prefixes),
@@ -233,6 +575,32 @@ impl Expr {
             Expr::And { args } => simplify_junction(args, true),
             Expr::Or { args } => simplify_junction(args, false),
         }
+    }
+}
+
+/// Custom tests stay as written (nulls make `not x < 5` differ from `x >= 5`), except that
+/// empty ranges are dropped and a test of an empty set is `False`.
+fn simplify_custom(index: u16, name: String, mut test: CustomTest) -> Expr {
+    fn retain<T: PartialOrd>(t: &mut NumTest<T>) -> bool {
+        match t {
+            NumTest::In { ranges } => {
+                ranges.retain(|(lo, hi)| lo <= hi);
+                !ranges.is_empty()
+            }
+            NumTest::Cmp { .. } => true,
+        }
+    }
+    let some = match &mut test {
+        CustomTest::Unsigned(t) => retain(t),
+        CustomTest::Signed(t) => retain(t),
+        CustomTest::Float(t) => retain(t),
+        CustomTest::AddressIn { prefixes } => !prefixes.is_empty(),
+        _ => true,
+    };
+    if some {
+        Expr::Custom { index, name, test }
+    } else {
+        Expr::False
     }
 }
 
@@ -486,7 +854,7 @@ fn substitute(e: &Expr, eqs: &[(Field, u64)]) -> Expr {
             Some(v) => c(v & mask == *value),
             None => e.clone(),
         },
-        Expr::True | Expr::False | Expr::Prefix { .. } => e.clone(),
+        Expr::True | Expr::False | Expr::Prefix { .. } | Expr::Custom { .. } => e.clone(),
         Expr::Not { arg } => Expr::not(substitute(arg, eqs)),
         Expr::And { args } => Expr::And {
             args: args.iter().map(|a| substitute(a, eqs)).collect(),
@@ -646,25 +1014,8 @@ impl fmt::Display for Expr {
             Expr::True => f.write_str("any"),
             Expr::False => f.write_str("not any"),
             Expr::Cmp { field, cmp, value } => write!(f, "{field} {} {value}", cmp.symbol()),
-            Expr::In { field, ranges } => {
-                write!(f, "{field} in [")?;
-                for (i, (lo, hi)) in ranges.iter().enumerate() {
-                    let sep = if i == 0 { "" } else { " " };
-                    if lo == hi {
-                        write!(f, "{sep}{lo}")?;
-                    } else {
-                        write!(f, "{sep}{lo}-{hi}")?;
-                    }
-                }
-                f.write_str("]")
-            }
-            Expr::Prefix { field, prefixes } => {
-                write!(f, "{field} in [")?;
-                for (i, p) in prefixes.iter().enumerate() {
-                    write!(f, "{}{p}", if i == 0 { "" } else { " " })?;
-                }
-                f.write_str("]")
-            }
+            Expr::In { field, ranges } => write_ranges(f, field, ranges),
+            Expr::Prefix { field, prefixes } => write_prefixes(f, field, prefixes),
             Expr::Bits { field, mask, value } => {
                 write!(f, "{field} & {mask:#x} = {value:#x}")
             }
@@ -686,7 +1037,66 @@ impl fmt::Display for Expr {
                 f.write_str("not ")?;
                 child(f, arg, 2)
             }
+            Expr::Custom { name, test, .. } => write_custom(f, name, test),
         }
+    }
+}
+
+/// `NAME in [a b-c]`.
+fn write_ranges<T: fmt::Display + PartialEq>(
+    f: &mut fmt::Formatter<'_>,
+    name: &dyn fmt::Display,
+    ranges: &[(T, T)],
+) -> fmt::Result {
+    write!(f, "{name} in [")?;
+    for (i, (lo, hi)) in ranges.iter().enumerate() {
+        let sep = if i == 0 { "" } else { " " };
+        if lo == hi {
+            write!(f, "{sep}{lo}")?;
+        } else {
+            write!(f, "{sep}{lo}-{hi}")?;
+        }
+    }
+    f.write_str("]")
+}
+
+/// `NAME in [p q]`.
+fn write_prefixes(
+    f: &mut fmt::Formatter<'_>,
+    name: &dyn fmt::Display,
+    prefixes: &[Prefix],
+) -> fmt::Result {
+    write!(f, "{name} in [")?;
+    for (i, p) in prefixes.iter().enumerate() {
+        write!(f, "{}{p}", if i == 0 { "" } else { " " })?;
+    }
+    f.write_str("]")
+}
+
+/// `NAME <test>` in the language's text form.
+fn write_custom(f: &mut fmt::Formatter<'_>, name: &str, test: &CustomTest) -> fmt::Result {
+    fn num<T: fmt::Display + PartialEq>(
+        f: &mut fmt::Formatter<'_>,
+        name: &str,
+        t: &NumTest<T>,
+    ) -> fmt::Result {
+        match t {
+            NumTest::Cmp { cmp, value } => write!(f, "{name} {} {value}", cmp.symbol()),
+            NumTest::In { ranges } => write_ranges(f, &name, ranges),
+        }
+    }
+    match test {
+        CustomTest::Exists(_) => write!(f, "{name} exists"),
+        CustomTest::Unsigned(t) => num(f, name, t),
+        CustomTest::Signed(t) => num(f, name, t),
+        CustomTest::Float(t) => num(f, name, t),
+        CustomTest::String { cmp, text } => write!(f, "{name} {} {}", cmp.symbol(), quote(text)),
+        CustomTest::Contains { text } => write!(f, "{name} ~ {}", quote(text)),
+        CustomTest::Bytes { cmp, value } => {
+            write!(f, "{name} {} {}", cmp.symbol(), hex_bytes(value))
+        }
+        CustomTest::Address { cmp, prefix } => write!(f, "{name} {} {prefix}", cmp.symbol()),
+        CustomTest::AddressIn { prefixes } => write_prefixes(f, &name, prefixes),
     }
 }
 
@@ -698,34 +1108,18 @@ impl Expr {
     /// The predicate as a standard SQL boolean expression over the store's column names
     /// (schema field names; addresses as `<name>_hi`/`<name>_lo` halves, see above). Bit
     /// tests use `&`, which Spark SQL, PostgreSQL, DuckDB and ClickHouse accept.
+    ///
+    /// User-defined elements are their columns, named as they are: numbers, strings
+    /// (`'...'`, `''` for a quote; `~` is `POSITION(...) > 0`), bytes (`X'0a0b'`) and
+    /// addresses (16-byte binary in the IPv4-mapped form, so prefixes are `BETWEEN X'...'`).
+    /// Each test is guarded by `name IS NOT NULL AND ...`, so that it is false, never NULL,
+    /// on a missing value and `NOT` selects what the evaluators select.
     pub fn to_sql(&self) -> String {
         match self {
             Expr::True => "TRUE".into(),
             Expr::False => "FALSE".into(),
-            Expr::Cmp { field, cmp, value } => {
-                let op = if *cmp == CmpOp::Ne {
-                    "<>"
-                } else {
-                    cmp.symbol()
-                };
-                format!("{field} {op} {value}")
-            }
-            Expr::In { field, ranges } => {
-                let singles: Vec<String> = ranges
-                    .iter()
-                    .filter(|(l, h)| l == h)
-                    .map(|(l, _)| l.to_string())
-                    .collect();
-                let mut parts: Vec<String> = ranges
-                    .iter()
-                    .filter(|(l, h)| l != h)
-                    .map(|(l, h)| format!("{field} BETWEEN {l} AND {h}"))
-                    .collect();
-                if !singles.is_empty() {
-                    parts.insert(0, format!("{field} IN ({})", singles.join(", ")));
-                }
-                paren_join(parts, " OR ")
-            }
+            Expr::Cmp { field, cmp, value } => format!("{field} {} {value}", sql_op(*cmp)),
+            Expr::In { field, ranges } => ranges_sql(field, ranges),
             Expr::Prefix { field, prefixes } => paren_join(
                 prefixes.iter().map(|p| prefix_sql(*field, *p)).collect(),
                 " OR ",
@@ -740,8 +1134,69 @@ impl Expr {
                 " OR ",
             ),
             Expr::Not { arg } => format!("NOT ({})", arg.to_sql()),
+            Expr::Custom { name, test, .. } => custom_sql(name, test),
         }
     }
+}
+
+fn sql_op(cmp: CmpOp) -> &'static str {
+    if cmp == CmpOp::Ne { "<>" } else { cmp.symbol() }
+}
+
+/// `col IN (a, b) OR col BETWEEN c AND d`.
+fn ranges_sql<T: fmt::Display + PartialEq>(col: &dyn fmt::Display, ranges: &[(T, T)]) -> String {
+    let singles: Vec<String> = ranges
+        .iter()
+        .filter(|(l, h)| l == h)
+        .map(|(l, _)| l.to_string())
+        .collect();
+    let mut parts: Vec<String> = ranges
+        .iter()
+        .filter(|(l, h)| l != h)
+        .map(|(l, h)| format!("{col} BETWEEN {l} AND {h}"))
+        .collect();
+    if !singles.is_empty() {
+        parts.insert(0, format!("{col} IN ({})", singles.join(", ")));
+    }
+    paren_join(parts, " OR ")
+}
+
+/// A user-defined element's test in SQL, false (not NULL) where the value is missing.
+fn custom_sql(name: &str, test: &CustomTest) -> String {
+    fn num<T: fmt::Display + PartialEq>(name: &str, t: &NumTest<T>) -> String {
+        match t {
+            NumTest::Cmp { cmp, value } => format!("{name} {} {value}", sql_op(*cmp)),
+            NumTest::In { ranges } => ranges_sql(&name, ranges),
+        }
+    }
+    let string = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let test = match test {
+        CustomTest::Exists(_) => return format!("{name} IS NOT NULL"),
+        CustomTest::Unsigned(t) => num(name, t),
+        CustomTest::Signed(t) => num(name, t),
+        CustomTest::Float(t) => num(name, t),
+        CustomTest::String { cmp, text } => format!("{name} {} {}", sql_op(*cmp), string(text)),
+        CustomTest::Contains { text } => format!("POSITION({} IN {name}) > 0", string(text)),
+        CustomTest::Bytes { cmp, value } => {
+            format!("{name} {} X'{}'", sql_op(*cmp), &hex_bytes(value)[2..])
+        }
+        CustomTest::Address { cmp, prefix } => {
+            let p = binary_prefix_sql(name, *prefix);
+            if *cmp == CmpOp::Eq {
+                p
+            } else {
+                format!("NOT {p}")
+            }
+        }
+        CustomTest::AddressIn { prefixes } => paren_join(
+            prefixes
+                .iter()
+                .map(|p| binary_prefix_sql(name, *p))
+                .collect(),
+            " OR ",
+        ),
+    };
+    format!("({name} IS NOT NULL AND {test})")
 }
 
 fn paren_join(parts: Vec<String>, sep: &str) -> String {
@@ -752,22 +1207,55 @@ fn paren_join(parts: Vec<String>, sep: &str) -> String {
     }
 }
 
-/// SQL for "address field in prefix", over the `_hi`/`_lo` halves. The range of a prefix is
-/// `[net, net | host_bits]` on the u128 form, i.e. a range on the pair (hi, lo).
-fn prefix_sql(field: Field, p: Prefix) -> String {
+/// The IPv4-mapped addresses `::ffff:0:0/96` as a range of the u128 form.
+const V4_MAPPED: (u128, u128) = (0xffff_0000_0000, 0xffff_ffff_ffff);
+
+/// The range `[net, net | host_bits]` of prefix `p` on the u128 form, and whether IPv4
+/// addresses inside it must be excluded (IPv6 prefixes short enough to cover
+/// `::ffff:0:0/96`).
+fn prefix_bounds(p: Prefix) -> (u128, u128, bool) {
     let bits = if p.is_v4() {
         96 + p.len() as u32
     } else {
         p.len() as u32
     };
-    let (lo_addr, hi_addr) = if p.is_v4() || !p.is_empty() {
-        let host = if bits >= 128 { 0 } else { u128::MAX >> bits };
-        (p.addr().0, p.addr().0 | host)
+    let host = if bits >= 128 { 0 } else { u128::MAX >> bits };
+    let exclude_v4 = !p.is_v4() && bits <= 96 && p.addr().0 >> 96 == 0;
+    (p.addr().0, p.addr().0 | host, exclude_v4)
+}
+
+/// SQL for "a user-defined address column in prefix": the column is 16 bytes, the u128 form
+/// big-endian, so binary order is address order.
+fn binary_prefix_sql(name: &str, p: Prefix) -> String {
+    let (lo, hi, exclude_v4) = prefix_bounds(p);
+    let x = |a: u128| format!("X'{a:032x}'");
+    let range = if lo == hi {
+        format!("{name} = {}", x(lo))
+    } else {
+        format!("{name} BETWEEN {} AND {}", x(lo), x(hi))
+    };
+    if exclude_v4 {
+        let (v4_lo, v4_hi) = V4_MAPPED;
+        format!(
+            "({range} AND NOT ({name} BETWEEN {} AND {}))",
+            x(v4_lo),
+            x(v4_hi)
+        )
+    } else {
+        format!("({range})")
+    }
+}
+
+/// SQL for "address field in prefix", over the `_hi`/`_lo` halves. The range of a prefix is
+/// `[net, net | host_bits]` on the u128 form, i.e. a range on the pair (hi, lo).
+fn prefix_sql(field: Field, p: Prefix) -> String {
+    let (lo_addr, hi_addr, exclude_v4) = if p.is_v4() || !p.is_empty() {
+        prefix_bounds(p)
     } else {
         // ::/0 is "any IPv6": every address outside ::ffff:0:0/96.
         return format!(
             "NOT ({field}_hi = 0 AND {field}_lo BETWEEN {} AND {})",
-            0xffff_0000_0000u64, 0xffff_ffff_ffffu64
+            V4_MAPPED.0, V4_MAPPED.1
         );
     };
     let (h1, l1) = ((lo_addr >> 64) as u64, lo_addr as u64);
@@ -782,11 +1270,11 @@ fn prefix_sql(field: Field, p: Prefix) -> String {
         // A prefix of length <= 64: the low half is free.
         format!("{field}_hi BETWEEN {h1} AND {h2}")
     };
-    if !p.is_v4() && bits <= 96 && p.addr().0 >> 96 == 0 {
+    if exclude_v4 {
         // An IPv6 prefix that covers ::ffff:0:0/96 must not select IPv4 addresses.
         format!(
             "({range} AND NOT ({field}_hi = 0 AND {field}_lo BETWEEN {} AND {}))",
-            0xffff_0000_0000u64, 0xffff_ffff_ffffu64
+            V4_MAPPED.0, V4_MAPPED.1
         )
     } else {
         format!("({range})")
@@ -940,5 +1428,204 @@ mod tests {
             Expr::not(Expr::cmp(Bytes, CmpOp::Ne, 5)).to_sql(),
             "NOT (bytes <> 5)"
         );
+    }
+
+    fn custom(index: u16, name: &str, test: CustomTest) -> Expr {
+        Expr::Custom {
+            index,
+            name: name.into(),
+            test,
+        }
+    }
+
+    fn unsigned(cmp: CmpOp, value: u64) -> CustomTest {
+        CustomTest::Unsigned(NumTest::Cmp { cmp, value })
+    }
+
+    #[test]
+    fn custom_nodes_have_a_flat_json_form_that_round_trips() {
+        let p = |s: &str| s.parse::<Prefix>().unwrap();
+        let half = Float::new(0.5).unwrap();
+        let cases = [
+            (
+                custom(0, "rtt_us", unsigned(CmpOp::Gt, 1000)),
+                r#"{"op":"custom","index":0,"name":"rtt_us","test":"cmp","kind":"unsigned","cmp":"gt","value":1000}"#,
+            ),
+            (
+                custom(
+                    1,
+                    "delta",
+                    CustomTest::Signed(NumTest::In {
+                        ranges: vec![(-5, -1), (3, 3)],
+                    }),
+                ),
+                r#"{"op":"custom","index":1,"name":"delta","test":"in","kind":"signed","ranges":[[-5,-1],[3,3]]}"#,
+            ),
+            (
+                custom(
+                    2,
+                    "loss",
+                    CustomTest::Float(NumTest::Cmp {
+                        cmp: CmpOp::Le,
+                        value: half,
+                    }),
+                ),
+                r#"{"op":"custom","index":2,"name":"loss","test":"cmp","kind":"float","cmp":"le","value":0.5}"#,
+            ),
+            (
+                custom(
+                    3,
+                    "app",
+                    CustomTest::String {
+                        cmp: CmpOp::Ne,
+                        text: "it's".into(),
+                    },
+                ),
+                r#"{"op":"custom","index":3,"name":"app","test":"cmp","kind":"string","cmp":"ne","value":"it's"}"#,
+            ),
+            (
+                custom(3, "app", CustomTest::Contains { text: "dn".into() }),
+                r#"{"op":"custom","index":3,"name":"app","test":"contains","kind":"string","value":"dn"}"#,
+            ),
+            (
+                custom(
+                    4,
+                    "tag",
+                    CustomTest::Bytes {
+                        cmp: CmpOp::Eq,
+                        value: vec![10, 255],
+                    },
+                ),
+                r#"{"op":"custom","index":4,"name":"tag","test":"cmp","kind":"bytes","cmp":"eq","value":"0x0aff"}"#,
+            ),
+            (
+                custom(
+                    5,
+                    "peer",
+                    CustomTest::Address {
+                        cmp: CmpOp::Eq,
+                        prefix: p("10.0.0.0/8"),
+                    },
+                ),
+                r#"{"op":"custom","index":5,"name":"peer","test":"cmp","kind":"address","cmp":"eq","value":"10.0.0.0/8"}"#,
+            ),
+            (
+                custom(
+                    5,
+                    "peer",
+                    CustomTest::AddressIn {
+                        prefixes: vec![p("10.0.0.0/8"), p("2001:db8::/32")],
+                    },
+                ),
+                r#"{"op":"custom","index":5,"name":"peer","test":"in","kind":"address","prefixes":["10.0.0.0/8","2001:db8::/32"]}"#,
+            ),
+            (
+                custom(5, "peer", CustomTest::Exists(CustomKind::Address)),
+                r#"{"op":"custom","index":5,"name":"peer","test":"exists","kind":"address"}"#,
+            ),
+        ];
+        for (e, want) in cases {
+            let j = serde_json::to_string(&e).unwrap();
+            assert_eq!(j, want);
+            let back: Expr = serde_json::from_str(&j).unwrap();
+            assert_eq!(back, e, "{j}");
+        }
+        // Nested in other nodes.
+        let e = Expr::and(vec![
+            Expr::not(custom(5, "peer", CustomTest::Exists(CustomKind::Address))),
+            Expr::eq(Proto, 6),
+        ]);
+        let back: Expr = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        // Ill-typed forms are refused.
+        for bad in [
+            r#"{"op":"custom","index":0,"name":"x","test":"cmp","kind":"unsigned","cmp":"gt","value":-1}"#,
+            r#"{"op":"custom","index":0,"name":"x","test":"cmp","kind":"string","cmp":"lt","value":"a"}"#,
+            r#"{"op":"custom","index":0,"name":"x","test":"cmp","kind":"bytes","cmp":"eq","value":"0xabc"}"#,
+            r#"{"op":"custom","index":0,"name":"x","test":"cmp","kind":"weird","cmp":"eq","value":1}"#,
+            r#"{"op":"custom","index":0,"name":"x","test":"contains","kind":"address","value":"a"}"#,
+            r#"{"op":"custom","index":0,"name":"x","test":"cmp"}"#,
+        ] {
+            assert!(serde_json::from_str::<Expr>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn custom_sql_is_false_on_nulls_and_names_the_column() {
+        let e = custom(0, "rtt_us", unsigned(CmpOp::Ne, 5));
+        assert_eq!(e.to_sql(), "(rtt_us IS NOT NULL AND rtt_us <> 5)");
+        assert_eq!(
+            Expr::not(e).to_sql(),
+            "NOT ((rtt_us IS NOT NULL AND rtt_us <> 5))"
+        );
+        let e = custom(
+            1,
+            "delta",
+            CustomTest::Signed(NumTest::In {
+                ranges: vec![(-5, -1), (3, 3)],
+            }),
+        );
+        assert_eq!(
+            e.to_sql(),
+            "(delta IS NOT NULL AND (delta IN (3) OR delta BETWEEN -5 AND -1))"
+        );
+        let e = custom(
+            3,
+            "app",
+            CustomTest::String {
+                cmp: CmpOp::Eq,
+                text: "it's".into(),
+            },
+        );
+        assert_eq!(e.to_sql(), "(app IS NOT NULL AND app = 'it''s')");
+        let e = custom(3, "app", CustomTest::Contains { text: "o'".into() });
+        assert_eq!(
+            e.to_sql(),
+            "(app IS NOT NULL AND POSITION('o''' IN app) > 0)"
+        );
+        let e = custom(
+            4,
+            "tag",
+            CustomTest::Bytes {
+                cmp: CmpOp::Eq,
+                value: vec![10, 255],
+            },
+        );
+        assert_eq!(e.to_sql(), "(tag IS NOT NULL AND tag = X'0aff')");
+        assert_eq!(
+            custom(5, "peer", CustomTest::Exists(CustomKind::Address)).to_sql(),
+            "peer IS NOT NULL"
+        );
+        let ne = CustomTest::Address {
+            cmp: CmpOp::Ne,
+            prefix: "10.0.0.0/8".parse().unwrap(),
+        };
+        assert_eq!(
+            custom(5, "peer", ne).to_sql(),
+            "(peer IS NOT NULL AND NOT (peer BETWEEN X'00000000000000000000ffff0a000000' AND X'00000000000000000000ffff0affffff'))"
+        );
+        let within = CustomTest::AddressIn {
+            prefixes: vec!["192.0.2.1".parse().unwrap(), Prefix::root_v6()],
+        };
+        assert_eq!(
+            custom(5, "peer", within).to_sql(),
+            "(peer IS NOT NULL AND ((peer = X'00000000000000000000ffffc0000201') OR (peer BETWEEN X'00000000000000000000000000000000' AND X'ffffffffffffffffffffffffffffffff' AND NOT (peer BETWEEN X'00000000000000000000ffff00000000' AND X'00000000000000000000ffffffffffff'))))"
+        );
+    }
+
+    #[test]
+    fn custom_nodes_are_leaves_the_simplifier_keeps() {
+        let lt = custom(0, "rtt_us", unsigned(CmpOp::Lt, 5));
+        // Not turned around into `>= 5`: that would drop the records without the element.
+        assert_eq!(Expr::not(lt.clone()).simplify(), Expr::not(lt.clone()));
+        assert_eq!(Expr::and(vec![lt.clone(), lt.clone()]).simplify(), lt);
+        let both = Expr::and(vec![lt.clone(), Expr::not(lt.clone())]);
+        assert_eq!(both.simplify(), Expr::False);
+        let either = Expr::or(vec![lt.clone(), Expr::not(lt.clone())]);
+        assert_eq!(either.simplify(), Expr::True);
+        let e = Expr::and(vec![Expr::eq(Proto, 6), lt.clone()]);
+        assert_eq!(e.fields(), vec![Proto]);
+        assert_eq!(e.custom_names(), vec!["rtt_us".to_string()]);
+        assert_eq!(e.to_string(), "proto = 6 and rtt_us < 5");
     }
 }

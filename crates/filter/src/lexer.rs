@@ -4,6 +4,8 @@
 //! suffixes (`1M`), IPv4 and IPv6 addresses, ranges (`80-90`) and field names are all words,
 //! told apart by the parser from where they stand. `/` is a token of its own, so
 //! `10.0.0.0/8` is word, slash, word. `#` starts a comment that runs to the end of the line.
+//! A string is `"..."`, where `\"` is a quote and `\\` a backslash (the values of
+//! user-defined string elements); `~` is the "contains" operator.
 
 use crate::error::{FilterError, Position};
 use crate::ir::CmpOp;
@@ -12,6 +14,9 @@ use crate::ir::CmpOp;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Tok {
     Word,
+    /// `"..."`, the quotes included in the span ([`unquote`] gives the text).
+    Str,
+    Tilde,
     LParen,
     RParen,
     LBracket,
@@ -63,6 +68,8 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
                     .unwrap_or(b.len() - i);
                 (Tok::Word, len)
             }
+            '"' => (Tok::Str, string_len(src, start)?),
+            '~' => (Tok::Tilde, 1),
             '(' => (Tok::LParen, 1),
             ')' => (Tok::RParen, 1),
             '[' => (Tok::LBracket, 1),
@@ -101,6 +108,50 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
         end: src.len(),
     });
     Ok(out)
+}
+
+/// The length of the string token starting with the quote at `start`, closing quote
+/// included.
+fn string_len(src: &str, start: usize) -> Result<usize, FilterError> {
+    let mut escaped = false;
+    for (i, c) in src[start + 1..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Ok(i + 2),
+            _ => {}
+        }
+    }
+    Err(FilterError::UnexpectedEnd {
+        at: Position::at(src, src.len()),
+        expected: vec![format!(
+            "'\"' to close the string that starts at {}",
+            Position::at(src, start)
+        )],
+    })
+}
+
+/// The text of a string token (quotes removed; `\"` and `\\` unescaped, any other
+/// backslash kept as it is).
+pub(crate) fn unquote(token: &str) -> String {
+    let inner = &token[1..token.len() - 1];
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(e @ ('"' | '\\')) => out.push(e),
+                Some(other) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -152,6 +203,24 @@ mod tests {
                 End,
             ]
         });
+    }
+
+    #[test]
+    fn strings_are_one_token_with_escapes() {
+        let src = r#"app = "a \"b\" \\ c\d" ~ "" x"#;
+        let t = lex(src).unwrap();
+        let kinds: Vec<Tok> = t.iter().map(|t| t.kind).collect();
+        use Tok::*;
+        assert_eq!(
+            kinds,
+            vec![Word, Cmp(CmpOp::Eq), Str, Tilde, Str, Word, End]
+        );
+        assert_eq!(unquote(&src[t[2].start..t[2].end]), r#"a "b" \ c\d"#);
+        assert_eq!(unquote(&src[t[4].start..t[4].end]), "");
+        let e = lex("app = \"abc").unwrap_err();
+        assert!(matches!(e, FilterError::UnexpectedEnd { .. }), "{e}");
+        assert_eq!(e.position().unwrap().column, 11);
+        assert!(e.to_string().contains("column 7"), "{e}");
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! ## Brief overview
 //!
 //! - [`parse`]: nfdump expression text (`proto tcp and dst port 443 and not net 10.0.0.0/8`,
-//!   plus schema field names such as `src_as > 100`) to a simplified [`Expr`].
+//!   plus schema field names such as `src_as > 100`) to a simplified [`Expr`]; [`parse_with`]
+//!   also takes the names of user-defined elements (`rtt_us > 50k`, `app ~ "http"`).
 //! - [`Expr`] ([`ir`]): the predicate IR over schema fields (comparisons, ranges, prefixes,
-//!   bit masks, `and`/`or`/`not`). It prints back as text (`Display`), serialises to JSON
-//!   (serde) and to standard SQL ([`Expr::to_sql`]).
+//!   bit masks, `and`/`or`/`not`) and user-defined elements ([`CustomTest`]). It prints back
+//!   as text (`Display`), serialises to JSON (serde) and to standard SQL ([`Expr::to_sql`]);
+//!   [`Expr::fields`] and [`Expr::custom_names`] name the columns it reads.
 //! - [`Expr::matches`] evaluates on one [`flowdrill_model::FlowRecord`];
 //!   [`Expr::select`] evaluates column-wise over a [`flowdrill_model::ColumnSource`] into a
 //!   [`Bitmap`] ([`eval`]).
@@ -35,6 +37,30 @@
 //! assert_eq!(err.to_json()["expected"][0], "a port 0..65535");
 //! ```
 //!
+//! User-defined elements, by the registry the records were decoded with; a record without the
+//! element matches no comparison, and `not` selects it:
+//!
+//! ```
+//! use flowdrill_filter::parse_with;
+//! use flowdrill_model::{CustomField, CustomFields, CustomKind, CustomValue, FlowRecord};
+//!
+//! let field = |name: &str, kind| CustomField { enterprise: 6871, id: 1, name: name.into(), kind };
+//! let registry = CustomFields {
+//!     fields: vec![field("rtt_us", CustomKind::Unsigned), field("app", CustomKind::String)],
+//! };
+//! let f = parse_with(r#"rtt_us > 50k and not app = "dns""#, &registry).unwrap();
+//! assert_eq!(f.custom_names(), vec!["rtt_us", "app"]);
+//! assert_eq!(f.to_string(), r#"rtt_us > 50000 and not app = "dns""#);
+//! assert_eq!(
+//!     f.to_sql(),
+//!     "(((rtt_us IS NOT NULL AND rtt_us > 50000)) AND (NOT ((app IS NOT NULL AND app = 'dns'))))"
+//! );
+//! let slow = FlowRecord { extra: vec![(0, CustomValue::Unsigned(80_000))], ..Default::default() };
+//! assert!(f.matches(&slow));
+//! assert!(!f.matches(&FlowRecord::default()));
+//! assert!(parse_with("not rtt_us > 50k", &registry).unwrap().matches(&FlowRecord::default()));
+//! ```
+//!
 //! See `docs/filter-language.md` for the language, and where it deliberately differs from
 //! nfdump.
 
@@ -47,12 +73,25 @@ mod parser;
 
 pub use error::{FilterError, Position};
 pub use eval::Bitmap;
-pub use ir::{CmpOp, Expr};
+pub use ir::{CmpOp, CustomTest, Expr, Float, NumTest};
+
+use flowdrill_model::CustomFields;
 
 /// Parses a filter expression into its simplified predicate. An empty filter (blanks and
 /// comments only) selects every record, as in nfdump.
 pub fn parse(src: &str) -> Result<Expr, FilterError> {
     Ok(parse_unsimplified(src)?.simplify())
+}
+
+/// [`parse`], where the names of the user-defined elements of `custom` are fields too
+/// (`rtt_us > 100`, `app = "dns"`, `peer 10.0.0.0/8`). The expression's [`Expr::Custom`]
+/// nodes keep each element's index in `custom` (for [`Expr::matches`]) and its name (for
+/// [`Expr::select`]); [`Expr::custom_names`] lists the columns to load. With an empty
+/// registry this is [`parse`].
+pub fn parse_with(src: &str, custom: &CustomFields) -> Result<Expr, FilterError> {
+    Ok(parser::Parser::with_custom(src, custom)?
+        .parse_filter()?
+        .simplify())
 }
 
 /// Parses a filter expression without simplifying it: the tree mirrors the text (useful to

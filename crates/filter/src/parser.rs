@@ -22,18 +22,25 @@
 //!          | ("next" | "router") "ip" (ADDR | "in" "[" addr_list "]")
 //!          | "icmp-type" NUMBER | "icmp-code" NUMBER
 //!          | FIELD [cmp] VALUE | FIELD "in" "[" list "]" | FIELD "&" NUMBER "=" NUMBER
+//!          | CUSTOM "exists" | CUSTOM [cmp] VALUE | CUSTOM "in" "[" list "]" | CUSTOM "~" STRING
 //! dir     := "src" | "dst" | "src or dst" | "dst or src" | "src and dst" | "dst and src"
 //! cmp     := "=" | "==" | "eq" | "!=" | "<>" | "ne" | "<" | "lt" | ">" | "gt" | "<=" | "le" | ">=" | "ge"
 //! NUMBER  := decimal with optional k, M, G, T suffix (x1000 each, as nfdump) | 0x hex
 //! ```
 //!
+//! `CUSTOM` is the name of a user-defined element of the registry given to
+//! [`crate::parse_with`]; what `VALUE` is follows from the element's kind. Keywords and
+//! schema field names come first: an element named like one cannot be used.
+//!
 //! Keywords are matched case-insensitively. The parser returns the IR *unsimplified*;
 //! [`crate::parse`] simplifies it.
 
 use crate::error::{FilterError, Position};
-use crate::ir::{CmpOp, Expr};
-use crate::lexer::{Tok, Token, lex};
-use flowdrill_model::{Addr, FIELDS, Field, Kind, Prefix, proto};
+use crate::ir::{CmpOp, CustomTest, Expr, Float, NumTest, parse_hex_bytes};
+use crate::lexer::{Tok, Token, lex, unquote};
+use flowdrill_model::{
+    Addr, CustomField, CustomFields, CustomKind, FIELDS, Field, Kind, Prefix, proto,
+};
 
 /// Direction qualifiers of nfdump (`dqual` in its grammar).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,7 +154,12 @@ pub(crate) struct Parser<'a> {
     src: &'a str,
     toks: Vec<Token>,
     i: usize,
+    /// The user-defined elements that may be named.
+    custom: &'a CustomFields,
 }
+
+/// The registry of [`Parser::new`]: no user-defined elements.
+static NO_CUSTOM: CustomFields = CustomFields { fields: Vec::new() };
 
 fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
@@ -155,10 +167,19 @@ fn s(v: &[&str]) -> Vec<String> {
 
 impl<'a> Parser<'a> {
     pub(crate) fn new(src: &'a str) -> Result<Parser<'a>, FilterError> {
+        Parser::with_custom(src, &NO_CUSTOM)
+    }
+
+    /// A parser that also accepts the names of the elements of `custom` as fields.
+    pub(crate) fn with_custom(
+        src: &'a str,
+        custom: &'a CustomFields,
+    ) -> Result<Parser<'a>, FilterError> {
         Ok(Parser {
             src,
             toks: lex(src)?,
             i: 0,
+            custom,
         })
     }
 
@@ -529,6 +550,16 @@ impl<'a> Parser<'a> {
                 if let Some(field) = Field::from_name(&w) {
                     return self.parse_field(field);
                 }
+                // Before the unsupported keywords: a user may have defined the element
+                // (`vlan`, `mpls`...) that the schema lacks.
+                let custom = self.custom;
+                if let Some(i) = custom
+                    .fields
+                    .iter()
+                    .position(|f| f.name.eq_ignore_ascii_case(&w))
+                {
+                    return self.parse_custom(i as u16, &custom.fields[i]);
+                }
                 if let Some((_, reason)) = UNSUPPORTED.iter().find(|(k, _)| *k == w) {
                     return Err(FilterError::Unsupported {
                         at: self.pos(t),
@@ -539,6 +570,7 @@ impl<'a> Parser<'a> {
                 let mut expected = s(TERM_START);
                 expected.pop();
                 expected.extend(FIELDS.iter().map(|f| f.name.to_string()));
+                expected.extend(self.custom.fields.iter().map(|f| f.name.clone()));
                 Err(FilterError::UnknownField {
                     at: self.pos(t),
                     found: self.text(t).to_string(),
@@ -572,17 +604,28 @@ impl<'a> Parser<'a> {
 
     /// A number token: decimal with k/M/G/T suffix (x1000), or 0x hex.
     fn number(&mut self, what: &str) -> Result<(u64, Token), FilterError> {
+        self.number_as(what, &format!("{what}, at most {}", u64::MAX), parse_number)
+    }
+
+    /// A number token read by `parse` (`Err(true)`: out of range, expected `range`;
+    /// `Err(false)`: not a number, expected `what`).
+    fn number_as<T>(
+        &mut self,
+        what: &str,
+        range: &str,
+        parse: impl Fn(&str) -> Result<T, bool>,
+    ) -> Result<(T, Token), FilterError> {
         let t = self.peek();
         if t.kind != Tok::Word {
             return Err(self.unexpected(t, &[what]));
         }
         self.bump();
-        let n = parse_number(self.text(t)).map_err(|overflow| {
+        let n = parse(self.text(t)).map_err(|overflow| {
             if overflow {
                 FilterError::OutOfRange {
                     at: self.pos(t),
                     found: self.text(t).to_string(),
-                    expected: vec![format!("{what}, at most {}", u64::MAX)],
+                    expected: vec![range.to_string()],
                 }
             } else {
                 FilterError::InvalidNumber {
@@ -719,6 +762,20 @@ impl<'a> Parser<'a> {
 
     /// `[ a b-c, d ]`: numbers or ranges, separated by blanks or commas.
     fn parse_num_list(&mut self, max: u64, what: &str) -> Result<Vec<(u64, u64)>, FilterError> {
+        self.parse_range_list(what, false, |t| match parse_number(t) {
+            Ok(n) if n > max => Err(true),
+            r => r,
+        })
+    }
+
+    /// `[ a b-c, d ]` of numbers read by `parse` (see [`Parser::number_as`]); `exponent`:
+    /// the numbers may have one (`1e-3`), whose `-` is no range dash.
+    fn parse_range_list<T: PartialOrd + Clone>(
+        &mut self,
+        what: &str,
+        exponent: bool,
+        parse: impl Fn(&str) -> Result<T, bool>,
+    ) -> Result<Vec<(T, T)>, FilterError> {
         self.expect(Tok::LBracket, "[")?;
         let mut out = Vec::new();
         loop {
@@ -749,16 +806,14 @@ impl<'a> Parser<'a> {
                             }
                         }
                     };
-                    let (lo, hi) = match text.split_once('-') {
-                        Some((a, b)) => {
-                            (parse_number(a).map_err(bad)?, parse_number(b).map_err(bad)?)
-                        }
+                    let (lo, hi) = match split_range(text, exponent) {
+                        Some((a, b)) => (parse(a).map_err(bad)?, parse(b).map_err(bad)?),
                         None => {
-                            let n = parse_number(text).map_err(bad)?;
-                            (n, n)
+                            let n = parse(text).map_err(bad)?;
+                            (n.clone(), n)
                         }
                     };
-                    if hi > max || lo > hi {
+                    if lo > hi {
                         return Err(bad(true));
                     }
                     out.push((lo, hi));
@@ -938,12 +993,7 @@ impl<'a> Parser<'a> {
         if self.peek().kind == Tok::Amp {
             let amp = self.bump();
             if max.is_none() {
-                return Err(FilterError::TypeMismatch {
-                    at: self.pos(amp),
-                    found: "'&'".into(),
-                    field: info.name.into(),
-                    expected: s(&["=", "!=", "in"]),
-                });
+                return Err(self.mismatch(amp, info.name, &["=", "!=", "in"]));
             }
             let (mask, _) = self.number("a bit mask")?;
             let eq = self.peek();
@@ -954,37 +1004,17 @@ impl<'a> Parser<'a> {
             let (value, _) = self.number("the masked value")?;
             return Ok(Expr::Bits { field, mask, value });
         }
-        let op_tok = self.peek();
-        let cmp = self.comparator();
         match max {
             None => {
-                if !matches!(cmp, CmpOp::Eq | CmpOp::Ne) {
-                    return Err(FilterError::TypeMismatch {
-                        at: self.pos(op_tok),
-                        found: format!("'{}'", self.text(op_tok)),
-                        field: info.name.into(),
-                        expected: s(&["=", "!=", "in"]),
-                    });
-                }
-                let t = self.peek();
-                if t.kind != Tok::Word {
-                    return Err(self.unexpected(t, &[&what]));
-                }
-                self.bump();
-                let a = self.full_addr(t)?;
-                let p = if self.peek().kind == Tok::Slash {
-                    self.bump();
-                    self.prefix_len(a, t, a.family_bits() / 8)?
-                } else {
-                    Prefix::host(a)
-                };
+                let cmp = self.eq_or_ne(info.name, &["=", "!=", "in"])?;
                 let e = Expr::Prefix {
                     field,
-                    prefixes: vec![p],
+                    prefixes: vec![self.addr_value(&what)?],
                 };
                 Ok(if cmp == CmpOp::Ne { Expr::not(e) } else { e })
             }
             Some(m) => {
+                let cmp = self.comparator();
                 let t = self.peek();
                 let n = if info.kind == Kind::TimeMs
                     && t.kind == Tok::Word
@@ -1001,6 +1031,252 @@ impl<'a> Parser<'a> {
             }
         }
     }
+
+    // ---- user-defined elements ----
+
+    /// "`t` does not apply to field `field`, expected ...".
+    fn mismatch(&self, t: Token, field: &str, expected: &[&str]) -> FilterError {
+        FilterError::TypeMismatch {
+            at: self.pos(t),
+            found: format!("'{}'", self.text(t)),
+            field: field.into(),
+            expected: s(expected),
+        }
+    }
+
+    /// An optional `=` or `!=` (`=` when absent); another comparator is a type error.
+    fn eq_or_ne(&mut self, field: &str, expected: &[&str]) -> Result<CmpOp, FilterError> {
+        let t = self.peek();
+        match self.comparator() {
+            c @ (CmpOp::Eq | CmpOp::Ne) => Ok(c),
+            _ => Err(self.mismatch(t, field, expected)),
+        }
+    }
+
+    /// `ADDR` (a host) or `ADDR/LEN`.
+    fn addr_value(&mut self, what: &str) -> Result<Prefix, FilterError> {
+        let t = self.peek();
+        if t.kind != Tok::Word {
+            return Err(self.unexpected(t, &[what]));
+        }
+        self.bump();
+        let a = self.full_addr(t)?;
+        if self.peek().kind == Tok::Slash {
+            self.bump();
+            self.prefix_len(a, t, a.family_bits() / 8)
+        } else {
+            Ok(Prefix::host(a))
+        }
+    }
+
+    /// A type error when the next token is a string but `what` is expected.
+    fn no_string(&self, field: &str, what: &str) -> Result<(), FilterError> {
+        let t = self.peek();
+        if t.kind == Tok::Str {
+            return Err(self.mismatch(t, field, &[what]));
+        }
+        Ok(())
+    }
+
+    /// After the name of user-defined element `index`: `exists`, or the forms of its kind
+    /// (numbers: `[cmp] N`, `in [list]`; strings: `[= | !=] "text"`, `~ "text"`; bytes:
+    /// `[= | !=] 0x..`; addresses: `[= | !=] ADDR[/LEN]`, `in [list]`).
+    fn parse_custom(&mut self, index: u16, def: &CustomField) -> Result<Expr, FilterError> {
+        let name = def.name.as_str();
+        let test = if self.is_word(self.peek(), "exists") {
+            self.bump();
+            CustomTest::Exists(def.kind)
+        } else {
+            match def.kind {
+                CustomKind::Unsigned => CustomTest::Unsigned(self.custom_number(name)?),
+                CustomKind::Signed => CustomTest::Signed(self.custom_number(name)?),
+                CustomKind::Float => CustomTest::Float(self.custom_number(name)?),
+                CustomKind::String => self.custom_string(name)?,
+                CustomKind::Bytes => self.custom_bytes(name)?,
+                CustomKind::Address => self.custom_address(name)?,
+            }
+        };
+        Ok(Expr::Custom {
+            index,
+            name: def.name.clone(),
+            test,
+        })
+    }
+
+    /// Rejects `&`, `~` and `in` where the kind of `field` does not take them.
+    fn no_operator(&self, field: &str, in_ok: bool, expected: &[&str]) -> Result<(), FilterError> {
+        let t = self.peek();
+        if matches!(t.kind, Tok::Amp | Tok::Tilde) || (!in_ok && self.is_word(t, "in")) {
+            return Err(self.mismatch(t, field, expected));
+        }
+        Ok(())
+    }
+
+    fn custom_number<T: CustomNumber>(&mut self, field: &str) -> Result<NumTest<T>, FilterError> {
+        if self.is_word(self.peek(), "in") {
+            self.bump();
+            let ranges = self.parse_range_list(T::WHAT, T::EXPONENT, T::parse)?;
+            return Ok(NumTest::In { ranges });
+        }
+        self.no_operator(
+            field,
+            true,
+            &["=", "!=", "<", "<=", ">", ">=", "in", "exists"],
+        )?;
+        let cmp = self.comparator();
+        self.no_string(field, T::WHAT)?;
+        let (value, _) = self.number_as(T::WHAT, T::WHAT, T::parse)?;
+        Ok(NumTest::Cmp { cmp, value })
+    }
+
+    fn custom_string(&mut self, field: &str) -> Result<CustomTest, FilterError> {
+        const WHAT: &str = "a quoted string such as \"text\"";
+        let ops = ["=", "!=", "~", "exists"];
+        let contains = self.peek().kind == Tok::Tilde;
+        let cmp = if contains {
+            self.bump();
+            CmpOp::Eq
+        } else {
+            self.no_operator(field, false, &ops)?;
+            self.eq_or_ne(field, &ops)?
+        };
+        let t = self.peek();
+        let text = match t.kind {
+            Tok::Str => {
+                self.bump();
+                unquote(self.text(t))
+            }
+            Tok::Word => return Err(self.mismatch(t, field, &[WHAT])),
+            _ => return Err(self.unexpected(t, &[WHAT])),
+        };
+        Ok(if contains {
+            CustomTest::Contains { text }
+        } else {
+            CustomTest::String { cmp, text }
+        })
+    }
+
+    fn custom_bytes(&mut self, field: &str) -> Result<CustomTest, FilterError> {
+        const WHAT: &str = "bytes in hex: 0x and two hex digits a byte";
+        let ops = ["=", "!=", "exists"];
+        self.no_operator(field, false, &ops)?;
+        let cmp = self.eq_or_ne(field, &ops)?;
+        self.no_string(field, WHAT)?;
+        let (value, _) = self.number_as(WHAT, WHAT, |t| parse_hex_bytes(t).ok_or(false))?;
+        Ok(CustomTest::Bytes { cmp, value })
+    }
+
+    fn custom_address(&mut self, field: &str) -> Result<CustomTest, FilterError> {
+        const WHAT: &str = "an address or prefix";
+        if self.is_word(self.peek(), "in") {
+            self.bump();
+            let prefixes = self.parse_addr_list()?;
+            return Ok(CustomTest::AddressIn { prefixes });
+        }
+        let ops = ["=", "!=", "in", "exists"];
+        self.no_operator(field, true, &ops)?;
+        let cmp = self.eq_or_ne(field, &ops)?;
+        self.no_string(field, WHAT)?;
+        let prefix = self.addr_value(WHAT)?;
+        Ok(CustomTest::Address { cmp, prefix })
+    }
+}
+
+/// The number types of user-defined elements, and how their constants are written.
+trait CustomNumber: PartialOrd + Clone {
+    /// What a constant looks like, for the "expected" lists.
+    const WHAT: &'static str;
+    /// Whether constants may have an exponent (`1e-3`).
+    const EXPONENT: bool = false;
+    /// `Err(true)`: out of range; `Err(false)`: not a number of this type.
+    fn parse(text: &str) -> Result<Self, bool>;
+}
+
+impl CustomNumber for u64 {
+    const WHAT: &'static str = "a number 0..18446744073709551615 (k, M, G, T suffixes)";
+    fn parse(text: &str) -> Result<u64, bool> {
+        parse_number(text)
+    }
+}
+
+impl CustomNumber for i64 {
+    const WHAT: &'static str =
+        "a number -9223372036854775808..9223372036854775807 (k, M, G, T suffixes)";
+    fn parse(text: &str) -> Result<i64, bool> {
+        parse_signed(text)
+    }
+}
+
+impl CustomNumber for Float {
+    const WHAT: &'static str = "a number such as 1.5, -2 or 3e-3 (k, M, G, T suffixes)";
+    const EXPONENT: bool = true;
+    fn parse(text: &str) -> Result<Float, bool> {
+        parse_float(text)
+    }
+}
+
+/// Splits a list item `a-b` at its range dash: the first `-` that is not the sign of `a`
+/// nor, with `exponent`, the sign of an exponent (`1e-3`). `None` for a single number.
+fn split_range(text: &str, exponent: bool) -> Option<(&str, &str)> {
+    let b = text.as_bytes();
+    (1..b.len())
+        .find(|&i| b[i] == b'-' && !(exponent && matches!(b[i - 1], b'e' | b'E')))
+        .map(|i| (&text[..i], &text[i + 1..]))
+}
+
+/// A signed number: [`parse_number`]'s forms with an optional `-`.
+fn parse_signed(text: &str) -> Result<i64, bool> {
+    match text.strip_prefix('-') {
+        Some(m) => {
+            let m = parse_number(m)?;
+            if m > 1 << 63 {
+                return Err(true);
+            }
+            // -(2^63) is i64::MIN: the cast wraps to it and negating it leaves it.
+            Ok((m as i64).wrapping_neg())
+        }
+        None => i64::try_from(parse_number(text)?).map_err(|_| true),
+    }
+}
+
+/// A float: an optional `-`, a decimal with an optional fraction and exponent (`1.5`,
+/// `.5`, `3e-3`) and an optional k/M/G/T suffix (x1000 each, applied exactly: `1.1k` is
+/// 1100), or `0x` hex. NaN and infinities are not numbers here; a value too large for an f64
+/// is out of range.
+fn parse_float(text: &str) -> Result<Float, bool> {
+    let (neg, body) = match text.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, text),
+    };
+    let x = if body.starts_with("0x") || body.starts_with("0X") {
+        parse_number(body)? as f64
+    } else {
+        let (digits, exp) = match body.as_bytes().last() {
+            Some(b'k' | b'K') => (&body[..body.len() - 1], 3),
+            Some(b'm' | b'M') => (&body[..body.len() - 1], 6),
+            Some(b'g' | b'G') => (&body[..body.len() - 1], 9),
+            Some(b't' | b'T') => (&body[..body.len() - 1], 12),
+            _ => (body, 0),
+        };
+        let ok = digits.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+            && digits.bytes().any(|b| b.is_ascii_digit())
+            && digits
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-'))
+            && !(exp > 0 && digits.contains(['e', 'E']));
+        if !ok {
+            return Err(false);
+        }
+        // The suffix as a decimal exponent, so that the result is correctly rounded.
+        let x: f64 = if exp > 0 {
+            format!("{digits}e{exp}").parse()
+        } else {
+            digits.parse()
+        }
+        .map_err(|_| false)?;
+        x
+    };
+    Float::new(if neg { -x } else { x }).ok_or(true)
 }
 
 /// True for the words that start a term (keywords, schema field names, unsupported nfdump
@@ -1141,5 +1417,34 @@ mod tests {
             p("src port 1 or dst port 2").to_string(),
             "src_port = 1 or dst_port = 2"
         );
+    }
+
+    #[test]
+    fn signed_and_float_constants() {
+        assert_eq!(parse_signed("-5k"), Ok(-5000));
+        assert_eq!(parse_signed("-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(parse_signed("9223372036854775807"), Ok(i64::MAX));
+        assert_eq!(parse_signed("9223372036854775808"), Err(true));
+        assert_eq!(parse_signed("-9223372036854775809"), Err(true));
+        assert_eq!(parse_signed("--5"), Err(false));
+        assert_eq!(parse_signed("-0x10"), Ok(-16));
+        let f = |t: &str| parse_float(t).map(Float::get);
+        assert_eq!(f("1.5"), Ok(1.5));
+        assert_eq!(f("-.5"), Ok(-0.5));
+        assert_eq!(f("1.1k"), Ok(1100.0));
+        assert_eq!(f("3e-3"), Ok(0.003));
+        assert_eq!(f("2M"), Ok(2e6));
+        assert_eq!(f("0x10"), Ok(16.0));
+        assert_eq!(f("-0"), Ok(0.0));
+        assert_eq!(f("1e400"), Err(true));
+        for bad in [
+            "nan", "inf", "-inf", "e5", "1e3k", "1.5x", "", "-", "1-2", ".",
+        ] {
+            assert_eq!(f(bad), Err(false), "{bad}");
+        }
+        assert_eq!(split_range("-5--1", false), Some(("-5", "-1")));
+        assert_eq!(split_range("0xe-0x10", false), Some(("0xe", "0x10")));
+        assert_eq!(split_range("1e-3-2", true), Some(("1e-3", "2")));
+        assert_eq!(split_range("-5", false), None);
     }
 }

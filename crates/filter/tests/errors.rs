@@ -1,7 +1,8 @@
 //! Error cases, one line each: (text, error kind, line, column, a string that must be among
 //! the expected alternatives or in the message). Checks the text and JSON forms too.
 
-use flowdrill_filter::{FilterError, acl::RuleList, parse};
+use crate::util::registry;
+use flowdrill_filter::{FilterError, acl::RuleList, parse, parse_with};
 
 fn kind(e: &FilterError) -> &'static str {
     match e {
@@ -105,6 +106,49 @@ const CASES: &[(&str, &str, usize, usize, &str)] = &[
     ("port 80 and é", "InvalidCharacter", 1, 13, "é"),
 ];
 
+/// User-defined elements (the registry of `util::registry`): type errors and values that do
+/// not fit the element's kind.
+#[rustfmt::skip]
+const CUSTOM_CASES: &[(&str, &str, usize, usize, &str)] = &[
+    ("rtt_us > \"5\"", "TypeMismatch", 1, 10, "a number 0..18446744073709551615"),
+    ("rtt_us > x", "InvalidNumber", 1, 10, "a number 0..18446744073709551615"),
+    ("rtt_us > 1.5", "InvalidNumber", 1, 10, "a number 0..18446744073709551615"),
+    ("rtt_us > -1", "InvalidNumber", 1, 10, "a number 0..18446744073709551615"),
+    ("rtt_us > 99999999999999999999", "OutOfRange", 1, 10, "a number 0..18446744073709551615"),
+    ("rtt_us ~ \"a\"", "TypeMismatch", 1, 8, "in"),
+    ("rtt_us & 1 = 1", "TypeMismatch", 1, 8, "<="),
+    ("rtt_us in [1 x]", "InvalidNumber", 1, 14, "a range a-b"),
+    ("rtt_us in [5-1]", "OutOfRange", 1, 12, "a number 0.."),
+    ("rtt_us >", "UnexpectedEnd", 1, 9, "a number 0.."),
+    ("delta < -9223372036854775809", "OutOfRange", 1, 9, "-9223372036854775808"),
+    ("delta in [-1--5]", "OutOfRange", 1, 11, "-9223372036854775808"),
+    ("loss > nan", "InvalidNumber", 1, 8, "a number such as 1.5"),
+    ("loss > 1e999", "OutOfRange", 1, 8, "a number such as 1.5"),
+    ("loss = \"1\"", "TypeMismatch", 1, 8, "a number such as 1.5"),
+    ("app = 5", "TypeMismatch", 1, 7, "a quoted string such as \"text\""),
+    ("app = dns", "TypeMismatch", 1, 7, "a quoted string"),
+    ("app > \"a\"", "TypeMismatch", 1, 5, "~"),
+    ("app in [\"a\"]", "TypeMismatch", 1, 5, "!="),
+    ("app & 1 = 1", "TypeMismatch", 1, 5, "="),
+    ("app =", "UnexpectedEnd", 1, 6, "a quoted string"),
+    ("app ~ (", "UnexpectedToken", 1, 7, "a quoted string"),
+    ("app = \"dns", "UnexpectedEnd", 1, 11, "close the string that starts at line 1, column 7"),
+    ("tag = \"0a\"", "TypeMismatch", 1, 7, "bytes in hex"),
+    ("tag = 0xabc", "InvalidNumber", 1, 7, "bytes in hex"),
+    ("tag = 10", "InvalidNumber", 1, 7, "bytes in hex"),
+    ("tag < 0x00", "TypeMismatch", 1, 5, "!="),
+    ("tag in [0x00]", "TypeMismatch", 1, 5, "="),
+    ("peer = \"10.0.0.1\"", "TypeMismatch", 1, 8, "an address or prefix"),
+    ("peer > 10.0.0.1", "TypeMismatch", 1, 6, "in"),
+    ("peer ~ \"10\"", "TypeMismatch", 1, 6, "="),
+    ("peer = 10.0.0.1/33", "OutOfRange", 1, 17, "a prefix length 0..32"),
+    ("peer = 10.0", "InvalidAddress", 1, 8, "an IPv4 or IPv6 address"),
+    ("peer in [10.0.0.1 x]", "InvalidAddress", 1, 19, "an IPv4 or IPv6 address"),
+    ("src rtt_us 5", "UnexpectedToken", 1, 5, "port"),
+    ("bogus > 5", "UnknownField", 1, 1, "rtt_us"),
+    ("proto tcp and\n  peerr 10.0.0.1", "UnknownField", 2, 3, "peer"),
+];
+
 /// ACL rule lists: (text, kind, line, column, expected or message part).
 #[rustfmt::skip]
 const ACL_CASES: &[(&str, &str, usize, usize, &str)] = &[
@@ -157,6 +201,13 @@ fn errors_name_position_found_and_expected() {
     let mut failures = Vec::new();
     for &(text, k, line, col, needle) in CASES {
         match parse(text) {
+            Ok(e) => failures.push(format!("{text:?}: parsed as {e}")),
+            Err(err) => failures.extend(check(text, err, (k, line, col, needle))),
+        }
+    }
+    let reg = registry();
+    for &(text, k, line, col, needle) in CUSTOM_CASES {
+        match parse_with(text, &reg) {
             Ok(e) => failures.push(format!("{text:?}: parsed as {e}")),
             Err(err) => failures.extend(check(text, err, (k, line, col, needle))),
         }

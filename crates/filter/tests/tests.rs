@@ -3,6 +3,7 @@
 mod util;
 
 mod cases;
+mod custom;
 mod errors;
 mod nfdump;
 mod randomized;

@@ -83,3 +83,30 @@ impl Rng {
         &xs[self.below(xs.len() as u64) as usize]
     }
 }
+
+/// The registry of user-defined elements the tests use: one element of each kind, and one
+/// named like an nfdump keyword the schema lacks (`vlan`).
+pub fn registry() -> flowdrill_model::CustomFields {
+    use flowdrill_model::{CustomField, CustomFields, CustomKind};
+    let kinds = [
+        ("rtt_us", CustomKind::Unsigned),
+        ("delta", CustomKind::Signed),
+        ("loss", CustomKind::Float),
+        ("app", CustomKind::String),
+        ("tag", CustomKind::Bytes),
+        ("peer", CustomKind::Address),
+        ("vlan", CustomKind::Unsigned),
+    ];
+    CustomFields {
+        fields: kinds
+            .iter()
+            .enumerate()
+            .map(|(i, (name, kind))| CustomField {
+                enterprise: 6871,
+                id: 100 + i as u16,
+                name: name.to_string(),
+                kind: *kind,
+            })
+            .collect(),
+    }
+}
