@@ -44,7 +44,10 @@ pub fn from_name(s: &str) -> Option<u8> {
     } else {
         s
     };
-    NAMES.iter().find(|(_, n)| *n == s).map(|(p, _)| *p)
+    NAMES
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(&s))
+        .map(|(p, _)| *p)
 }
 
 /// True for protocols whose records carry ports.

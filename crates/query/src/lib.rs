@@ -352,7 +352,12 @@ impl Engine {
         need.sort_unstable();
         need.dedup();
 
-        let read = self.read_bins(&plan.bins, &need);
+        let extras: Vec<String> = sel
+            .filter
+            .as_ref()
+            .map(|f| f.custom_names())
+            .unwrap_or_default();
+        let read = self.read_bins(&plan.bins, &need, &extras);
         for (bin, r) in plan.bins.iter().zip(read) {
             let batch = match r {
                 Ok(b) => b,
@@ -434,11 +439,12 @@ impl Engine {
         &self,
         bins: &[BinRef],
         fields: &[Field],
+        extras: &[String],
     ) -> Vec<Result<Arc<Batch>, flowdrill_store::Error>> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(bins.len().max(1));
-        let one = |b: &BinRef| self.read_bin(b, fields);
+        let one = |b: &BinRef| self.read_bin(b, fields, extras);
         if threads <= 1 {
             return bins.iter().map(one).collect();
         }
@@ -459,23 +465,31 @@ impl Engine {
         &self,
         bin: &BinRef,
         fields: &[Field],
+        extras: &[String],
     ) -> Result<Arc<Batch>, flowdrill_store::Error> {
         let key = bin.path.clone();
         let mut want: Vec<Field> = fields.to_vec();
+        let mut want_x: Vec<String> = extras.to_vec();
         if let Ok(c) = self.cache.lock()
             && let Some(e) = c.map.get(&key)
             && e.mtime_ns == bin.mtime_ns
         {
-            if fields.iter().all(|f| e.fields.contains(f)) {
+            if fields.iter().all(|f| e.fields.contains(f))
+                && extras.iter().all(|x| e.extras.contains(x))
+            {
                 return Ok(e.batch.clone());
             }
             want.extend(e.fields.iter().copied());
+            want_x.extend(e.extras.iter().cloned());
         }
         want.sort_unstable();
         want.dedup();
-        let batch = Arc::new(self.store.read_bin(bin, &want)?);
+        want_x.sort();
+        want_x.dedup();
+        let names: Vec<&str> = want_x.iter().map(String::as_str).collect();
+        let batch = Arc::new(self.store.read_bin_with_extras(bin, &want, &names)?);
         if let Ok(mut c) = self.cache.lock() {
-            c.insert(key, bin.mtime_ns, want, batch.clone());
+            c.insert(key, bin.mtime_ns, (want, want_x), batch.clone());
         }
         Ok(batch)
     }
@@ -494,6 +508,7 @@ struct Cache {
 struct CacheEntry {
     mtime_ns: u64,
     fields: Vec<Field>,
+    extras: Vec<String>,
     batch: Arc<Batch>,
     bytes: usize,
     tick: u64,
@@ -508,8 +523,15 @@ impl Cache {
             map: HashMap::new(),
         }
     }
-    fn insert(&mut self, key: PathBuf, mtime_ns: u64, fields: Vec<Field>, batch: Arc<Batch>) {
-        let bytes = batch.len() * (8 + fields.iter().map(|f| width(*f)).sum::<usize>());
+    fn insert(
+        &mut self,
+        key: PathBuf,
+        mtime_ns: u64,
+        (fields, extras): (Vec<Field>, Vec<String>),
+        batch: Arc<Batch>,
+    ) {
+        let widths: usize = fields.iter().map(|f| width(*f)).sum();
+        let bytes = batch.len() * (8 + 16 * extras.len() + widths);
         if bytes > self.capacity {
             return;
         }
@@ -536,6 +558,7 @@ impl Cache {
             CacheEntry {
                 mtime_ns,
                 fields,
+                extras,
                 batch,
                 bytes,
                 tick: self.tick,
@@ -569,8 +592,7 @@ pub fn parse_filter(
     text: &str,
     custom: &flowdrill_model::CustomFields,
 ) -> Result<Expr, flowdrill_filter::FilterError> {
-    let _ = custom; // user-defined elements join with the filter's registry support
-    flowdrill_filter::parse(text)
+    flowdrill_filter::parse_with(text, custom)
 }
 
 /// Reads the selection once, without a cache (for one-shot callers and tests).

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 /// One value of a result table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
 pub enum Cell {
     Int(i128),
     /// A float, with the number of decimals text and CSV print.
