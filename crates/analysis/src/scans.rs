@@ -13,6 +13,9 @@
 use crate::{AnalysisError, FastMap, Weights, check_len, fast_map};
 use flowdrill_model::{Addr, proto};
 
+/// Ports below this are a server's; from here on, a client's ephemeral ports.
+const FIRST_EPHEMERAL: u16 = 1024;
+
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 
@@ -26,6 +29,9 @@ pub fn syn_only(protocol: u8, flags: u8) -> bool {
 pub struct ScanInput<'a> {
     pub src: &'a [u128],
     pub dst: &'a [u128],
+    /// Source ports: a flow from a well-known port to an ephemeral one is a server's reply,
+    /// which says nothing about the server's own fan-out. Empty: every flow counts.
+    pub src_port: &'a [u16],
     pub dst_port: &'a [u16],
     pub proto: &'a [u8],
     pub tcp_flags: &'a [u8],
@@ -153,9 +159,27 @@ pub fn scans(input: ScanInput<'_>, limit: usize) -> Result<ScanReport, AnalysisE
             c.syn += syn;
         }
     }
+    if !input.src_port.is_empty() {
+        check_len("src_port", n, input.src_port.len())?;
+    }
+    // Fan-out counts what a host initiates: a server answering many clients (from port 80 to
+    // their ephemeral ports) is not scanning them.
+    let initiated = |i: usize| -> bool {
+        let Some(&sp) = input.src_port.get(i) else {
+            return true;
+        };
+        !(proto::has_ports(input.proto[i])
+            && sp < FIRST_EPHEMERAL
+            && input.dst_port[i] >= FIRST_EPHEMERAL)
+    };
     let pairs =
         |a: &[u128], b: &[u128]| a.iter().copied().zip(b.iter().copied()).collect::<Vec<_>>();
-    let dsts_of_src = distinct_per(pairs(input.src, input.dst));
+    let dsts_of_src = distinct_per(
+        (0..n)
+            .filter(|&i| initiated(i))
+            .map(|i| (input.src[i], input.dst[i]))
+            .collect(),
+    );
     let srcs_of_dst = distinct_per(pairs(input.dst, input.src));
     let ports_of = |h: &[u128]| {
         distinct_per(
@@ -165,10 +189,16 @@ pub fn scans(input: ScanInput<'_>, limit: usize) -> Result<ScanReport, AnalysisE
                 .collect::<Vec<_>>(),
         )
     };
+    let src_ports = distinct_per(
+        (0..n)
+            .filter(|&i| initiated(i))
+            .map(|i| (input.src[i], input.dst_port[i]))
+            .collect(),
+    );
     let sources = ranked(
         by_src,
         &dsts_of_src,
-        &ports_of(input.src),
+        &src_ports,
         |p, q, _| p.max(q) as f64,
         limit,
     );
@@ -216,6 +246,7 @@ mod tests {
                 ScanInput {
                     src: &self.src,
                     dst: &self.dst,
+                    src_port: &[],
                     dst_port: &self.port,
                     proto: &self.proto,
                     tcp_flags: &self.flags,
@@ -246,6 +277,53 @@ mod tests {
             );
         }
         c
+    }
+
+    #[test]
+    fn a_server_answering_many_clients_is_not_a_scanner() {
+        // 300 clients each open one connection to a web server; the server's replies go from
+        // port 80 to 300 ephemeral ports on 300 hosts. A scanner probes 50 ports of one host.
+        let (server, scanner, target) = (v4("10.0.0.80"), v4("192.0.2.66"), v4("10.0.0.9"));
+        let (mut src, mut dst, mut sport, mut dport) = (vec![], vec![], vec![], vec![]);
+        for c in 0..300u32 {
+            let client = v4(&format!("172.16.{}.{}", c / 250, c % 250 + 1));
+            for (s, d, sp, dp) in [
+                (client, server, 40_000 + c as u16, 80),
+                (server, client, 80, 40_000 + c as u16),
+            ] {
+                src.push(s);
+                dst.push(d);
+                sport.push(sp);
+                dport.push(dp);
+            }
+        }
+        for port in 1..=50u16 {
+            src.push(scanner);
+            dst.push(target);
+            sport.push(61_000);
+            dport.push(port);
+        }
+        let n = src.len();
+        let (proto, flags, packets) = (vec![6u8; n], vec![2u8; n], vec![1u64; n]);
+        let w = vec![1.0; n];
+        let input = |src_port: &'static [u16]| ScanInput {
+            src: &src,
+            dst: &dst,
+            src_port,
+            dst_port: &dport,
+            proto: &proto,
+            tcp_flags: &flags,
+            packets: &packets,
+            flows: Weights::exact(&w),
+        };
+        let ports: &'static [u16] = Vec::leak(sport.clone());
+        let r = scans(input(ports), 3).unwrap();
+        assert_eq!(r.sources[0].host, Addr(scanner), "{:?}", r.sources);
+        let server_row = r.sources.iter().find(|h| h.host == Addr(server));
+        assert!(server_row.is_none_or(|h| h.peers == 0 && h.ports == 0));
+        // Without source ports every flow counts, and the server's replies dominate.
+        let r = scans(input(&[]), 3).unwrap();
+        assert_eq!(r.sources[0].host, Addr(server));
     }
 
     #[test]

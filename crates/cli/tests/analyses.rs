@@ -471,3 +471,65 @@ fn the_result_cache_serves_repeats_and_misses_after_a_change() {
     assert!(!third.lines().next().unwrap().contains("cached"), "{third}");
     assert_ne!(first, third, "the new records change the answer");
 }
+
+/// The most frequent IPv4 source or destination of a capture, by tshark (an independent
+/// reader): the scanner of a scan capture, the victim of a flood.
+fn tshark_top(capture: &Path, field: &str) -> Option<String> {
+    let o = Command::new("tshark")
+        .args(["-r", capture.to_str()?, "-T", "fields", "-e", field])
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        return None;
+    }
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for l in String::from_utf8_lossy(&o.stdout).lines() {
+        if !l.is_empty() {
+            *counts.entry(l.to_string()).or_default() += 1;
+        }
+    }
+    counts.into_iter().max_by_key(|(k, n)| (*n, k.clone())).map(|(k, _)| k)
+}
+
+/// On the shared captures with known scans and floods, the scanner tops the fan-out table and
+/// the flood's victim tops the fan-in table (the truth taken from tshark's packet counts).
+#[test]
+fn scans_put_the_known_scanners_and_the_victim_on_top() {
+    let Some(data) = shared_data() else { return };
+    if Command::new("tshark").arg("-v").output().is_err() {
+        eprintln!("SKIPPED: tshark is not installed (scripts/setup-deps installs it)");
+        return;
+    }
+    let cases = [
+        ("esnet/attacks_scanners_nmap_nmap_80_vanilla.pcap", "ip.src", 0),
+        ("esnet/attacks_scanners_nmap_nmap_80_all.pcap", "ip.src", 0),
+        ("esnet/attacks_scanners_masscan_tcp_0_1000_20190821.pcap", "ip.src", 0),
+        ("esnet/attacks_scanners_masscan_udp_0_1000_20190821.pcap", "ip.src", 0),
+        ("ndpi/tests_cfgs_default_pcap_synscan.pcap", "ip.src", 0),
+        ("stopddos/pkt.TCP.synflood.spoofed.pcap", "ip.dst", 1),
+    ];
+    for (file, field, section) in cases {
+        let capture = data.join("pcaps").join(file);
+        if !capture.is_file() {
+            eprintln!("SKIPPED: {} is missing", capture.display());
+            continue;
+        }
+        let want = tshark_top(&capture, field).expect("tshark reads the capture");
+        let d = tmp(&format!("scan-{}", file.replace('/', "-")));
+        let store = store_of(&d, &capture);
+        let out = ok(&[
+            "--store",
+            store.to_str().unwrap(),
+            "--format",
+            "json",
+            "scans",
+            "--exact",
+            "-n",
+            "3",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let top = &v["sections"][section]["rows"][0];
+        assert_eq!(top["host"], want.as_str(), "{file}: {}", v["sections"][section]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

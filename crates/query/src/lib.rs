@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex};
 pub mod cache;
 pub mod report;
 pub mod run;
+mod stream;
 pub mod time;
 
 pub use flowdrill_analysis::Estimate;
@@ -130,7 +131,8 @@ pub enum QueryError {
 /// The selected records, with their weights and variance terms in the selection's metric.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    pub batches: Vec<(BinRef, Batch)>,
+    /// The records, per bin read (shared with the engine's cache when unfiltered).
+    pub batches: Vec<(BinRef, Arc<Batch>)>,
     /// Per batch, one weight per record.
     pub weights: Vec<Vec<f64>>,
     /// Per batch, one variance term per record.
@@ -166,6 +168,23 @@ impl Loaded {
         Estimate {
             value: self.weights.iter().flatten().sum(),
             variance: self.variances.iter().flatten().sum(),
+        }
+    }
+    /// The weights for an analysis: without variance terms when the data is exact (they are
+    /// all 0; the analyses then skip them).
+    pub fn weights_arg<'a>(&self, w: &'a [f64], v: &'a [f64]) -> flowdrill_analysis::Weights<'a> {
+        if self.exact {
+            flowdrill_analysis::Weights::exact(w)
+        } else {
+            flowdrill_analysis::Weights::sampled(w, v)
+        }
+    }
+    /// All variance terms, concatenated (empty when exact: see [`Loaded::weights_arg`]).
+    pub fn all_variances_if_sampled(&self) -> Vec<f64> {
+        if self.exact {
+            Vec::new()
+        } else {
+            self.variances.concat()
         }
     }
     /// All weights, concatenated across batches (the order of [`Loaded::concat_u128`] etc.).
@@ -389,8 +408,10 @@ impl Engine {
                 }
             }
             let batch = match keep {
-                Some(k) if k.count_ones() < batch.len() => batch.filter(&k.to_bools(), None),
-                _ => Batch::clone(&batch),
+                Some(k) if k.count_ones() < batch.len() => {
+                    Arc::new(batch.filter(&k.to_bools(), None))
+                }
+                _ => batch,
             };
             if batch.is_empty() {
                 continue;
@@ -402,20 +423,32 @@ impl Engine {
         if let Bound::Records(max) = bound
             && out.records_matched > max
         {
-            let mut items = Vec::with_capacity(out.records_matched as usize);
-            for (_, b) in &out.batches {
-                let x = b.u64s(Field::Bytes).unwrap_or(&[]);
-                items.extend(x.iter().copied().zip(b.sample_z().iter().copied()));
-            }
-            let z = sampling::choose_threshold(&items, max as f64);
-            drop(items);
+            let unsampled = out
+                .batches
+                .iter()
+                .all(|(_, b)| b.sample_z().iter().all(|&z| z == 0));
+            let z = if unsampled {
+                // One sort, then O(log² n) per probe.
+                let mut sizes = Vec::with_capacity(out.records_matched as usize);
+                for (_, b) in &out.batches {
+                    sizes.extend_from_slice(b.u64s(Field::Bytes).unwrap_or(&[]));
+                }
+                sampling::RawThresholds::new(sizes).for_target(max as f64)
+            } else {
+                let mut items = Vec::with_capacity(out.records_matched as usize);
+                for (_, b) in &out.batches {
+                    let x = b.u64s(Field::Bytes).unwrap_or(&[]);
+                    items.extend(x.iter().copied().zip(b.sample_z().iter().copied()));
+                }
+                sampling::choose_threshold(&items, max as f64)
+            };
             if z > 0 {
                 out.rethreshold_z = Some(z);
                 let seed = self.seed;
                 for (bin, b) in &mut out.batches {
                     let s = seed ^ bin.start.rotate_left(17) ^ fnv(bin.link.as_bytes());
                     if let Some(r) = b.rethreshold(z, s) {
-                        *b = r;
+                        *b = Arc::new(r);
                     }
                 }
                 out.batches.retain(|(_, b)| !b.is_empty());
@@ -604,45 +637,81 @@ pub fn load(store: &Store, sel: &Selection, fields: &[Field]) -> Result<Loaded, 
 /// Per-record weight and variance term of `batch` in `metric` (see the crate doc). Pieces of
 /// a split flow after the first (`continued = 1`) weigh 0 flows.
 pub fn weights(batch: &Batch, metric: Metric) -> (Vec<f64>, Vec<f64>) {
+    let cols = WeightColumns::of(batch);
     let n = batch.len();
-    let bytes = batch.u64s(Field::Bytes).unwrap_or(&[]);
-    let packets = batch.u64s(Field::Packets).unwrap_or(&[]);
-    let continued: &[u8] = match batch.column(Field::Continued) {
-        Some(ColumnRef::U8(c)) => c,
-        _ => &[],
-    };
-    let z = batch.sample_z();
     let mut w = Vec::with_capacity(n);
     let mut v = Vec::with_capacity(n);
     for i in 0..n {
-        let x = bytes.get(i).copied().unwrap_or(0);
-        let zi = z.get(i).copied().unwrap_or(0);
+        let (a, b) = cols.get(i, metric);
+        w.push(a);
+        v.push(b);
+    }
+    (w, v)
+}
+
+/// The columns the weights come from, borrowed from a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightColumns<'a> {
+    bytes: &'a [u64],
+    packets: &'a [u64],
+    z: &'a [u64],
+    continued: &'a [u8],
+}
+
+impl<'a> WeightColumns<'a> {
+    pub fn of(batch: &'a Batch) -> WeightColumns<'a> {
+        WeightColumns {
+            bytes: batch.u64s(Field::Bytes).unwrap_or(&[]),
+            packets: batch.u64s(Field::Packets).unwrap_or(&[]),
+            z: batch.sample_z(),
+            continued: match batch.column(Field::Continued) {
+                Some(ColumnRef::U8(c)) => c,
+                _ => &[],
+            },
+        }
+    }
+
+    /// Record `i`'s weight and variance term in `metric`.
+    #[inline]
+    pub fn get(&self, i: usize, metric: Metric) -> (f64, f64) {
+        let x = self.bytes.get(i).copied().unwrap_or(0);
+        let zi = self.z.get(i).copied().unwrap_or(0);
+        if zi == 0 || x >= zi {
+            // Not sampled away: the record's own values, exactly.
+            return match metric {
+                Metric::Bytes => (x as f64, 0.0),
+                Metric::Packets => (self.packets.get(i).copied().unwrap_or(0) as f64, 0.0),
+                Metric::Flows => (
+                    (self.continued.get(i).copied().unwrap_or(0) == 0) as u8 as f64,
+                    0.0,
+                ),
+            };
+        }
         // The store's estimators (ORACLES §3); packets and flows get their Horvitz–Thompson
         // variance term (1 − p)/p² scaled by the record's value squared.
         let p = sampling::keep_probability(x, zi);
         let q = (1.0 - p) / (p * p);
         match metric {
-            Metric::Bytes => {
-                w.push(sampling::estimated_bytes(x, zi) as f64);
-                v.push(sampling::variance_term(x, zi));
-            }
+            Metric::Bytes => (
+                sampling::estimated_bytes(x, zi) as f64,
+                sampling::variance_term(x, zi),
+            ),
             Metric::Packets => {
-                let pk = packets.get(i).copied().unwrap_or(0);
-                w.push(sampling::estimated_packets(pk, x, zi));
-                v.push((pk as f64).powi(2) * q);
+                let pk = self.packets.get(i).copied().unwrap_or(0);
+                (
+                    sampling::estimated_packets(pk, x, zi),
+                    (pk as f64).powi(2) * q,
+                )
             }
             Metric::Flows => {
-                if continued.get(i).copied().unwrap_or(0) != 0 {
-                    w.push(0.0);
-                    v.push(0.0);
+                if self.continued.get(i).copied().unwrap_or(0) != 0 {
+                    (0.0, 0.0)
                 } else {
-                    w.push(sampling::estimated_flows(x, zi));
-                    v.push(q);
+                    (sampling::estimated_flows(x, zi), q)
                 }
             }
         }
     }
-    (w, v)
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use flowdrill_analysis::hhh::{
 use flowdrill_analysis::top::{self, Rank};
 use flowdrill_analysis::{AnalysisError, Estimate, Weights};
 use flowdrill_model::{Addr, ColumnSource, Field, Kind, Prefix, proto};
-use std::collections::HashMap;
+/// A hash map with a fast, fixed hasher (keys are addresses and ports, not attacker-chosen
+/// strings; the analyses' maps are rebuilt per query).
+type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
 use std::fmt;
 
 /// A parameter that does not make sense (a usage error: exit code 2).
@@ -150,6 +152,47 @@ impl KeySpec {
     }
 }
 
+/// Phase timings on stderr when `FLOWDRILL_TRACE` is set (for finding where time goes).
+struct Trace(Option<std::cell::Cell<std::time::Instant>>);
+
+impl Trace {
+    fn start() -> Trace {
+        Trace(
+            std::env::var_os("FLOWDRILL_TRACE")
+                .map(|_| std::cell::Cell::new(std::time::Instant::now())),
+        )
+    }
+    fn mark(&self, what: &str) {
+        if let Some(c) = &self.0 {
+            let now = std::time::Instant::now();
+            eprintln!(
+                "trace: {what}: {:.1} ms",
+                (now - c.get()).as_secs_f64() * 1e3
+            );
+            c.set(now);
+        }
+    }
+}
+
+/// [`top::aggregate`] over u128 keys, on u64 keys when every key fits (integers, and IPv4
+/// addresses in their IPv4-mapped form do): half the memory traffic and cheaper hashing.
+fn aggregate_keys(keys: &[u128], w: Weights<'_>) -> Result<Vec<top::Group<u128>>, AnalysisError> {
+    if keys.iter().all(|&k| k <= u64::MAX as u128) {
+        let narrow: Vec<u64> = keys.iter().map(|&k| k as u64).collect();
+        Ok(top::aggregate(&narrow, w)?
+            .into_iter()
+            .map(|g| top::Group {
+                key: g.key as u128,
+                weight: g.weight,
+                variance: g.variance,
+                records: g.records,
+            })
+            .collect())
+    } else {
+        top::aggregate(keys, w)
+    }
+}
+
 fn field_alias(name: &str) -> Option<Field> {
     Some(match name {
         "srcip" | "src_ip" | "sa" | "src" => Field::SrcAddr,
@@ -275,31 +318,38 @@ pub fn top(
     bound: Bound,
     p: &TopParams,
 ) -> Result<Report, RunError> {
+    let t = Trace::start();
     let l = engine.load(sel, &[p.by.field], bound)?;
+    t.mark("load");
     let keys = p.by.extract(&l);
-    let (w, v) = (l.all_weights(), l.all_variances());
-    let groups = top::aggregate(&keys, Weights::sampled(&w, &v))?;
+    let (w, v) = (l.all_weights(), l.all_variances_if_sampled());
+    t.mark("keys and weights");
+    let groups = aggregate_keys(&keys, l.weights_arg(&w, &v))?;
+    t.mark("aggregate");
     let distinct = groups.len();
     let best = top::top_n(groups, p.n, Rank::Weight);
-    // The other two counters for the keys shown.
+    t.mark("top n");
+    // The three counters of the keys shown, in one pass over the records.
     let index: HashMap<u128, usize> = best.iter().enumerate().map(|(i, g)| (g.key, i)).collect();
     let mut counters = vec![[Estimate::default(); 3]; best.len()];
-    for (mi, m) in [Metric::Flows, Metric::Packets, Metric::Bytes]
-        .into_iter()
-        .enumerate()
-    {
-        let (mw, mv) = if m == sel.metric {
-            (w.clone(), v.clone())
-        } else {
-            weights_in(&l, m)
-        };
-        for (i, k) in keys.iter().enumerate() {
+    let mut pos = 0;
+    for (_, b) in &l.batches {
+        let cols = crate::WeightColumns::of(b);
+        for (i, k) in keys[pos..pos + b.len()].iter().enumerate() {
             if let Some(&j) = index.get(k) {
-                counters[j][mi].value += mw[i];
-                counters[j][mi].variance += mv[i];
+                for (mi, m) in [Metric::Flows, Metric::Packets, Metric::Bytes]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let (wt, var) = cols.get(i, m);
+                    counters[j][mi].value += wt;
+                    counters[j][mi].variance += var;
+                }
             }
         }
+        pos += b.len();
     }
+    t.mark("counters of the top keys");
     let total = l.total();
     let exact = l.exact;
     let mut s = Section::new(
@@ -514,13 +564,8 @@ pub fn hhh(
 ) -> Result<Report, RunError> {
     check_share(p.share)?;
     let l = engine.load(sel, &p.dim.fields(), bound)?;
-    let (w, v) = (l.all_weights(), l.all_variances());
-    let r = hhh_of(
-        &p.dim,
-        &l,
-        Weights::sampled(&w, &v),
-        Threshold::Share(p.share),
-    )?;
+    let (w, v) = (l.all_weights(), l.all_variances_if_sampled());
+    let r = hhh_of(&p.dim, &l, l.weights_arg(&w, &v), Threshold::Share(p.share))?;
     let exact = l.exact;
     let labelled = p.labels.is_some() && matches!(p.dim, Dim::Addr { .. });
     let mut base = vec!["key"];
@@ -598,8 +643,8 @@ pub fn hhh2(
     let mut fields = p.rows.fields();
     fields.extend(p.cols.fields());
     let l = engine.load(sel, &fields, bound)?;
-    let (w, v) = (l.all_weights(), l.all_variances());
-    let wt = Weights::sampled(&w, &v);
+    let (w, v) = (l.all_weights(), l.all_variances_if_sampled());
+    let wt = l.weights_arg(&w, &v);
     let t = Threshold::Share(p.share);
     // Each axis as (hierarchy, leaves) through AnyKey leaves: the reported keys of each axis
     // and, per record, the most specific reported key above its leaf.
@@ -609,11 +654,11 @@ pub fn hhh2(
     let lb = attribution(&p.cols, &l, &rb);
     let row_keys = axis_keys(&ra);
     let col_keys = axis_keys(&rb);
-    let mut cells: HashMap<(usize, usize), Estimate> = HashMap::new();
+    let mut cells: HashMap<(usize, usize), Estimate> = HashMap::default();
     for i in 0..w.len() {
         let e = cells.entry((la[i], lb[i])).or_default();
         e.value += w[i];
-        e.variance += v[i];
+        e.variance += v.get(i).copied().unwrap_or(0.0);
     }
     let mut cells: Vec<((usize, usize), Estimate)> = cells.into_iter().collect();
     cells.sort_by_key(|c| c.0);
@@ -703,7 +748,7 @@ fn attribution(dim: &Dim, l: &Loaded, r: &HhhReport<AnyKey>) -> Vec<usize> {
     match dim {
         Dim::Addr { field, levels } => {
             let addrs = l.concat_u128(*field);
-            let mut memo: HashMap<u128, usize> = HashMap::new();
+            let mut memo: HashMap<u128, usize> = HashMap::default();
             addrs
                 .iter()
                 .map(|&a| {
@@ -716,7 +761,7 @@ fn attribution(dim: &Dim, l: &Loaded, r: &HhhReport<AnyKey>) -> Vec<usize> {
         }
         Dim::App(side) => {
             let h = AppHierarchy { side: *side };
-            let mut memo: HashMap<(u8, u16, u16), usize> = HashMap::new();
+            let mut memo: HashMap<(u8, u16, u16), usize> = HashMap::default();
             app_leaves(l)
                 .into_iter()
                 .map(|x| {
@@ -727,7 +772,7 @@ fn attribution(dim: &Dim, l: &Loaded, r: &HhhReport<AnyKey>) -> Vec<usize> {
                 .collect()
         }
         Dim::Map { field, map } => {
-            let mut memo: HashMap<u128, usize> = HashMap::new();
+            let mut memo: HashMap<u128, usize> = HashMap::default();
             l.concat_u128(*field)
                 .into_iter()
                 .map(|a| {
@@ -923,7 +968,9 @@ impl CategorySet {
                         if left.count_ones() == 0 {
                             break;
                         }
-                        let hit = e.select_within(b, Some(&left)).map_err(QueryError::from)?;
+                        let hit = e
+                            .select_within(&**b, Some(&left))
+                            .map_err(QueryError::from)?;
                         left.and_not_with(&hit);
                         for r in hit.iter_ones() {
                             cat[r] = idx[ri];
@@ -1239,8 +1286,8 @@ pub fn compare(
     let groups = |s: &Selection| -> Result<(Loaded, Vec<top::Group<u128>>), RunError> {
         let l = engine.load(s, &[p.by.field], bound)?;
         let keys = p.by.extract(&l);
-        let (w, v) = (l.all_weights(), l.all_variances());
-        let g = top::aggregate(&keys, Weights::sampled(&w, &v))?;
+        let (w, v) = (l.all_weights(), l.all_variances_if_sampled());
+        let g = aggregate_keys(&keys, l.weights_arg(&w, &v))?;
         Ok((l, g))
     };
     let (lb, gb) = groups(&p.before)?;
@@ -1314,6 +1361,7 @@ pub fn scans(
     let fields = [
         Field::SrcAddr,
         Field::DstAddr,
+        Field::SrcPort,
         Field::DstPort,
         Field::Proto,
         Field::TcpFlags,
@@ -1322,6 +1370,11 @@ pub fn scans(
     let (fw, fv) = weights_in(&l, Metric::Flows);
     let src = l.concat_u128(Field::SrcAddr);
     let dst = l.concat_u128(Field::DstAddr);
+    let sport: Vec<u16> = l
+        .concat_u64(Field::SrcPort)
+        .into_iter()
+        .map(|x| x as u16)
+        .collect();
     let dport: Vec<u16> = l
         .concat_u64(Field::DstPort)
         .into_iter()
@@ -1342,6 +1395,7 @@ pub fn scans(
         ScanInput {
             src: &src,
             dst: &dst,
+            src_port: &sport,
             dst_port: &dport,
             proto: &pr,
             tcp_flags: &fl,

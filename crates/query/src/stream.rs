@@ -1,0 +1,215 @@
+//! Reading a selection bin by bin ([`Engine::for_each_batch`]), for exports: memory holds a
+//! few bins whatever the size of the selection. Planning, matching one bin's records against
+//! the range and filter, and re-thresholding one bin live here and are shared with
+//! [`Engine::load`], so that both hand over the same records.
+
+use crate::{Bound, Engine, Loaded, QueryError, Selection, fnv};
+use flowdrill_model::{ColumnSource, Field};
+use flowdrill_store::{Batch, BinRef, PlanGoal, Skipped, sampling};
+use std::sync::Arc;
+
+/// What a selection reads: the planned bins and their columns.
+#[derive(Debug)]
+pub(crate) struct Reading {
+    pub(crate) bins: Vec<BinRef>,
+    pub(crate) fields: Vec<Field>,
+    pub(crate) extras: Vec<String>,
+}
+
+impl Engine {
+    /// Reads the selection as [`Engine::load`] does, but hands the records to `f` bin by bin
+    /// (per link, by time) instead of keeping them. `extras` names user-defined elements to
+    /// read along with `fields` (a file that lacks one has no such column in its batch).
+    /// Bins are read through the engine's cache: give the engine a small one
+    /// (`Engine::new(store, 0)`) to keep memory bounded.
+    ///
+    /// When the bound requires re-thresholding, a first pass reads the bytes of the matching
+    /// records to choose the threshold, and each bin is then re-thresholded with the seed
+    /// `load` uses: both hand over the same records. Returns what `load` does, without the
+    /// batches, weights and variances (weigh each batch with [`crate::weights`]).
+    pub fn for_each_batch<E: From<QueryError>>(
+        &self,
+        sel: &Selection,
+        fields: &[Field],
+        extras: &[String],
+        bound: Bound,
+        mut f: impl FnMut(&BinRef, &Batch) -> Result<(), E>,
+    ) -> Result<Loaded, E> {
+        let (mut out, reading) = self.prepare(sel, fields, extras, bound)?;
+        let Some(reading) = reading else {
+            return Ok(out);
+        };
+        if let Bound::Records(max) = bound {
+            let (mut probe_out, probe) = self.prepare(sel, &[], &[], bound)?;
+            let mut items = Vec::new();
+            if let Some(probe) = probe {
+                self.stream(sel, &probe, &mut probe_out, |_, b| {
+                    threshold_items(b, &mut items);
+                    Ok::<(), QueryError>(())
+                })?;
+            }
+            if probe_out.records_matched > max {
+                let z = sampling::choose_threshold(&items, max as f64);
+                out.rethreshold_z = (z > 0).then_some(z);
+            }
+        }
+        let z_new = out.rethreshold_z;
+        let mut z_seen = 0;
+        self.stream(sel, &reading, &mut out, |bin, b| {
+            let resampled = z_new.and_then(|z| self.rethreshold(bin, b, z));
+            let b = resampled.as_ref().unwrap_or(b);
+            if b.is_empty() {
+                return Ok(());
+            }
+            z_seen = z_seen.max(z_max(b));
+            f(bin, b)
+        })?;
+        out.z_max = z_seen;
+        out.exact = z_seen == 0;
+        Ok(out)
+    }
+
+    /// The links of a selection, the plan for the bound, and the columns to read for `fields`
+    /// and the filter; no plan when nothing can match.
+    pub(crate) fn prepare(
+        &self,
+        sel: &Selection,
+        fields: &[Field],
+        extras: &[String],
+        bound: Bound,
+    ) -> Result<(Loaded, Option<Reading>), QueryError> {
+        let links = self.links(sel)?;
+        let link_refs: Vec<&str> = links.iter().map(String::as_str).collect();
+        let out = Loaded {
+            exact: true,
+            links: links.clone(),
+            ..Loaded::default()
+        };
+        if links.is_empty() || sel.range.start >= sel.range.end {
+            return Ok((out, None));
+        }
+        let goal = match bound {
+            // The finest level with full coverage, whatever its size.
+            Bound::Exact => PlanGoal::MaxRecords(u64::MAX),
+            Bound::Records(n) => PlanGoal::MaxRecords(n),
+            Bound::RelativeError(e) => PlanGoal::MaxRelativeError(e),
+        };
+        let plan = self.store.plan(&link_refs, sel.range.clone(), goal)?;
+        let mut need: Vec<Field> = fields.to_vec();
+        need.extend([Field::Bytes, Field::Packets, Field::Continued]);
+        let mut extras = extras.to_vec();
+        if let Some(f) = &sel.filter {
+            need.extend(f.fields());
+            extras.extend(f.custom_names());
+        }
+        let partial = plan
+            .bins
+            .iter()
+            .any(|b| b.start < sel.range.start || b.end > sel.range.end);
+        if partial {
+            need.push(Field::TimeStart);
+        }
+        need.sort_unstable();
+        need.dedup();
+        extras.sort();
+        extras.dedup();
+        let out = Loaded {
+            level: plan.level,
+            ..out
+        };
+        let reading = Reading {
+            bins: plan.bins,
+            fields: need,
+            extras,
+        };
+        Ok((out, Some(reading)))
+    }
+
+    /// The records of one bin read that match the selection's range and filter, shared with
+    /// the cache when all match; `None` when none does. An unreadable file is added to
+    /// `out.skipped`; the counters of `out` are updated.
+    pub(crate) fn matching(
+        &self,
+        sel: &Selection,
+        bin: &BinRef,
+        read: Result<Arc<Batch>, flowdrill_store::Error>,
+        out: &mut Loaded,
+    ) -> Result<Option<Arc<Batch>>, QueryError> {
+        let batch = match read {
+            Ok(b) => b,
+            Err(
+                e @ (flowdrill_store::Error::Corrupt { .. }
+                | flowdrill_store::Error::Io { .. }
+                | flowdrill_store::Error::NewerFormat { .. }),
+            ) => {
+                out.skipped.push(Skipped {
+                    path: self.store.root().join(&bin.path),
+                    reason: e.to_string(),
+                });
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        out.records_read += batch.len() as u64;
+        let mut keep = match &sel.filter {
+            Some(f) => Some(f.select(batch.as_ref())?),
+            None => None,
+        };
+        if bin.start < sel.range.start || bin.end > sel.range.end {
+            let ts = batch.u64s(Field::TimeStart).unwrap_or(&[]);
+            let inside: Vec<bool> = ts.iter().map(|t| sel.range.contains(t)).collect();
+            let m = flowdrill_filter::Bitmap::from_bools(&inside);
+            match &mut keep {
+                Some(k) => k.and_with(&m),
+                None => keep = Some(m),
+            }
+        }
+        let batch = match keep {
+            Some(k) if k.count_ones() < batch.len() => Arc::new(batch.filter(&k.to_bools(), None)),
+            _ => batch,
+        };
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        out.records_matched += batch.len() as u64;
+        Ok(Some(batch))
+    }
+
+    /// Reads `reading`'s bins a few at a time, handing each bin's matching records to `f`.
+    fn stream<E: From<QueryError>>(
+        &self,
+        sel: &Selection,
+        reading: &Reading,
+        out: &mut Loaded,
+        mut f: impl FnMut(&BinRef, &Batch) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let step = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for bins in reading.bins.chunks(step) {
+            let read = self.read_bins(bins, &reading.fields, &reading.extras);
+            for (bin, r) in bins.iter().zip(read) {
+                if let Some(b) = self.matching(sel, bin, r, out)? {
+                    f(bin, &b)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One bin's records re-thresholded at `z`, seeded per bin (so that a repeated query
+    /// keeps the same records).
+    pub(crate) fn rethreshold(&self, bin: &BinRef, b: &Batch, z: u64) -> Option<Batch> {
+        let seed = self.seed ^ bin.start.rotate_left(17) ^ fnv(bin.link.as_bytes());
+        b.rethreshold(z, seed)
+    }
+}
+
+/// Appends each record's (bytes, threshold): what choosing a re-sampling threshold needs.
+pub(crate) fn threshold_items(b: &Batch, items: &mut Vec<(u64, u64)>) {
+    let x = b.u64s(Field::Bytes).unwrap_or(&[]);
+    items.extend(x.iter().copied().zip(b.sample_z().iter().copied()));
+}
+
+/// The largest sampling threshold of a batch's records (0 when none was sampled).
+pub(crate) fn z_max(b: &Batch) -> u64 {
+    b.sample_z().iter().copied().max().unwrap_or(0)
+}
