@@ -24,7 +24,7 @@
 
 use flowdrill_filter::Expr;
 use flowdrill_model::{ColumnRef, ColumnSource, FIELDS, Field, Kind};
-use flowdrill_store::{Batch, BinRef, PlanGoal, Skipped, Store, sampling};
+use flowdrill_store::{Batch, BinRef, Skipped, Store, sampling};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -330,124 +330,29 @@ impl Engine {
         fields: &[Field],
         bound: Bound,
     ) -> Result<Loaded, QueryError> {
-        let links = self.links(sel)?;
-        let link_refs: Vec<&str> = links.iter().map(String::as_str).collect();
-        let mut out = Loaded {
-            exact: true,
-            links: links.clone(),
-            ..Loaded::default()
-        };
-        if links.is_empty() || sel.range.start >= sel.range.end {
+        let (mut out, reading) = self.prepare(sel, fields, &[], bound)?;
+        let Some(reading) = reading else {
             return Ok(out);
-        }
-        let goal = match bound {
-            Bound::Exact => PlanGoal::MaxRecords(0),
-            Bound::Records(n) => PlanGoal::MaxRecords(n),
-            Bound::RelativeError(e) => PlanGoal::MaxRelativeError(e),
         };
-        let mut plan = self.store.plan(&link_refs, sel.range.clone(), goal)?;
-        if bound == Bound::Exact {
-            // The finest level with full coverage, whatever its size.
-            let fine = self.store.plan(
-                &link_refs,
-                sel.range.clone(),
-                PlanGoal::MaxRecords(u64::MAX),
-            )?;
-            plan = fine;
-        }
-        out.level = plan.level;
-        let mut need: Vec<Field> = fields.to_vec();
-        need.extend([Field::Bytes, Field::Packets, Field::Continued]);
-        if let Some(f) = &sel.filter {
-            need.extend(f.fields());
-        }
-        let partial = plan
-            .bins
-            .iter()
-            .any(|b| b.start < sel.range.start || b.end > sel.range.end);
-        if partial {
-            need.push(Field::TimeStart);
-        }
-        need.sort_unstable();
-        need.dedup();
-
-        let extras: Vec<String> = sel
-            .filter
-            .as_ref()
-            .map(|f| f.custom_names())
-            .unwrap_or_default();
-        let read = self.read_bins(&plan.bins, &need, &extras);
-        for (bin, r) in plan.bins.iter().zip(read) {
-            let batch = match r {
-                Ok(b) => b,
-                Err(
-                    e @ (flowdrill_store::Error::Corrupt { .. }
-                    | flowdrill_store::Error::Io { .. }
-                    | flowdrill_store::Error::NewerFormat { .. }),
-                ) => {
-                    out.skipped.push(Skipped {
-                        path: self.store.root().join(&bin.path),
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            out.records_read += batch.len() as u64;
-            let mut keep = match &sel.filter {
-                Some(f) => Some(f.select(batch.as_ref())?),
-                None => None,
-            };
-            if bin.start < sel.range.start || bin.end > sel.range.end {
-                let ts = batch.u64s(Field::TimeStart).unwrap_or(&[]);
-                let inside: Vec<bool> = ts.iter().map(|t| sel.range.contains(t)).collect();
-                let m = flowdrill_filter::Bitmap::from_bools(&inside);
-                match &mut keep {
-                    Some(k) => k.and_with(&m),
-                    None => keep = Some(m),
-                }
+        let read = self.read_bins(&reading.bins, &reading.fields, &reading.extras);
+        for (bin, r) in reading.bins.iter().zip(read) {
+            if let Some(batch) = self.matching(sel, bin, r, &mut out)? {
+                out.batches.push((bin.clone(), batch));
             }
-            let batch = match keep {
-                Some(k) if k.count_ones() < batch.len() => {
-                    Arc::new(batch.filter(&k.to_bools(), None))
-                }
-                _ => batch,
-            };
-            if batch.is_empty() {
-                continue;
-            }
-            out.records_matched += batch.len() as u64;
-            out.batches.push((bin.clone(), batch));
         }
 
         if let Bound::Records(max) = bound
             && out.records_matched > max
         {
-            let unsampled = out
-                .batches
-                .iter()
-                .all(|(_, b)| b.sample_z().iter().all(|&z| z == 0));
-            let z = if unsampled {
-                // One sort, then O(log² n) per probe.
-                let mut sizes = Vec::with_capacity(out.records_matched as usize);
-                for (_, b) in &out.batches {
-                    sizes.extend_from_slice(b.u64s(Field::Bytes).unwrap_or(&[]));
-                }
-                sampling::RawThresholds::new(sizes).for_target(max as f64)
-            } else {
-                let mut items = Vec::with_capacity(out.records_matched as usize);
-                for (_, b) in &out.batches {
-                    let x = b.u64s(Field::Bytes).unwrap_or(&[]);
-                    items.extend(x.iter().copied().zip(b.sample_z().iter().copied()));
-                }
-                sampling::choose_threshold(&items, max as f64)
-            };
+            let mut items = stream::ThresholdItems::with_capacity(out.records_matched as usize);
+            for (_, b) in &out.batches {
+                items.add(b);
+            }
+            let z = items.choose(max);
             if z > 0 {
                 out.rethreshold_z = Some(z);
-                let seed = self.seed;
                 for (bin, b) in &mut out.batches {
-                    let s = seed ^ bin.start.rotate_left(17) ^ fnv(bin.link.as_bytes());
-                    if let Some(r) = b.rethreshold(z, s) {
+                    if let Some(r) = self.rethreshold(bin, b, z) {
                         *b = Arc::new(r);
                     }
                 }
@@ -457,8 +362,7 @@ impl Engine {
 
         for (_, batch) in &out.batches {
             let (w, v) = weights(batch, sel.metric);
-            let zmax = batch.sample_z().iter().copied().max().unwrap_or(0);
-            out.z_max = out.z_max.max(zmax);
+            out.z_max = out.z_max.max(stream::z_max(batch));
             out.weights.push(w);
             out.variances.push(v);
         }

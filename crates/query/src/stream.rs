@@ -41,15 +41,15 @@ impl Engine {
         };
         if let Bound::Records(max) = bound {
             let (mut probe_out, probe) = self.prepare(sel, &[], &[], bound)?;
-            let mut items = Vec::new();
+            let mut items = ThresholdItems::default();
             if let Some(probe) = probe {
                 self.stream(sel, &probe, &mut probe_out, |_, b| {
-                    threshold_items(b, &mut items);
+                    items.add(b);
                     Ok::<(), QueryError>(())
                 })?;
             }
             if probe_out.records_matched > max {
-                let z = sampling::choose_threshold(&items, max as f64);
+                let z = items.choose(max);
                 out.rethreshold_z = (z > 0).then_some(z);
             }
         }
@@ -203,10 +203,46 @@ impl Engine {
     }
 }
 
-/// Appends each record's (bytes, threshold): what choosing a re-sampling threshold needs.
-pub(crate) fn threshold_items(b: &Batch, items: &mut Vec<(u64, u64)>) {
-    let x = b.u64s(Field::Bytes).unwrap_or(&[]);
-    items.extend(x.iter().copied().zip(b.sample_z().iter().copied()));
+/// What choosing a re-sampling threshold needs of the matching records, gathered batch by
+/// batch: their sizes while none is sampled (sorted once, [`sampling::RawThresholds`]), their
+/// (size, threshold) pairs once one is ([`sampling::choose_threshold`]).
+#[derive(Debug, Default)]
+pub(crate) struct ThresholdItems {
+    sizes: Vec<u64>,
+    pairs: Option<Vec<(u64, u64)>>,
+}
+
+impl ThresholdItems {
+    pub(crate) fn with_capacity(n: usize) -> ThresholdItems {
+        ThresholdItems {
+            sizes: Vec::with_capacity(n),
+            pairs: None,
+        }
+    }
+
+    pub(crate) fn add(&mut self, b: &Batch) {
+        let x = b.u64s(Field::Bytes).unwrap_or(&[]);
+        let z = b.sample_z();
+        if self.pairs.is_none() && z.iter().all(|&z| z == 0) {
+            self.sizes.extend_from_slice(x);
+            return;
+        }
+        let pairs = self.pairs.get_or_insert_with(|| {
+            std::mem::take(&mut self.sizes)
+                .into_iter()
+                .map(|x| (x, 0))
+                .collect()
+        });
+        pairs.extend(x.iter().copied().zip(z.iter().copied()));
+    }
+
+    /// The threshold that keeps about `max` of the records in expectation (0: all fit).
+    pub(crate) fn choose(self, max: u64) -> u64 {
+        match self.pairs {
+            None => sampling::RawThresholds::new(self.sizes).for_target(max as f64),
+            Some(p) => sampling::choose_threshold(&p, max as f64),
+        }
+    }
 }
 
 /// The largest sampling threshold of a batch's records (0 when none was sampled).

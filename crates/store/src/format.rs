@@ -122,38 +122,42 @@ pub fn check_custom(custom: &CustomFields) -> Result<()> {
 
 /// The Arrow schema of a bin file with these user-defined elements.
 pub fn arrow_schema(custom: &CustomFields) -> Schema {
-    let mut fields = Vec::new();
-    for info in FIELDS {
-        match info.kind {
-            Kind::TimeMs => fields.push(AField::new(
-                info.name,
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                false,
-            )),
-            Kind::Unsigned(64) => fields.push(AField::new(info.name, DataType::Int64, false)),
-            Kind::Unsigned(8) => fields.push(AField::new(info.name, DataType::UInt8, false)),
-            Kind::Unsigned(16) => fields.push(AField::new(info.name, DataType::UInt16, false)),
-            Kind::Unsigned(_) => fields.push(AField::new(info.name, DataType::UInt32, false)),
-            Kind::Address => {
-                let n = column_names(info.field);
-                fields.push(AField::new(&n[0], DataType::UInt32, true));
-                fields.push(AField::new(&n[1], DataType::FixedSizeBinary(16), true));
-            }
-        }
-    }
+    let mut fields: Vec<AField> = FIELDS.iter().flat_map(schema_fields).collect();
     fields.push(AField::new(Z_COLUMN, DataType::Int64, false));
-    for c in &custom.fields {
-        let dt = match c.kind {
-            CustomKind::Unsigned => DataType::UInt64,
-            CustomKind::Signed => DataType::Int64,
-            CustomKind::Float => DataType::Float64,
-            CustomKind::String => DataType::Utf8,
-            CustomKind::Bytes => DataType::Binary,
-            CustomKind::Address => DataType::FixedSizeBinary(16),
-        };
-        fields.push(AField::new(&c.name, dt, true));
-    }
+    fields.extend(custom.fields.iter().map(extra_field));
     Schema::new(fields)
+}
+
+/// The Arrow field(s) of one schema field: two for an address (see the module doc).
+fn schema_fields(info: &flowdrill_model::FieldInfo) -> Vec<AField> {
+    let dt = match info.kind {
+        Kind::TimeMs => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        Kind::Unsigned(64) => DataType::Int64,
+        Kind::Unsigned(8) => DataType::UInt8,
+        Kind::Unsigned(16) => DataType::UInt16,
+        Kind::Unsigned(_) => DataType::UInt32,
+        Kind::Address => {
+            let n = column_names(info.field);
+            return vec![
+                AField::new(&n[0], DataType::UInt32, true),
+                AField::new(&n[1], DataType::FixedSizeBinary(16), true),
+            ];
+        }
+    };
+    vec![AField::new(info.name, dt, false)]
+}
+
+/// The Arrow field of a user-defined element (nullable: a record may not carry it).
+fn extra_field(c: &CustomField) -> AField {
+    let dt = match c.kind {
+        CustomKind::Unsigned => DataType::UInt64,
+        CustomKind::Signed => DataType::Int64,
+        CustomKind::Float => DataType::Float64,
+        CustomKind::String => DataType::Utf8,
+        CustomKind::Bytes => DataType::Binary,
+        CustomKind::Address => DataType::FixedSizeBinary(16),
+    };
+    AField::new(&c.name, dt, true)
 }
 
 /// How a schema column is encoded before zstd. Measured on the demo scenario (bytes/record
@@ -199,81 +203,14 @@ pub fn encode(batch: &Batch, meta: &FileMeta, stats: &BinStats) -> Result<Vec<u8
         let c = batch.cols[info.field as usize]
             .as_ref()
             .ok_or_else(|| missing(info.name))?;
-        match (info.kind, c) {
-            (Kind::TimeMs, OwnedColumn::U64(v)) => cols.push(Arc::new(
-                TimestampMillisecondArray::from_iter_values(v.iter().map(|&x| to_i64(x)))
-                    .with_timezone("UTC"),
-            )),
-            (Kind::Unsigned(64), OwnedColumn::U64(v)) => cols.push(Arc::new(
-                Int64Array::from_iter_values(v.iter().map(|&x| to_i64(x))),
-            )),
-            (Kind::Unsigned(8), OwnedColumn::U8(v)) => {
-                cols.push(Arc::new(UInt8Array::from(v.clone())))
-            }
-            (Kind::Unsigned(16), OwnedColumn::U16(v)) => {
-                cols.push(Arc::new(UInt16Array::from(v.clone())))
-            }
-            (Kind::Unsigned(32), OwnedColumn::U32(v)) => {
-                cols.push(Arc::new(UInt32Array::from(v.clone())))
-            }
-            (Kind::Address, OwnedColumn::Addr(v)) => {
-                cols.push(Arc::new(UInt32Array::from_iter(
-                    v.iter().map(|&a| Addr(a).v4()),
-                )));
-                let mut b = FixedSizeBinaryBuilder::with_capacity(v.len(), 16);
-                for &a in v {
-                    if Addr(a).is_v4() {
-                        b.append_null();
-                    } else {
-                        b.append_value(a.to_be_bytes())
-                            .map_err(|e| arrow_err("address", e))?;
-                    }
-                }
-                cols.push(Arc::new(b.finish()));
-            }
-            _ => {
-                return Err(Error::Internal(format!(
-                    "column {} does not have its schema type",
-                    info.name
-                )));
-            }
-        }
+        cols.extend(schema_arrays(info, c)?);
     }
     cols.push(Arc::new(Int64Array::from_iter_values(
         batch.z.iter().map(|&z| to_i64(z)),
     )));
     for c in &custom.fields {
         let col = batch.extra(&c.name).ok_or_else(|| missing(&c.name))?;
-        let arr: ArrayRef = match col {
-            ExtraColumn::Unsigned(v) => Arc::new(UInt64Builder::new().tap(|b| {
-                v.iter().for_each(|x| b.append_option(*x));
-            })),
-            ExtraColumn::Signed(v) => Arc::new(Int64Builder::new().tap(|b| {
-                v.iter().for_each(|x| b.append_option(*x));
-            })),
-            ExtraColumn::Float(v) => Arc::new(Float64Builder::new().tap(|b| {
-                v.iter().for_each(|x| b.append_option(*x));
-            })),
-            ExtraColumn::String(v) => Arc::new(StringBuilder::new().tap(|b| {
-                v.iter().for_each(|x| b.append_option(x.as_deref()));
-            })),
-            ExtraColumn::Bytes(v) => Arc::new(BinaryBuilder::new().tap(|b| {
-                v.iter().for_each(|x| b.append_option(x.as_deref()));
-            })),
-            ExtraColumn::Address(v) => {
-                let mut b = FixedSizeBinaryBuilder::with_capacity(v.len(), 16);
-                for x in v {
-                    match x {
-                        Some(a) => b
-                            .append_value(a.0.to_be_bytes())
-                            .map_err(|e| arrow_err(&c.name, e))?,
-                        None => b.append_null(),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-        };
-        cols.push(arr);
+        cols.push(extra_array(c, col)?);
     }
     let rb =
         RecordBatch::try_new(schema.clone(), cols).map_err(|e| arrow_err("record batch", e))?;
@@ -324,22 +261,7 @@ pub fn encode(batch: &Batch, meta: &FileMeta, stats: &BinStats) -> Result<Vec<u8
             ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| arrow_err("zstd level", e))?,
         ))
         .set_dictionary_enabled(false);
-    for info in FIELDS {
-        for name in column_names(info.field) {
-            let path = ColumnPath::from(name);
-            props = match column_encoding(info) {
-                ColumnEncoding::Dictionary => props.set_column_dictionary_enabled(path, true),
-                ColumnEncoding::Delta => {
-                    props.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED)
-                }
-                ColumnEncoding::Plain => props,
-            };
-        }
-    }
-    props = props.set_column_dictionary_enabled(ColumnPath::from(Z_COLUMN), true);
-    for c in &custom.fields {
-        props = props.set_column_dictionary_enabled(ColumnPath::from(c.name.clone()), true);
-    }
+    props = column_props(props, FIELDS, custom);
     let props = props
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_max_row_group_row_count(Some(1 << 20))
@@ -355,6 +277,100 @@ pub fn encode(batch: &Batch, meta: &FileMeta, stats: &BinStats) -> Result<Vec<u8
         .map_err(|e| arrow_err("writer", e))?;
     w.write(&rb).map_err(|e| arrow_err("write", e))?;
     w.into_inner().map_err(|e| arrow_err("close", e))
+}
+
+/// The Arrow array(s) of one loaded schema column, as [`schema_fields`] types them.
+fn schema_arrays(info: &flowdrill_model::FieldInfo, c: &OwnedColumn) -> Result<Vec<ArrayRef>> {
+    Ok(match (info.kind, c) {
+        (Kind::TimeMs, OwnedColumn::U64(v)) => vec![Arc::new(
+            TimestampMillisecondArray::from_iter_values(v.iter().map(|&x| to_i64(x)))
+                .with_timezone("UTC"),
+        )],
+        (Kind::Unsigned(64), OwnedColumn::U64(v)) => vec![Arc::new(Int64Array::from_iter_values(
+            v.iter().map(|&x| to_i64(x)),
+        ))],
+        (Kind::Unsigned(8), OwnedColumn::U8(v)) => vec![Arc::new(UInt8Array::from(v.clone()))],
+        (Kind::Unsigned(16), OwnedColumn::U16(v)) => vec![Arc::new(UInt16Array::from(v.clone()))],
+        (Kind::Unsigned(32), OwnedColumn::U32(v)) => vec![Arc::new(UInt32Array::from(v.clone()))],
+        (Kind::Address, OwnedColumn::Addr(v)) => {
+            let v4 = UInt32Array::from_iter(v.iter().map(|&a| Addr(a).v4()));
+            let mut b = FixedSizeBinaryBuilder::with_capacity(v.len(), 16);
+            for &a in v {
+                if Addr(a).is_v4() {
+                    b.append_null();
+                } else {
+                    b.append_value(a.to_be_bytes())
+                        .map_err(|e| arrow_err("address", e))?;
+                }
+            }
+            vec![Arc::new(v4), Arc::new(b.finish())]
+        }
+        _ => {
+            return Err(Error::Internal(format!(
+                "column {} does not have its schema type",
+                info.name
+            )));
+        }
+    })
+}
+
+/// The Arrow array of a user-defined column, as [`extra_field`] types it.
+fn extra_array(c: &CustomField, col: &ExtraColumn) -> Result<ArrayRef> {
+    Ok(match col {
+        ExtraColumn::Unsigned(v) => Arc::new(UInt64Builder::new().tap(|b| {
+            v.iter().for_each(|x| b.append_option(*x));
+        })),
+        ExtraColumn::Signed(v) => Arc::new(Int64Builder::new().tap(|b| {
+            v.iter().for_each(|x| b.append_option(*x));
+        })),
+        ExtraColumn::Float(v) => Arc::new(Float64Builder::new().tap(|b| {
+            v.iter().for_each(|x| b.append_option(*x));
+        })),
+        ExtraColumn::String(v) => Arc::new(StringBuilder::new().tap(|b| {
+            v.iter().for_each(|x| b.append_option(x.as_deref()));
+        })),
+        ExtraColumn::Bytes(v) => Arc::new(BinaryBuilder::new().tap(|b| {
+            v.iter().for_each(|x| b.append_option(x.as_deref()));
+        })),
+        ExtraColumn::Address(v) => {
+            let mut b = FixedSizeBinaryBuilder::with_capacity(v.len(), 16);
+            for x in v {
+                match x {
+                    Some(a) => b
+                        .append_value(a.0.to_be_bytes())
+                        .map_err(|e| arrow_err(&c.name, e))?,
+                    None => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+    })
+}
+
+/// The encodings of the schema columns of `infos` ([`column_encoding`]), `sample_z` and the
+/// user-defined columns (dictionaries), on top of `props`.
+fn column_props(
+    mut props: parquet::file::properties::WriterPropertiesBuilder,
+    infos: &[flowdrill_model::FieldInfo],
+    custom: &CustomFields,
+) -> parquet::file::properties::WriterPropertiesBuilder {
+    for info in infos {
+        for name in column_names(info.field) {
+            let path = ColumnPath::from(name);
+            props = match column_encoding(info) {
+                ColumnEncoding::Dictionary => props.set_column_dictionary_enabled(path, true),
+                ColumnEncoding::Delta => {
+                    props.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED)
+                }
+                ColumnEncoding::Plain => props,
+            };
+        }
+    }
+    props = props.set_column_dictionary_enabled(ColumnPath::from(Z_COLUMN), true);
+    for c in &custom.fields {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(c.name.clone()), true);
+    }
+    props
 }
 
 /// Reads the footer of a bin file: its metadata and statistics.
@@ -700,6 +716,152 @@ pub fn read_all(path: &Path) -> Result<(Batch, FileMeta, BinStats)> {
     let names: Vec<&str> = meta.custom.fields.iter().map(|c| c.name.as_str()).collect();
     let b = read(path, &fields, &names)?;
     Ok((b, meta, stats))
+}
+
+/// Writes records to one Parquet file in the bin files' column mapping, batch by batch (for
+/// exports): `link` (string), the chosen schema fields, the chosen user-defined elements,
+/// `sample_z`, then DOUBLE columns the caller computes per record (e.g. estimated weights).
+///
+/// Memory holds one row group (up to 2^20 rows), not the file. The file carries no
+/// `flowdrill.*` metadata: it is not a bin file and a store does not read it as one.
+pub struct ExportWriter<W: std::io::Write + Send> {
+    inner: ArrowWriter<W>,
+    schema: Arc<Schema>,
+    fields: Vec<Field>,
+    custom: Vec<CustomField>,
+    doubles: usize,
+    target: std::path::PathBuf,
+}
+
+impl<W: std::io::Write + Send> std::fmt::Debug for ExportWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportWriter")
+            .field("target", &self.target)
+            .field("columns", &self.schema.fields().len())
+            .finish()
+    }
+}
+
+/// The column of an export that names each record's link.
+pub const LINK_COLUMN: &str = "link";
+
+impl<W: std::io::Write + Send> ExportWriter<W> {
+    /// A writer of `fields` (each loaded in every batch written), the user-defined elements of
+    /// `custom` (null where a batch lacks one) and the DOUBLE columns `doubles` into `w`;
+    /// `target` names the output in error messages.
+    pub fn new(
+        w: W,
+        target: &Path,
+        fields: &[Field],
+        custom: &CustomFields,
+        doubles: &[&str],
+    ) -> Result<ExportWriter<W>> {
+        check_custom(custom)?;
+        let mut columns = vec![AField::new(LINK_COLUMN, DataType::Utf8, false)];
+        columns.extend(fields.iter().flat_map(|f| schema_fields(f.info())));
+        columns.extend(custom.fields.iter().map(extra_field));
+        columns.push(AField::new(Z_COLUMN, DataType::Int64, false));
+        columns.extend(
+            doubles
+                .iter()
+                .map(|d| AField::new(*d, DataType::Float64, false)),
+        );
+        for (i, c) in columns.iter().enumerate() {
+            if columns[..i].iter().any(|o| o.name() == c.name()) {
+                return Err(Error::InvalidArgument(format!(
+                    "column {} is chosen twice",
+                    c.name()
+                )));
+            }
+        }
+        let schema = Arc::new(Schema::new(columns));
+        let infos: Vec<flowdrill_model::FieldInfo> = fields.iter().map(|f| *f.info()).collect();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| arrow_err("zstd level", e))?,
+            ))
+            .set_dictionary_enabled(false)
+            .set_column_dictionary_enabled(ColumnPath::from(LINK_COLUMN), true);
+        let props = column_props(props, &infos, custom)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_max_row_group_row_count(Some(1 << 20))
+            .set_created_by(format!("flowdrill-store {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let opts = ArrowWriterOptions::new()
+            .with_properties(props)
+            .with_skip_arrow_metadata(true);
+        let inner = ArrowWriter::try_new_with_options(w, schema.clone(), opts)
+            .map_err(|e| write_err(target, e))?;
+        Ok(ExportWriter {
+            inner,
+            schema,
+            fields: fields.to_vec(),
+            custom: custom.fields.clone(),
+            doubles: doubles.len(),
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// Appends the records of `batch`, all of `link`, with one slice per DOUBLE column.
+    pub fn write(&mut self, link: &str, batch: &Batch, doubles: &[&[f64]]) -> Result<()> {
+        let n = batch.len;
+        if doubles.len() != self.doubles || doubles.iter().any(|d| d.len() != n) {
+            return Err(Error::Internal(
+                "export: one value per record of every DOUBLE column".into(),
+            ));
+        }
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        cols.push(Arc::new(arrow_array::StringArray::from_iter_values(
+            std::iter::repeat_n(link, n),
+        )));
+        for &f in &self.fields {
+            let c = batch.cols[f as usize].as_ref().ok_or_else(|| {
+                Error::Internal(format!("export: column {} was not read", f.name()))
+            })?;
+            cols.extend(schema_arrays(f.info(), c)?);
+        }
+        for c in &self.custom {
+            cols.push(match batch.extra(&c.name) {
+                Some(col) if col.view().kind() == c.kind => extra_array(c, col)?,
+                Some(_) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "user-defined element '{}' changed its type between files; export it from one period at a time",
+                        c.name
+                    )));
+                }
+                None => arrow_array::new_null_array(extra_field(c).data_type(), n),
+            });
+        }
+        cols.push(Arc::new(Int64Array::from_iter_values(
+            batch.z.iter().map(|&z| to_i64(z)),
+        )));
+        for d in doubles {
+            cols.push(Arc::new(arrow_array::Float64Array::from(d.to_vec())));
+        }
+        let rb = RecordBatch::try_new(self.schema.clone(), cols)
+            .map_err(|e| arrow_err("record batch", e))?;
+        self.inner
+            .write(&rb)
+            .map_err(|e| write_err(&self.target, e))
+    }
+
+    /// Writes the footer; returns the output.
+    pub fn finish(self) -> Result<W> {
+        let target = self.target;
+        self.inner.into_inner().map_err(|e| write_err(&target, e))
+    }
+}
+
+/// An I/O failure of the output as [`Error::Io`] (so that callers see, e.g., a broken pipe);
+/// anything else the encoder reports is a bug.
+fn write_err(target: &Path, e: parquet::errors::ParquetError) -> Error {
+    match e {
+        parquet::errors::ParquetError::External(x) => match x.downcast::<std::io::Error>() {
+            Ok(io) => Error::io(target, *io),
+            Err(x) => arrow_err(&target.display().to_string(), x),
+        },
+        other => arrow_err(&target.display().to_string(), other),
+    }
 }
 
 /// Builders finished after being filled by a closure.

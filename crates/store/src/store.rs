@@ -114,6 +114,8 @@ pub struct Store {
     /// Sorted by (link, level, start).
     bins: Vec<BinRef>,
     skipped: Vec<Skipped>,
+    /// Removals only report and forget bins in memory ([`Store::set_dry_run`]).
+    dry_run: bool,
 }
 
 fn mtime_ns(md: &fs::Metadata) -> u64 {
@@ -254,6 +256,7 @@ impl Store {
             config,
             bins: Vec::new(),
             skipped: Vec::new(),
+            dry_run: false,
         };
         s.refresh()?;
         Ok(s)
@@ -558,16 +561,26 @@ impl Store {
             .ok_or_else(|| Error::Internal("no level to plan with".into()))
     }
 
+    /// While on, the retention and deletion methods ([`Store::expire`], [`Store::delete_range`]
+    /// ...) return what they would remove and forget those bins in this `Store` value, but
+    /// touch no file: a dry run, exact also when several rules apply in turn. A later
+    /// [`Store::refresh`] sees the bins again.
+    pub fn set_dry_run(&mut self, on: bool) {
+        self.dry_run = on;
+    }
+
     fn remove(&mut self, victims: Vec<BinRef>) -> Result<ExpireSummary> {
         let mut out = ExpireSummary::default();
         for b in victims {
-            layout::remove_bin(&self.root, &b.path)?;
+            if !self.dry_run {
+                layout::remove_bin(&self.root, &b.path)?;
+            }
             out.bytes_freed += b.size;
             out.removed.push(b);
         }
         self.bins
             .retain(|b| !out.removed.iter().any(|r| r.path == b.path));
-        if !out.removed.is_empty() {
+        if !out.removed.is_empty() && !self.dry_run {
             save_catalog(&self.root, &self.bins)?;
         }
         Ok(out)
@@ -634,10 +647,26 @@ impl Store {
     /// Applies the retention of the links file (each level's `max_age` relative to `now`,
     /// Unix ms, then its `max_size`).
     pub fn expire(&mut self, now: u64) -> Result<ExpireSummary> {
+        self.expire_configured(now, None, None)
+    }
+
+    /// [`Store::expire`] for one link and/or one level only (`None`: all).
+    pub fn expire_configured(
+        &mut self,
+        now: u64,
+        only_link: Option<&str>,
+        only_level: Option<u8>,
+    ) -> Result<ExpireSummary> {
         let mut out = ExpireSummary::default();
         for link in self.config.links.clone() {
+            if only_link.is_some_and(|l| l != link.name) {
+                continue;
+            }
             for (level, lc) in link.levels.iter().enumerate() {
                 let level = level as u8;
+                if only_level.is_some_and(|v| v != level) {
+                    continue;
+                }
                 if let Some(age) = lc.max_age_ms {
                     let s = self.expire_older_than(
                         Some(&link.name),
@@ -655,5 +684,45 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{StoreWriter, WriterOptions};
+    use flowdrill_model::FlowRecord;
+
+    const HOUR: u64 = 3_600_000;
+
+    #[test]
+    fn a_dry_run_reports_what_expiry_would_remove_and_touches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::create(dir.path()).unwrap();
+        store
+            .set_links("[defaults]\nmax_age = \"1h\"\nmax_size = \"1MB\"\n")
+            .unwrap();
+        let mut w = StoreWriter::new(&store, WriterOptions::default()).unwrap();
+        for i in 0..3000u64 {
+            w.push(FlowRecord {
+                time_start: i * 3000,
+                time_end: i * 3000 + 10,
+                bytes: 1500,
+                packets: 1,
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        w.finish().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let before = store.all_bins().to_vec();
+        store.set_dry_run(true);
+        let dry = store.expire(3 * HOUR).unwrap();
+        assert!(!dry.removed.is_empty());
+        assert!(before.iter().all(|b| dir.path().join(&b.path).exists()));
+        let mut real = Store::open(dir.path()).unwrap();
+        assert_eq!(real.all_bins(), &before[..]);
+        assert_eq!(real.expire(3 * HOUR).unwrap(), dry);
+        assert_eq!(real.all_bins().len(), before.len() - dry.removed.len());
     }
 }
