@@ -64,6 +64,14 @@ pub enum Command {
     Compare(CompareArgs),
     /// Scans and floods: fan-out, fan-in, small and SYN-only flows.
     Scans(ScansArgs),
+    /// Write the records of a selection to CSV, JSON, NDJSON or Parquet, with their
+    /// estimated weights.
+    Export(ExportArgs),
+    /// Delete old bins: the links file's retention, or by age, time or size.
+    Expire(ExpireArgs),
+    /// The store's links: levels, budgets, retention and what each holds; check or install a
+    /// links file.
+    Links(LinksArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
     Completions {
         #[arg(value_enum)]
@@ -201,9 +209,9 @@ pub struct SelectArgs {
     #[arg(long, short = 'm', value_enum, default_value_t = MetricArg::Bytes)]
     pub metric: MetricArg,
     /// Most records handed to the analysis; beyond it the sample is re-thresholded
-    /// (unbiased) and the answer carries error bars.
-    #[arg(long, default_value = "100k", value_name = "N")]
-    pub max_records: String,
+    /// (unbiased) and the answer carries error bars [default: 100k; export: every record].
+    #[arg(long, value_name = "N")]
+    pub max_records: Option<String>,
     /// Every stored record of the finest level, without re-sampling.
     #[arg(long, conflicts_with = "max_error")]
     pub exact: bool,
@@ -326,4 +334,66 @@ pub struct ScansArgs {
     /// Hosts to list per table.
     #[arg(short = 'n', long = "top", default_value_t = 10)]
     pub n: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// Parquet in the store's column layout (zstd).
+    Parquet,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub sel: SelectArgs,
+    /// Columns to write, comma-separated: schema fields and user-defined elements by name
+    /// [default: every field and every user-defined element].
+    #[arg(long, value_delimiter = ',')]
+    pub fields: Vec<String>,
+    /// Output file, or - for standard output.
+    #[arg(long, short = 'o', value_name = "FILE|-")]
+    pub output: PathBuf,
+    /// Output format [default: from the file's extension].
+    #[arg(long = "as", value_enum, value_name = "FORMAT")]
+    pub as_format: Option<ExportFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpireArgs {
+    /// Only this link [default: every link].
+    #[arg(long, short = 'l')]
+    pub link: Option<String>,
+    /// Only this level (0 = finest) [default: every level].
+    #[arg(long)]
+    pub level: Option<u8>,
+    /// Delete bins that ended longer ago than this, e.g. 30d, 12h.
+    #[arg(long, value_name = "AGE", conflicts_with = "before")]
+    pub older_than: Option<String>,
+    /// Delete bins that ended at or before this time (2024-05-01, 2024-05-01T10:00, @UNIX,
+    /// or -7d: seven days before now).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub before: Option<String>,
+    /// Delete the oldest bins until each selected link and level takes at most this much
+    /// disk, e.g. 5GB.
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+    /// Say what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LinksArgs {
+    /// Install this links file in the store (checked first).
+    #[arg(long, value_name = "FILE", conflicts_with = "check")]
+    pub set: Option<PathBuf>,
+    /// Check a links file and print its links; errors give line:column (exit code 2).
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
 }

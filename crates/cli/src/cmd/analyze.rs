@@ -37,7 +37,7 @@ fn run_err(e: RunError) -> CliError {
     }
 }
 
-fn query_err(e: QueryError) -> CliError {
+pub(crate) fn query_err(e: QueryError) -> CliError {
     match e {
         QueryError::Store(s) => CliError::from(anyhow::Error::from(s)),
         other => usage(other),
@@ -61,7 +61,7 @@ pub fn resolve(g: &Global, a: &SelectArgs) -> Result<Resolved, CliError> {
         }
         Bound::RelativeError(e)
     } else {
-        let n = units::parse_count(&a.max_records).map_err(usage)?;
+        let n = units::parse_count(a.max_records.as_deref().unwrap_or("100k")).map_err(usage)?;
         if n == 0 {
             return Err(usage(anyhow::anyhow!("--max-records must be at least 1")));
         }

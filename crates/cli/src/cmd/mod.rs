@@ -2,8 +2,11 @@
 
 mod analyze;
 mod demo;
+mod expire;
+mod export;
 mod generate;
 mod import;
+mod links;
 mod report;
 
 use crate::CliResult;
@@ -25,6 +28,9 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Dist(a) => analyze::dist(g, a),
         Command::Compare(a) => analyze::compare(g, a),
         Command::Scans(a) => analyze::scans(g, a),
+        Command::Export(a) => export::run(g, a),
+        Command::Expire(a) => expire::run(g, a),
+        Command::Links(a) => links::run(g, a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
