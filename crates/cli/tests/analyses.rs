@@ -488,7 +488,10 @@ fn tshark_top(capture: &Path, field: &str) -> Option<String> {
             *counts.entry(l.to_string()).or_default() += 1;
         }
     }
-    counts.into_iter().max_by_key(|(k, n)| (*n, k.clone())).map(|(k, _)| k)
+    counts
+        .into_iter()
+        .max_by_key(|(k, n)| (*n, k.clone()))
+        .map(|(k, _)| k)
 }
 
 /// On the shared captures with known scans and floods, the scanner tops the fan-out table and
@@ -501,10 +504,22 @@ fn scans_put_the_known_scanners_and_the_victim_on_top() {
         return;
     }
     let cases = [
-        ("esnet/attacks_scanners_nmap_nmap_80_vanilla.pcap", "ip.src", 0),
+        (
+            "esnet/attacks_scanners_nmap_nmap_80_vanilla.pcap",
+            "ip.src",
+            0,
+        ),
         ("esnet/attacks_scanners_nmap_nmap_80_all.pcap", "ip.src", 0),
-        ("esnet/attacks_scanners_masscan_tcp_0_1000_20190821.pcap", "ip.src", 0),
-        ("esnet/attacks_scanners_masscan_udp_0_1000_20190821.pcap", "ip.src", 0),
+        (
+            "esnet/attacks_scanners_masscan_tcp_0_1000_20190821.pcap",
+            "ip.src",
+            0,
+        ),
+        (
+            "esnet/attacks_scanners_masscan_udp_0_1000_20190821.pcap",
+            "ip.src",
+            0,
+        ),
         ("ndpi/tests_cfgs_default_pcap_synscan.pcap", "ip.src", 0),
         ("stopddos/pkt.TCP.synflood.spoofed.pcap", "ip.dst", 1),
     ];
@@ -529,7 +544,12 @@ fn scans_put_the_known_scanners_and_the_victim_on_top() {
         ]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let top = &v["sections"][section]["rows"][0];
-        assert_eq!(top["host"], want.as_str(), "{file}: {}", v["sections"][section]);
+        assert_eq!(
+            top["host"],
+            want.as_str(),
+            "{file}: {}",
+            v["sections"][section]
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -392,3 +392,17 @@ fn drops_are_counted_with_their_reasons() {
     let reasons = rows[0]["drop_reasons"].as_str().unwrap();
     assert!(reasons.contains("meter: not an IP packet=720"), "{reasons}");
 }
+
+#[test]
+fn a_relative_store_path_is_created_in_the_working_directory() {
+    let d = tmp("relative");
+    let o = Command::new(env!("CARGO_BIN_EXE_flowdrill"))
+        .args(["--quiet", "--store", "st", "generate", "--kind", "store"])
+        .args(["--flows", "500", "--duration", "5m"])
+        .current_dir(&d)
+        .env_remove("FLOWDRILL_STORE")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(d.join("st").join("_flowdrill-store.json").is_file());
+}

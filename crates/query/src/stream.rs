@@ -83,6 +83,9 @@ impl Engine {
         let out = Loaded {
             exact: true,
             links: links.clone(),
+            // Files the store could not catalogue (truncated, corrupt) are reported with every
+            // answer: their records are missing from it.
+            skipped: self.store.skipped().to_vec(),
             ..Loaded::default()
         };
         if links.is_empty() || sel.range.start >= sel.range.end {

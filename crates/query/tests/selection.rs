@@ -48,7 +48,7 @@ fn store(name: &str, records: Vec<FlowRecord>) -> Engine {
 
 fn rec(i: u64, start: u64, dur: u64) -> FlowRecord {
     let mut extra = vec![(0u16, CustomValue::Unsigned(i * 10))];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         extra.push((1, CustomValue::String("dns".into())));
     }
     FlowRecord {

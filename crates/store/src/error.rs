@@ -25,8 +25,9 @@ pub enum Error {
 
     /// The directory has no store marker.
     #[error(
-        "{0} is not a flowdrill store (no _flowdrill-store.json); create one first \
-         (Store::create / `flowdrill store create`) or point --store at an existing store"
+        "{0} is not a flowdrill store (no _flowdrill-store.json): point --store at a store, or \
+         create one with `flowdrill import --store DIR FILES` or `flowdrill generate --kind store \
+         --store DIR`"
     )]
     NotAStore(PathBuf),
 

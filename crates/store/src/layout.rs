@@ -60,10 +60,18 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Creates `dir` and its parents, fsyncing each new directory's parent.
 pub fn create_dirs(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
+    // A relative path's last parent is "" (the working directory, which exists).
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = dir.parent() {
+    let parent = dir.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    });
+    if let Some(parent) = parent {
         create_dirs(parent)?;
     }
     match fs::create_dir(dir) {
@@ -71,7 +79,7 @@ pub fn create_dirs(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Error::io(dir, e)),
     }
-    if let Some(parent) = dir.parent() {
+    if let Some(parent) = parent {
         sync_dir(parent)?;
     }
     Ok(())
