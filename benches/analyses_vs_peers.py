@@ -17,10 +17,10 @@
 
 Usage: benches/analyses_vs_peers.py [--flows 5M] [--runs 5] [--flowdrill target/release/flowdrill]
 """
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from import_vs_nfcapd import pcap_udp_payloads, free_port  # noqa: E402
+from import_vs_nfcapd import pcap_udp_payloads, nfcapd_collect  # noqa: E402
 
 LINKS = '[defaults]\nbin = "5m"\nbudget = "100GB"\n'
 
@@ -35,21 +35,6 @@ def timed(cmd, runs):
         times.append(time.perf_counter() - t0)
         out = r.stdout
     return times, out
-
-
-def nfcapd_files(payloads, d):
-    port = free_port()
-    p = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", d, "-t", "3600",
-                          "-B", str(8 << 20)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for k, pl in enumerate(payloads):
-        s.sendto(pl, ("127.0.0.1", port))
-        if k % 32 == 31:
-            time.sleep(0.0005)  # paced: nfcapd on a busy machine must not lose datagrams
-    time.sleep(1.0)
-    p.terminate()
-    p.wait()
 
 
 def nfdump_top(text):
@@ -99,7 +84,7 @@ def main():
         nfdir = os.path.join(work, "nfcapd")
         os.makedirs(nfdir)
         payloads = pcap_udp_payloads(cap)
-        nfcapd_files(payloads, nfdir)
+        nfcapd_collect(payloads, nfdir, every=32)  # paced for a busy machine
         os.remove(cap)
         nf_bytes = sum(os.path.getsize(os.path.join(nfdir, x)) for x in os.listdir(nfdir))
         info = subprocess.run(["nfdump", "-R", nfdir, "-I"], check=True, capture_output=True,

@@ -54,6 +54,27 @@ def free_port():
     return p
 
 
+def nfcapd_collect(payloads, d, every=64):
+    """nfcapd receives `payloads` on 127.0.0.1 and writes its files into `d`; its CPU seconds.
+    Sends are paced (a pause every `every` datagrams) so that a collector on loopback loses
+    nothing; callers check the record count."""
+    port = free_port()
+    p = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", d, "-t", "3600",
+                          "-B", str(8 << 20)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    c0 = cpu_of(p.pid)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for k, pl in enumerate(payloads):
+        s.sendto(pl, ("127.0.0.1", port))
+        if k % every == every - 1:
+            time.sleep(0.0005)
+    time.sleep(1.0)
+    c1 = cpu_of(p.pid)
+    p.terminate()
+    p.wait()
+    return c1 - c0
+
+
 def timed(cmd, **kw):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -97,21 +118,7 @@ def main():
         for i in range(a.runs):
             d = os.path.join(work, f"nfcapd{i}")
             os.makedirs(d)
-            port = free_port()
-            p = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", d, "-t", "3600",
-                                  "-B", str(8 << 20)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.5)
-            c0 = cpu_of(p.pid)
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            for k, pl in enumerate(payloads):
-                s.sendto(pl, ("127.0.0.1", port))
-                if k % 64 == 63:
-                    time.sleep(0.0005)  # pacing: a collector on loopback must not lose datagrams here
-            time.sleep(1.0)
-            c1 = cpu_of(p.pid)
-            p.terminate()
-            p.wait()
-            nf_cpu.append(c1 - c0)
+            nf_cpu.append(nfcapd_collect(payloads, d))
             wall, _, r = timed(["nfdump", "-R", d, "-o", "csv", "-q"], stdout=subprocess.PIPE)
             nf_read.append(wall)
             nf_records = sum(1 for line in r.stdout.splitlines() if line and line[:1].isdigit())

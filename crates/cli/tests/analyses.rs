@@ -2,48 +2,11 @@
 //! answers, and on generated stores for every output format, the error bars and exit codes.
 
 use std::collections::HashMap;
+mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn flowdrill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowdrill"))
-        .args(args)
-        .env_remove("FLOWDRILL_STORE")
-        .output()
-        .expect("the flowdrill binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = flowdrill(args);
-    assert!(
-        o.status.success(),
-        "flowdrill {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("flowdrill-an-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn shared_data() -> Option<PathBuf> {
-    let p = std::env::var_os("FLOWDRILL_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: shared data not found at {}", p.display());
-        None
-    }
-}
-
-/// A links file whose budget never samples the inputs of these tests.
-const UNSAMPLED: &str = "[defaults]\nbin = \"5m\"\nbudget = \"20GB\"\n";
+use std::process::Command;
 
 /// Imports `input` into a new unsampled store; returns the store path.
 fn store_of(dir: &Path, input: &Path) -> PathBuf {
@@ -237,25 +200,7 @@ fn top_equals_nfdump_on_the_mix_export_datagrams() {
 
 /// A generated store of 60,000 flows over an hour, unsampled.
 fn generated_store(name: &str) -> PathBuf {
-    let d = tmp(name);
-    let links = d.join("links.toml");
-    std::fs::write(&links, UNSAMPLED).unwrap();
-    let store = d.join("store");
-    ok(&[
-        "--quiet",
-        "--store",
-        store.to_str().unwrap(),
-        "generate",
-        "--kind",
-        "store",
-        "--flows",
-        "60k",
-        "--duration",
-        "1h",
-        "--links",
-        links.to_str().unwrap(),
-    ]);
-    store
+    generated(&tmp(name), UNSAMPLED, "60k", &[])
 }
 
 #[test]

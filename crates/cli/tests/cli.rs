@@ -1,35 +1,11 @@
 //! The `flowdrill` binary as a user runs it: generate, import every kind of input, bad input
 //! and bad usage with their exit codes.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::*;
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn flowdrill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowdrill"))
-        .args(args)
-        .env_remove("FLOWDRILL_STORE")
-        .output()
-        .expect("the flowdrill binary runs")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("flowdrill-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn shared_data() -> Option<PathBuf> {
-    let p = std::env::var_os("FLOWDRILL_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: shared data not found at {}", p.display());
-        None
-    }
-}
 
 /// The TOTAL row of `import --format json`.
 fn import_total(out: &Output) -> serde_json::Value {

@@ -3,64 +3,15 @@
 //! weights add up to the estimates, retention with and without `--dry-run`, and links files
 //! checked with their line and column.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn flowdrill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowdrill"))
-        .args(args)
-        .env_remove("FLOWDRILL_STORE")
-        .output()
-        .expect("the flowdrill binary runs")
-}
+use common::*;
+use std::path::Path;
+use std::process::Command;
 
-fn ok(args: &[&str]) -> String {
-    let o = flowdrill(args);
-    assert!(
-        o.status.success(),
-        "flowdrill {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("flowdrill-ex-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A links file whose budget never samples these stores.
-const UNSAMPLED: &str = "[defaults]\nbin = \"5m\"\nbudget = \"20GB\"\n";
 /// A budget that 20k flows an hour exceed: level 0 is sampled.
 const SAMPLED: &str = "[defaults]\nbin = \"5m\"\nbudget = \"800KB\"\n";
 
-/// `generate --kind store --flows FLOWS --duration 1h EXTRA...` into `dir/store` under `links`.
-fn generated(dir: &Path, links: &str, flows: &str, extra: &[&str]) -> PathBuf {
-    let file = dir.join("links.toml");
-    std::fs::write(&file, links).unwrap();
-    let store = dir.join("store");
-    let mut args = vec![
-        "--quiet",
-        "--store",
-        store.to_str().unwrap(),
-        "generate",
-        "--kind",
-        "store",
-        "--flows",
-        flows,
-        "--duration",
-        "1h",
-        "--links",
-        file.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    ok(&args);
-    store
-}
-
-/// `meta` of `top --format json` with these selection flags.
 fn top_meta(store: &Path, sel: &[&str]) -> serde_json::Value {
     let mut args = vec![
         "--store",

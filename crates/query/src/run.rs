@@ -480,7 +480,8 @@ impl fmt::Display for AnyKey {
     }
 }
 
-fn app_leaves(l: &Loaded) -> Vec<(u8, u16, u16)> {
+/// The application hierarchy's leaves (protocol, source port, destination port) of `l`.
+pub fn app_leaves(l: &Loaded) -> Vec<(u8, u16, u16)> {
     let p = l.concat_u64(Field::Proto);
     let s = l.concat_u64(Field::SrcPort);
     let d = l.concat_u64(Field::DstPort);

@@ -88,10 +88,10 @@ pub fn selection(engine: &Engine, a: &SelectArgs) -> Result<Selection, CliError>
     };
     let links = engine.links(&sel).map_err(query_err)?;
     sel.range = flowdrill_query::parse_range(&a.time, engine.anchor(&links)).map_err(usage)?;
-    let custom = engine.custom_fields();
     let mut parts = Vec::new();
     if let Some(f) = &a.filter {
-        let e = flowdrill_query::parse_filter(f, &custom)
+        // The registry is read from the bin files' footers: only when a filter needs it.
+        let e = flowdrill_query::parse_filter(f, &engine.custom_fields())
             .map_err(|e| usage(anyhow::anyhow!("bad filter\n{}", e.render(f))))?;
         parts.push(e);
     }
@@ -241,9 +241,13 @@ pub fn series(g: &Global, a: &SeriesArgs) -> CliResult {
                 .map_err(usage)?,
         ),
     };
+    // Only a rules file can name user-defined elements (the registry costs file reads).
+    let custom = match text {
+        Some(_) => r.engine.custom_fields(),
+        None => flowdrill_model::CustomFields::default(),
+    };
     let categories =
-        run::CategorySet::parse(&a.categories, text.as_deref(), &r.engine.custom_fields())
-            .map_err(run_err)?;
+        run::CategorySet::parse(&a.categories, text.as_deref(), &custom).map_err(run_err)?;
     let bin_ms = match &a.bin {
         Some(b) => {
             let ms = units::parse_duration_ms(b).map_err(usage)?;

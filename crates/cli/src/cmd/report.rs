@@ -93,23 +93,10 @@ pub fn print(store_dir: &Path, g: &Global) -> CliResult {
         PHI * 100.0,
         units::si(rep.threshold)
     )?;
-    let mut t = Table::new(&["prefix", "bytes", "share %"]);
-    for r in &rep.rows {
-        t.push(vec![
-            Cell::Str(format!("{}{}", "  ".repeat(r.depth as usize), r.key)),
-            Cell::Str(with_error(r.total, r.variance)),
-            Cell::Float(100.0 * r.share, 1),
-        ]);
-    }
-    t.write(g.format, &mut out)?;
+    tree_table("prefix", &rep).write(g.format, &mut out)?;
 
     // Application HHH (Netpy's source-port form).
-    let protos = loaded.concat_u64(Field::Proto);
-    let sports = loaded.concat_u64(Field::SrcPort);
-    let dports = loaded.concat_u64(Field::DstPort);
-    let leaves: Vec<(u8, u16, u16)> = (0..protos.len())
-        .map(|i| (protos[i] as u8, sports[i] as u16, dports[i] as u16))
-        .collect();
+    let leaves = flowdrill_query::run::app_leaves(&loaded);
     let h = AppHierarchy {
         side: PortSide::Source,
     };
@@ -119,7 +106,13 @@ pub fn print(store_dir: &Path, g: &Global) -> CliResult {
         "\n== Hierarchical heavy hitters: applications (protocol, source port) above {:.0}% of bytes",
         PHI * 100.0
     )?;
-    let mut t = Table::new(&["application", "bytes", "share %"]);
+    tree_table("application", &rep).write(g.format, &mut out)?;
+    Ok(())
+}
+
+/// Netpy's Figure 1: the reported keys indented by depth, with their totals and shares.
+fn tree_table<K: std::fmt::Display>(key: &str, rep: &hhh::HhhReport<K>) -> Table {
+    let mut t = Table::new(&[key, "bytes", "share %"]);
     for r in &rep.rows {
         t.push(vec![
             Cell::Str(format!("{}{}", "  ".repeat(r.depth as usize), r.key)),
@@ -127,8 +120,7 @@ pub fn print(store_dir: &Path, g: &Global) -> CliResult {
             Cell::Float(100.0 * r.share, 1),
         ]);
     }
-    t.write(g.format, &mut out)?;
-    Ok(())
+    t
 }
 
 fn exactness(l: &Loaded) -> String {
