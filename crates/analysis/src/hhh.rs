@@ -1161,6 +1161,13 @@ impl PrefixMap {
             orgs,
         })
     }
+    /// Every prefix of the map with its AS and organisation, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (Prefix, u32, Arc<str>)> + '_ {
+        self.nets.iter().map(|(p, asn)| {
+            let org = self.orgs.get(asn).cloned().unwrap_or_else(|| Arc::from(""));
+            (*p, *asn, org)
+        })
+    }
     /// The longest prefix of the map containing `a`.
     pub fn lookup(&self, a: Addr) -> Option<Prefix> {
         let lens = if a.is_v4() {

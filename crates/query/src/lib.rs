@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub mod cache;
+pub mod drill;
 pub mod report;
 pub mod run;
 mod stream;

@@ -140,6 +140,11 @@ pub struct Section {
     pub shape: Shape,
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Cell>>,
+    /// Per row, the filter clause that narrows the selection to the row's key (see
+    /// [`crate::drill`]); empty when the section's rows cannot be drilled into, and `None`
+    /// for a row that does not narrow (the root of a hierarchy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drill: Vec<Option<String>>,
 }
 
 impl Section {
@@ -149,11 +154,28 @@ impl Section {
             shape,
             columns: columns.iter().map(|c| c.to_string()).collect(),
             rows: Vec::new(),
+            drill: Vec::new(),
         }
     }
     pub fn push(&mut self, row: Vec<Cell>) {
         debug_assert_eq!(row.len(), self.columns.len(), "{}", self.title);
+        debug_assert!(
+            self.drill.is_empty(),
+            "{}: rows without drill clauses",
+            self.title
+        );
         self.rows.push(row);
+    }
+    /// Adds a row with the filter clause that narrows to its key.
+    pub fn push_drill(&mut self, row: Vec<Cell>, clause: Option<String>) {
+        debug_assert_eq!(row.len(), self.columns.len(), "{}", self.title);
+        debug_assert_eq!(self.drill.len(), self.rows.len(), "{}", self.title);
+        self.rows.push(row);
+        self.drill.push(clause);
+    }
+    /// The clause of row `i`, if the section can be drilled into.
+    pub fn drill_clause(&self, i: usize) -> Option<&str> {
+        self.drill.get(i).and_then(|c| c.as_deref())
     }
     /// The index of a column.
     pub fn col(&self, name: &str) -> Option<usize> {
@@ -163,10 +185,14 @@ impl Section {
     pub fn objects(&self) -> Vec<serde_json::Value> {
         self.rows
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
                 let mut m = serde_json::Map::new();
                 for (c, v) in self.columns.iter().zip(r) {
                     m.insert(c.clone(), v.json());
+                }
+                if let Some(Some(d)) = self.drill.get(i) {
+                    m.insert("drill".into(), serde_json::Value::String(d.clone()));
                 }
                 serde_json::Value::Object(m)
             })

@@ -2,6 +2,7 @@
 //! parameters) to a [`Report`]: the CLI, the console and the daemon call these and only
 //! render.
 
+use crate::drill;
 use crate::report::{Cell, Meta, Report, Section, Shape};
 use crate::{Bound, Engine, Loaded, Metric, QueryError, Selection};
 use flowdrill_analysis::hhh::{
@@ -377,7 +378,7 @@ pub fn top(
             },
             exact,
         ));
-        s.push(row);
+        s.push_drill(row, drill::key_clause(&p.by, g.key));
     }
     let params = format!("by={} n={} ({distinct} distinct)", p.by.name(), p.n);
     Ok(Report {
@@ -602,7 +603,7 @@ pub fn hhh(
             },
             exact,
         ));
-        s.push(cells);
+        s.push_drill(cells, drill::dim_clause(&p.dim, &row.key));
     }
     let params = format!("dim={} threshold={}%", p.dim.name(), p.share * 100.0);
     Ok(Report {
@@ -684,27 +685,40 @@ pub fn hhh2(
             pct(e.value, total),
         ];
         row.extend(error_cells(e, exact));
-        s.push(row);
+        let clause = match (
+            drill::dim_clause(&p.rows, &row_keys[r]),
+            drill::dim_clause(&p.cols, &col_keys[c]),
+        ) {
+            (Some(a), Some(b)) => Some(format!("({a}) and ({b})")),
+            (a, b) => a.or(b),
+        };
+        s.push_drill(row, clause);
     }
     let mut axes = Section::new(
         "Axes",
         Shape::List,
         &["axis", "index", "key", "value", "share"],
     );
-    for (axis, keys, r) in [("row", &row_keys, &ra), ("col", &col_keys, &rb)] {
+    for (axis, keys, r, dim) in [
+        ("row", &row_keys, &ra, &p.rows),
+        ("col", &col_keys, &rb, &p.cols),
+    ] {
         for (i, k) in keys.iter().enumerate() {
             let tot = r
                 .rows
                 .iter()
                 .find(|x| &x.key == k)
                 .map_or(r.unreported_residual, |x| x.total);
-            axes.push(vec![
-                Cell::from(axis),
-                Cell::from(i),
-                Cell::Str(k.to_string()),
-                Cell::amount(tot, exact),
-                pct(tot, total),
-            ]);
+            axes.push_drill(
+                vec![
+                    Cell::from(axis),
+                    Cell::from(i),
+                    Cell::Str(k.to_string()),
+                    Cell::amount(tot, exact),
+                    pct(tot, total),
+                ],
+                drill::dim_clause(dim, k),
+            );
         }
     }
     let params = format!(
@@ -1324,7 +1338,7 @@ pub fn compare(
         if !exact {
             row.push(Cell::Float(ch.variance.sqrt(), 1));
         }
-        s.push(row);
+        s.push_drill(row, drill::key_clause(&p.by, ch.key));
     }
     let mut m = meta("compare", String::new(), sel, &la);
     let (bs, be) = clip_range(&p.before, &lb);
@@ -1406,7 +1420,7 @@ pub fn scans(
         p.n,
     )?;
     let exact = l.exact;
-    let table = |title: &str, peers: &str, rows: &[HostEvidence]| {
+    let table = |title: &str, peers: &str, rows: &[HostEvidence], side: &str| {
         let mut s = Section::new(
             title,
             Shape::List,
@@ -1423,17 +1437,20 @@ pub fn scans(
             ],
         );
         for (i, h) in rows.iter().enumerate() {
-            s.push(vec![
-                Cell::from(i + 1),
-                Cell::Str(h.host.to_string()),
-                Cell::from(h.peers),
-                Cell::from(h.ports),
-                Cell::amount(h.flows, exact),
-                Cell::amount(h.small_flows, exact),
-                Cell::amount(h.syn_only_flows, exact),
-                Cell::Float(100.0 * h.small_share(), 1),
-                Cell::Float(h.score, 1),
-            ]);
+            s.push_drill(
+                vec![
+                    Cell::from(i + 1),
+                    Cell::Str(h.host.to_string()),
+                    Cell::from(h.peers),
+                    Cell::from(h.ports),
+                    Cell::amount(h.flows, exact),
+                    Cell::amount(h.small_flows, exact),
+                    Cell::amount(h.syn_only_flows, exact),
+                    Cell::Float(100.0 * h.small_share(), 1),
+                    Cell::Float(h.score, 1),
+                ],
+                Some(format!("{side} ip {}", h.host)),
+            );
         }
         s
     };
@@ -1444,11 +1461,13 @@ pub fn scans(
                 "Scanners and flooders (fan-out per source)",
                 "destinations",
                 &r.sources,
+                "src",
             ),
             table(
                 "Targets (fan-in per destination)",
                 "sources",
                 &r.destinations,
+                "dst",
             ),
         ],
     })

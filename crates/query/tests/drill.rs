@@ -1,0 +1,191 @@
+//! Drill-down end to end: for every row of top, hhh, hhh2, compare and scans, the selection
+//! narrowed by the row's clause holds exactly the traffic the row reports.
+
+use flowdrill_analysis::hhh::{IpLevels, PrefixMap, PrefixMapRow};
+use flowdrill_model::{Addr, Field, FlowRecord};
+use flowdrill_query::report::{Cell, Report};
+use flowdrill_query::run::{self, Dim, Hhh2Params, HhhParams, KeySpec, TopParams};
+use flowdrill_query::{Bound, Engine, Metric, Selection, drill};
+use flowdrill_store::{Store, StoreWriter, WriterOptions};
+
+const T0: u64 = 1_704_067_200_000;
+
+fn records() -> Vec<FlowRecord> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..20_000)
+        .map(|i| {
+            let r = next();
+            // A few heavy sources and ports among many light ones.
+            let src = if r % 4 == 0 {
+                0x0a00_0000 + (r >> 8) as u32 % 4
+            } else {
+                0x0a00_0000 + (r >> 8) as u32 % 60_000
+            };
+            let proto = [6, 6, 17, 1][(r >> 40) as usize % 4];
+            let (sport, dport) = if proto == 1 {
+                (0, 0x0800)
+            } else {
+                (
+                    [80, 443, 53, 40_000 + (r >> 20) as u16 % 1000][(r >> 44) as usize % 4],
+                    [443, 53, 8080, 1024 + (r >> 24) as u16 % 2000][(r >> 50) as usize % 4],
+                )
+            };
+            FlowRecord {
+                time_start: T0 + i * 10,
+                time_end: T0 + i * 10 + 5,
+                src_addr: Addr::from_v4_u32(src),
+                dst_addr: Addr::from_v4_u32(0xc000_0200 + (r >> 32) as u32 % 16),
+                src_port: sport,
+                dst_port: dport,
+                proto,
+                packets: 1 + r % 50,
+                bytes: 40 + r % 100_000,
+                ..FlowRecord::default()
+            }
+        })
+        .collect()
+}
+
+fn engine() -> Engine {
+    let dir = std::env::temp_dir().join(format!("fd-drill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut s = Store::create(&dir).unwrap();
+    s.set_links("[defaults]\nbin = \"5m\"\nbudget = \"20GB\"\n")
+        .unwrap();
+    let mut w = StoreWriter::new(&s, WriterOptions::default()).unwrap();
+    w.push_all(records()).unwrap();
+    w.finish().unwrap();
+    s.refresh().unwrap();
+    Engine::new(s, 64 << 20)
+}
+
+fn total(e: &Engine, filter: &str) -> f64 {
+    let sel = Selection {
+        filter: Some(flowdrill_query::parse_filter(filter, &e.custom_fields()).unwrap()),
+        ..Selection::all()
+    };
+    e.load(&sel, &[], Bound::Exact).unwrap().total().value
+}
+
+/// Checks every drillable row of section `sec`: the narrowed total equals column `col`.
+/// Returns how many rows were checked.
+fn check(e: &Engine, base: &str, r: &Report, sec: usize, col: &str) -> usize {
+    let s = &r.sections[sec];
+    assert_eq!(s.drill.len(), s.rows.len(), "{}: a clause per row", s.title);
+    let c = s.col(col).unwrap();
+    let mut checked = 0;
+    for (i, row) in s.rows.iter().enumerate() {
+        let Some(clause) = s.drill_clause(i) else {
+            continue;
+        };
+        let want = match &row[c] {
+            Cell::Int(v) => *v as f64,
+            other => panic!("{col} is not exact: {other:?}"),
+        };
+        let got = total(e, &drill::narrow(base, clause));
+        assert_eq!(got, want, "{}: row {i} '{clause}'", s.title);
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn every_row_narrows_to_exactly_its_traffic() {
+    let e = engine();
+    let sel = Selection::all();
+    for by in ["srcip", "srcip/24", "dstip", "dstport", "srcport", "proto"] {
+        let r = run::top(
+            &e,
+            &sel,
+            Bound::Exact,
+            &TopParams {
+                by: KeySpec::parse(by).unwrap(),
+                n: 15,
+            },
+        )
+        .unwrap();
+        assert!(check(&e, "", &r, 0, "bytes") >= 3, "top {by}");
+    }
+    let levels = IpLevels::default();
+    for dim in ["src", "dst", "app", "app-dst"] {
+        let r = run::hhh(
+            &e,
+            &sel,
+            Bound::Exact,
+            &HhhParams {
+                dim: Dim::parse(dim, &levels, None).unwrap(),
+                share: 0.02,
+                labels: None,
+            },
+        )
+        .unwrap();
+        assert!(check(&e, "", &r, 0, "value") >= 3, "hhh {dim}");
+    }
+    let r = run::hhh2(
+        &e,
+        &sel,
+        Bound::Exact,
+        &Hhh2Params {
+            rows: Dim::parse("src", &levels, None).unwrap(),
+            cols: Dim::parse("app-dst", &levels, None).unwrap(),
+            share: 0.05,
+        },
+    )
+    .unwrap();
+    assert!(check(&e, "", &r, 1, "value") >= 2, "hhh2 axes");
+}
+
+#[test]
+fn prefix_map_keys_narrow_by_longest_match() {
+    let e = engine();
+    let rows = [
+        ("10.0.0.0/8", 64500, "Campus"),
+        ("10.0.0.0/30", 64501, "Servers"),
+        ("10.0.128.0/17", 64502, "Dorms"),
+    ]
+    .map(|(p, asn, org)| PrefixMapRow {
+        prefix: p.parse().unwrap(),
+        asn,
+        org: org.into(),
+    });
+    let map = PrefixMap::new(&rows).unwrap();
+    let r = run::hhh(
+        &e,
+        &Selection::all(),
+        Bound::Exact,
+        &HhhParams {
+            dim: Dim::Map {
+                field: Field::SrcAddr,
+                map,
+            },
+            share: 0.01,
+            labels: None,
+        },
+    )
+    .unwrap();
+    // The root, the three organisations, their ASes and prefixes, under a narrowing filter.
+    assert!(check(&e, "", &r, 0, "value") >= 3);
+    let base = "proto tcp or proto udp";
+    let sel = Selection {
+        filter: Some(flowdrill_query::parse_filter(base, &e.custom_fields()).unwrap()),
+        metric: Metric::Bytes,
+        ..Selection::all()
+    };
+    let r = run::top(
+        &e,
+        &sel,
+        Bound::Exact,
+        &TopParams {
+            by: KeySpec::parse("dstport").unwrap(),
+            n: 5,
+        },
+    )
+    .unwrap();
+    assert_eq!(check(&e, base, &r, 0, "bytes"), 5);
+}
