@@ -4,7 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(
     name = "flowdrill",
     version,
@@ -19,7 +19,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct Global {
     /// The flow store directory [default: $FLOWDRILL_STORE, else ./flowdrill-store; for
     /// `demo`, ./flowdrill-demo].
@@ -41,7 +41,7 @@ pub enum Format {
     Ndjson,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum Command {
     /// Generate a demo data set, import it into a store and print a report.
     Demo(DemoArgs),
@@ -72,6 +72,9 @@ pub enum Command {
     /// The store's links: levels, budgets, retention and what each holds; check or install a
     /// links file.
     Links(LinksArgs),
+    /// Explore interactively (line editing, history, completion, drill-down, back/forward),
+    /// or run a script of console commands.
+    Console(ConsoleArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
     Completions {
         #[arg(value_enum)]
@@ -79,7 +82,7 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct ScenarioArgs {
     /// Number of background flows to generate (k, M, G suffixes) [default: 200k].
     #[arg(long)]
@@ -115,7 +118,7 @@ pub enum GenerateKind {
     Store,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct GenerateArgs {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
@@ -133,7 +136,7 @@ pub struct GenerateArgs {
     pub links: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct ImportArgs {
     /// Files to import (directories are read recursively).
     #[arg(required = true)]
@@ -176,7 +179,7 @@ pub enum PcapKind {
     Packets,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct DemoArgs {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
@@ -224,7 +227,7 @@ pub struct SelectArgs {
     pub no_cache: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct TopArgs {
     #[command(flatten)]
     pub sel: SelectArgs,
@@ -255,7 +258,7 @@ pub struct HierarchyArgs {
     pub prefix_map: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct HhhArgs {
     #[command(flatten)]
     pub sel: SelectArgs,
@@ -266,7 +269,7 @@ pub struct HhhArgs {
     pub h: HierarchyArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct Hhh2Args {
     #[command(flatten)]
     pub sel: SelectArgs,
@@ -280,7 +283,7 @@ pub struct Hhh2Args {
     pub h: HierarchyArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct SeriesArgs {
     #[command(flatten)]
     pub sel: SelectArgs,
@@ -300,7 +303,7 @@ pub struct SeriesArgs {
     pub local: Vec<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct DistArgs {
     #[command(flatten)]
     pub sel: SelectArgs,
@@ -309,7 +312,7 @@ pub struct DistArgs {
     pub ignore: u64,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct CompareArgs {
     #[command(flatten)]
     pub sel: SelectArgs,
@@ -327,7 +330,7 @@ pub struct CompareArgs {
     pub n: usize,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct ScansArgs {
     #[command(flatten)]
     pub sel: SelectArgs,
@@ -348,7 +351,7 @@ pub enum ExportFormat {
     Parquet,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
     pub sel: SelectArgs,
@@ -364,7 +367,7 @@ pub struct ExportArgs {
     pub as_format: Option<ExportFormat>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct ExpireArgs {
     /// Only this link [default: every link].
     #[arg(long, short = 'l')]
@@ -388,7 +391,7 @@ pub struct ExpireArgs {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct LinksArgs {
     /// Install this links file in the store (checked first).
     #[arg(long, value_name = "FILE", conflicts_with = "check")]
@@ -396,4 +399,28 @@ pub struct LinksArgs {
     /// Check a links file and print its links; errors give line:column (exit code 2).
     #[arg(long, value_name = "FILE")]
     pub check: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ConsoleArgs {
+    /// Run the console commands of FILE ('-' for standard input) instead of reading the
+    /// terminal; a non-terminal standard input is read as a script too.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// In a script, go on after a failing command; the exit code is then the last failure's.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// In a script, print each command before its output.
+    #[arg(long)]
+    pub echo: bool,
+    /// The history file [default: $XDG_STATE_HOME/flowdrill/history, else
+    /// ~/.local/state/flowdrill/history].
+    #[arg(long, value_name = "FILE", env = "FLOWDRILL_HISTORY")]
+    pub history: Option<PathBuf>,
+    /// Run the analyses on a daemon (`flowdrill serve`) instead of opening a store.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Access token of the daemon.
+    #[arg(long, env = "FLOWDRILL_TOKEN", requires = "remote")]
+    pub token: Option<String>,
 }

@@ -5,6 +5,7 @@
 
 mod args;
 mod cmd;
+mod console;
 mod output;
 mod units;
 

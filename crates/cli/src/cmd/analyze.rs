@@ -1,23 +1,23 @@
 //! The analysis commands: build a selection from the flags, run the query layer's analysis,
-//! print its report.
+//! and hand back its report (the CLI prints it; the console keeps it to drill into).
 
 use crate::args::{
-    CompareArgs, DistArgs, Global, Hhh2Args, HhhArgs, HierarchyArgs, MetricArg, ScansArgs,
+    Command, CompareArgs, DistArgs, Global, Hhh2Args, HhhArgs, HierarchyArgs, MetricArg, ScansArgs,
     SelectArgs, SeriesArgs, TopArgs,
 };
 use crate::{CliError, CliResult, output, units};
 use anyhow::Context;
 use flowdrill_analysis::hhh::{IpLevels, PrefixMap};
+use flowdrill_query::report::Report;
 use flowdrill_query::run::{self, Dim, KeySpec, RunError};
 use flowdrill_query::{Bound, Engine, Metric, QueryError, Selection, cache};
 use flowdrill_store::Store;
 
 /// Bytes of decoded columns the engine keeps between the analyses of one process.
-const CACHE_BYTES: usize = 512 << 20;
+pub const CACHE_BYTES: usize = 512 << 20;
 
 /// A selection resolved against a store, with what the result cache needs to know.
 pub struct Resolved {
-    pub engine: Engine,
     pub sel: Selection,
     pub bound: Bound,
     pub use_cache: bool,
@@ -44,13 +44,17 @@ pub(crate) fn query_err(e: QueryError) -> CliError {
     }
 }
 
-/// Opens the store and resolves the selection flags.
-pub fn resolve(g: &Global, a: &SelectArgs) -> Result<Resolved, CliError> {
+/// Opens the store of `--store` with an engine that caches decoded columns.
+pub fn open_engine(g: &Global, cache_bytes: usize) -> Result<Engine, CliError> {
     let dir = super::store_dir(g, "flowdrill-store");
     let store =
         Store::open(&dir).with_context(|| format!("opening the store {}", dir.display()))?;
-    let engine = Engine::new(store, CACHE_BYTES);
-    let sel = selection(&engine, a)?;
+    Ok(Engine::new(store, cache_bytes))
+}
+
+/// Resolves the selection flags against an open engine.
+pub fn resolve(engine: &Engine, a: &SelectArgs) -> Result<Resolved, CliError> {
+    let sel = selection(engine, a)?;
     let bound = if a.exact {
         Bound::Exact
     } else if let Some(e) = a.max_error {
@@ -68,7 +72,6 @@ pub fn resolve(g: &Global, a: &SelectArgs) -> Result<Resolved, CliError> {
         Bound::Records(n)
     };
     Ok(Resolved {
-        engine,
         sel,
         bound,
         use_cache: !a.no_cache,
@@ -149,28 +152,52 @@ fn share(h: &HierarchyArgs) -> Result<f64, CliError> {
     }
 }
 
-/// Runs an analysis through the result cache and prints it.
+/// The report of an analysis command; `None` for a command that is not an analysis.
+pub fn report(g: &Global, engine: &Engine, cmd: &Command) -> Option<Result<Report, CliError>> {
+    Some(match cmd {
+        Command::Top(a) => top(g, engine, a),
+        Command::Hhh(a) => hhh(g, engine, a),
+        Command::Hhh2(a) => hhh2(g, engine, a),
+        Command::Series(a) => series(g, engine, a),
+        Command::Dist(a) => dist(g, engine, a),
+        Command::Compare(a) => compare(g, engine, a),
+        Command::Scans(a) => scans(g, engine, a),
+        _ => return None,
+    })
+}
+
+/// Runs an analysis command of the CLI: opens the store, prints the report.
+pub fn run(g: &Global, cmd: &Command) -> CliResult {
+    let engine = open_engine(g, CACHE_BYTES)?;
+    match report(g, &engine, cmd) {
+        Some(r) => output::print_report(&r?, g),
+        None => unreachable!("analyze::run called with a command that is not an analysis"),
+    }
+}
+
+/// Runs an analysis through the result cache.
 fn finish(
     g: &Global,
+    engine: &Engine,
     r: &Resolved,
     key_params: String,
-    f: impl FnOnce(&Engine, &Selection, Bound) -> Result<flowdrill_query::report::Report, RunError>,
-) -> CliResult {
+    f: impl FnOnce(&Engine, &Selection, Bound) -> Result<Report, RunError>,
+) -> Result<Report, CliError> {
     let cache = r
         .use_cache
-        .then(|| cache::ResultCache::for_store(r.engine.store()));
+        .then(|| cache::ResultCache::for_store(engine.store()));
     let key = cache
         .as_ref()
-        .map(|c| c.key(&r.engine, &r.sel, r.bound, &key_params))
+        .map(|c| c.key(engine, &r.sel, r.bound, &key_params))
         .transpose()
         .map_err(query_err)?;
     if let (Some(c), Some(k)) = (&cache, &key)
         && let Some(mut rep) = c.get(k)
     {
         rep.meta.cached = true;
-        return output::print_report(&rep, g);
+        return Ok(rep);
     }
-    let rep = f(&r.engine, &r.sel, r.bound).map_err(run_err)?;
+    let rep = f(engine, &r.sel, r.bound).map_err(run_err)?;
     if let (Some(c), Some(k)) = (&cache, &key) {
         // A cache that cannot be written is not an error of the analysis.
         if let Err(e) = c.put(k, &rep)
@@ -179,18 +206,22 @@ fn finish(
             eprintln!("flowdrill: note: result cache not written: {e}");
         }
     }
-    output::print_report(&rep, g)
+    Ok(rep)
 }
 
-pub fn top(g: &Global, a: &TopArgs) -> CliResult {
+type Out = Result<Report, CliError>;
+
+fn top(g: &Global, engine: &Engine, a: &TopArgs) -> Out {
     let by = KeySpec::parse(&a.by).map_err(usage)?;
-    let r = resolve(g, &a.sel)?;
+    let r = resolve(engine, &a.sel)?;
     let p = run::TopParams { by, n: a.n };
-    finish(g, &r, format!("top {p:?}"), |e, s, b| run::top(e, s, b, &p))
+    finish(g, engine, &r, format!("top {p:?}"), |e, s, b| {
+        run::top(e, s, b, &p)
+    })
 }
 
-pub fn hhh(g: &Global, a: &HhhArgs) -> CliResult {
-    let r = resolve(g, &a.sel)?;
+fn hhh(g: &Global, engine: &Engine, a: &HhhArgs) -> Out {
+    let r = resolve(engine, &a.sel)?;
     let map = prefix_map(&a.h)?;
     let p = run::HhhParams {
         dim: Dim::parse(&a.dim, &levels(&a.h)?, map.as_ref()).map_err(usage)?,
@@ -198,11 +229,11 @@ pub fn hhh(g: &Global, a: &HhhArgs) -> CliResult {
         labels: map,
     };
     let key = format!("hhh {} {:?} {:?}", a.dim, a.h, file_stamp(&a.h));
-    finish(g, &r, key, |e, s, b| run::hhh(e, s, b, &p))
+    finish(g, engine, &r, key, |e, s, b| run::hhh(e, s, b, &p))
 }
 
-pub fn hhh2(g: &Global, a: &Hhh2Args) -> CliResult {
-    let r = resolve(g, &a.sel)?;
+fn hhh2(g: &Global, engine: &Engine, a: &Hhh2Args) -> Out {
+    let r = resolve(engine, &a.sel)?;
     let map = prefix_map(&a.h)?;
     let lv = levels(&a.h)?;
     let p = run::Hhh2Params {
@@ -217,7 +248,7 @@ pub fn hhh2(g: &Global, a: &Hhh2Args) -> CliResult {
         a.h,
         file_stamp(&a.h)
     );
-    finish(g, &r, key, |e, s, b| run::hhh2(e, s, b, &p))
+    finish(g, engine, &r, key, |e, s, b| run::hhh2(e, s, b, &p))
 }
 
 /// Size and mtime of a prefix map, so that an edited map misses the cache.
@@ -231,8 +262,8 @@ fn file_stamp(h: &HierarchyArgs) -> Option<(u64, u128)> {
     Some((m.len(), t.as_nanos()))
 }
 
-pub fn series(g: &Global, a: &SeriesArgs) -> CliResult {
-    let r = resolve(g, &a.sel)?;
+fn series(g: &Global, engine: &Engine, a: &SeriesArgs) -> Out {
+    let r = resolve(engine, &a.sel)?;
     let text = match a.categories.as_str() {
         "internet2" | "apps" | "brownlee" | "classes" | "proto" | "protocols" => None,
         path => Some(
@@ -243,7 +274,7 @@ pub fn series(g: &Global, a: &SeriesArgs) -> CliResult {
     };
     // Only a rules file can name user-defined elements (the registry costs file reads).
     let custom = match text {
-        Some(_) => r.engine.custom_fields(),
+        Some(_) => engine.custom_fields(),
         None => flowdrill_model::CustomFields::default(),
     };
     let categories =
@@ -276,29 +307,28 @@ pub fn series(g: &Global, a: &SeriesArgs) -> CliResult {
         "series {} {:?} {:?} {:?}",
         a.categories, text, a.bin, p.value
     ) + &format!(" {:?}", p.local);
-    finish(g, &r, key, |e, s, b| run::series(e, s, b, &p))
+    finish(g, engine, &r, key, |e, s, b| run::series(e, s, b, &p))
 }
 
-pub fn dist(g: &Global, a: &DistArgs) -> CliResult {
-    let r = resolve(g, &a.sel)?;
+fn dist(g: &Global, engine: &Engine, a: &DistArgs) -> Out {
+    let r = resolve(engine, &a.sel)?;
     let p = run::DistParams { ignore: a.ignore };
-    finish(g, &r, format!("dist {}", a.ignore), |e, s, b| {
+    finish(g, engine, &r, format!("dist {}", a.ignore), |e, s, b| {
         run::dist(e, s, b, &p)
     })
 }
 
-pub fn compare(g: &Global, a: &CompareArgs) -> CliResult {
+fn compare(g: &Global, engine: &Engine, a: &CompareArgs) -> Out {
     let by = KeySpec::parse(&a.by).map_err(usage)?;
-    let r = resolve(g, &a.sel)?;
+    let r = resolve(engine, &a.sel)?;
     let mut before = r.sel.clone();
     if !a.before_link.is_empty() {
         before.links = a.before_link.clone();
     }
     match &a.before_time {
         Some(t) => {
-            let links = r.engine.links(&before).map_err(query_err)?;
-            before.range =
-                flowdrill_query::parse_range(t, r.engine.anchor(&links)).map_err(usage)?;
+            let links = engine.links(&before).map_err(query_err)?;
+            before.range = flowdrill_query::parse_range(t, engine.anchor(&links)).map_err(usage)?;
         }
         None if a.before_link.is_empty() => {
             let (s, e) = (r.sel.range.start, r.sel.range.end);
@@ -313,13 +343,13 @@ pub fn compare(g: &Global, a: &CompareArgs) -> CliResult {
     }
     let p = run::CompareParams { by, n: a.n, before };
     let key = format!("compare {p:?}");
-    finish(g, &r, key, |e, s, b| run::compare(e, s, b, &p))
+    finish(g, engine, &r, key, |e, s, b| run::compare(e, s, b, &p))
 }
 
-pub fn scans(g: &Global, a: &ScansArgs) -> CliResult {
-    let r = resolve(g, &a.sel)?;
+fn scans(g: &Global, engine: &Engine, a: &ScansArgs) -> Out {
+    let r = resolve(engine, &a.sel)?;
     let p = run::ScanParams { n: a.n };
-    finish(g, &r, format!("scans {}", a.n), |e, s, b| {
+    finish(g, engine, &r, format!("scans {}", a.n), |e, s, b| {
         run::scans(e, s, b, &p)
     })
 }

@@ -20,7 +20,7 @@ use crate::args::{ExportArgs, ExportFormat, Global};
 use crate::{CliError, CliResult};
 use anyhow::{Context, anyhow};
 use flowdrill_model::{Addr, ColumnRef, ColumnSource, CustomFields, FIELDS, Field, Kind};
-use flowdrill_query::{Bound, Engine, Metric, QueryError};
+use flowdrill_query::{Bound, Metric, QueryError};
 use flowdrill_store::format::ExportWriter;
 use flowdrill_store::{Batch, ExtraColumn};
 use std::io::{self, Write};
@@ -45,15 +45,15 @@ impl From<QueryError> for Stop {
 
 pub fn run(g: &Global, a: &ExportArgs) -> CliResult {
     let format = export_format(a)?;
-    let r = analyze::resolve(g, &a.sel)?;
+    // No cache: the export reads each bin once.
+    let engine = analyze::open_engine(g, 0)?;
+    let r = analyze::resolve(&engine, &a.sel)?;
     // An export is every stored record unless the user bounds it.
     let bound = if a.sel.max_records.is_none() && a.sel.max_error.is_none() {
         Bound::Exact
     } else {
         r.bound
     };
-    // No cache: the export reads each bin once.
-    let engine = Engine::new(r.engine.store().clone(), 0);
     let cols = Columns::choose(&a.fields, &engine.custom_fields())?;
     let started = Instant::now();
     let (writer, out) = Output::open(&a.output)?;

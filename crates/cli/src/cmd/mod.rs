@@ -1,6 +1,6 @@
 //! One module per subcommand; [`run`] dispatches.
 
-mod analyze;
+pub mod analyze;
 mod demo;
 mod expire;
 mod export;
@@ -21,16 +21,17 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Demo(a) => demo::run(g, a),
         Command::Generate(a) => generate::run(g, a),
         Command::Import(a) => import::run(g, a),
-        Command::Top(a) => analyze::top(g, a),
-        Command::Hhh(a) => analyze::hhh(g, a),
-        Command::Hhh2(a) => analyze::hhh2(g, a),
-        Command::Series(a) => analyze::series(g, a),
-        Command::Dist(a) => analyze::dist(g, a),
-        Command::Compare(a) => analyze::compare(g, a),
-        Command::Scans(a) => analyze::scans(g, a),
+        Command::Top(_)
+        | Command::Hhh(_)
+        | Command::Hhh2(_)
+        | Command::Series(_)
+        | Command::Dist(_)
+        | Command::Compare(_)
+        | Command::Scans(_) => analyze::run(g, &cli.command),
         Command::Export(a) => export::run(g, a),
         Command::Expire(a) => expire::run(g, a),
         Command::Links(a) => links::run(g, a),
+        Command::Console(a) => crate::console::run(g, a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
