@@ -70,10 +70,12 @@ pub mod eval;
 pub mod ir;
 mod lexer;
 mod parser;
+pub mod prune;
 
 pub use error::{FilterError, Position};
 pub use eval::Bitmap;
 pub use ir::{CmpOp, CustomTest, Expr, Float, NumTest};
+pub use prune::Tri;
 
 use flowdrill_model::CustomFields;
 

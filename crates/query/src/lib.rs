@@ -154,6 +154,9 @@ pub struct Loaded {
     pub records_matched: u64,
     /// The threshold the matching records were re-sampled at to meet the bound, if any.
     pub rethreshold_z: Option<u64>,
+    /// Bins of the plan not read because their column statistics show that no record can
+    /// match the filter.
+    pub bins_pruned: usize,
 }
 
 impl Loaded {
@@ -243,6 +246,8 @@ impl Loaded {
 pub struct Engine {
     store: Store,
     cache: Mutex<Cache>,
+    /// Column ranges of the bins seen, by path, size and mtime (footers are read once).
+    ranges: Mutex<HashMap<(PathBuf, u64, u64), Arc<flowdrill_store::format::ColumnRanges>>>,
     /// Seed of the re-thresholding (fixed, so that an analysis repeated gives the same answer).
     pub seed: u64,
 }
@@ -253,6 +258,7 @@ impl Engine {
         Engine {
             store,
             cache: Mutex::new(Cache::new(cache_bytes)),
+            ranges: Mutex::default(),
             seed: 0x5eed_f10d,
         }
     }

@@ -97,7 +97,13 @@ impl Engine {
             Bound::Records(n) => PlanGoal::MaxRecords(n),
             Bound::RelativeError(e) => PlanGoal::MaxRelativeError(e),
         };
-        let plan = self.store.plan(&link_refs, sel.range.clone(), goal)?;
+        let mut plan = self.store.plan(&link_refs, sel.range.clone(), goal)?;
+        let mut bins_pruned = 0;
+        if let Some(f) = &sel.filter {
+            let before = plan.bins.len();
+            plan.bins.retain(|b| !self.prunes(f, b));
+            bins_pruned = before - plan.bins.len();
+        }
         let mut need: Vec<Field> = fields.to_vec();
         need.extend([Field::Bytes, Field::Packets, Field::Continued]);
         let mut extras = extras.to_vec();
@@ -118,6 +124,7 @@ impl Engine {
         extras.dedup();
         let out = Loaded {
             level: plan.level,
+            bins_pruned,
             ..out
         };
         let reading = Reading {
@@ -126,6 +133,33 @@ impl Engine {
             extras,
         };
         Ok((out, Some(reading)))
+    }
+
+    /// Whether `bin`'s column statistics show that no record of it matches `f` (a file whose
+    /// footer cannot be read is not pruned: reading it reports the problem).
+    fn prunes(&self, f: &flowdrill_filter::Expr, bin: &BinRef) -> bool {
+        let key = (bin.path.clone(), bin.size, bin.mtime_ns);
+        let cached = self.ranges.lock().ok().and_then(|m| m.get(&key).cloned());
+        let ranges = match cached {
+            Some(r) => r,
+            None => match self.store.bin_ranges(bin) {
+                Ok(r) => {
+                    let r = Arc::new(r);
+                    if let Ok(mut m) = self.ranges.lock() {
+                        m.insert(key, r.clone());
+                    }
+                    r
+                }
+                Err(_) => return false,
+            },
+        };
+        let lookup = |field: Field| {
+            ranges
+                .iter()
+                .find(|(g, _)| *g == field)
+                .map(|(_, parts)| parts.clone())
+        };
+        f.prune(&lookup) == flowdrill_filter::Tri::None
     }
 
     /// The records of one bin read that match the selection's range and filter, shared with

@@ -139,3 +139,45 @@ fn a_record_bound_re_samples_without_bias() {
         est.std_error()
     );
 }
+
+#[test]
+fn bins_whose_statistics_exclude_the_filter_are_not_read() {
+    // Six bins: the first three hold UDP to port 53 only, the last three TCP to 443 only.
+    let recs: Vec<FlowRecord> = (0..1800)
+        .map(|i| {
+            let mut r = rec(i, T0 + i * 1000, 10);
+            if i >= 900 {
+                r.proto = 6;
+                r.dst_port = 443;
+            } else {
+                r.dst_port = 53;
+            }
+            r
+        })
+        .collect();
+    let e = store("prune", recs.clone());
+    let truth = |f: &dyn Fn(&FlowRecord) -> bool| -> f64 {
+        recs.iter().filter(|r| f(r)).map(|r| r.bytes as f64).sum()
+    };
+    for (filter, want, pruned) in [
+        ("proto tcp", truth(&|r| r.proto == 6), 3),
+        ("dst port 53", truth(&|r| r.dst_port == 53), 3),
+        ("not proto udp", truth(&|r| r.proto != 17), 3),
+        ("proto tcp and dst port 53", 0.0, 6),
+        ("proto tcp or dst port 53", truth(&|_| true), 0),
+        // Sources 10.0.3.0..255 are records 768..1023: the third and fourth bins.
+        (
+            "src net 10.0.3.0/24",
+            truth(&|r| r.src_addr.0 >> 8 == Addr::from_v4_u32(0x0a00_0300).0 >> 8),
+            4,
+        ),
+    ] {
+        let sel = Selection {
+            filter: Some(flowdrill_query::parse_filter(filter, &e.custom_fields()).unwrap()),
+            ..Selection::all()
+        };
+        let l = e.load(&sel, &[], Bound::Exact).unwrap();
+        assert_eq!(l.total().value, want, "{filter}");
+        assert_eq!(l.bins_pruned, pruned, "{filter}");
+    }
+}

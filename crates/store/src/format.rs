@@ -401,6 +401,91 @@ fn read_meta_inner(path: &Path) -> Result<(FileMeta, BinStats)> {
     Ok((meta, stats.expect("asked for")))
 }
 
+/// The closed intervals holding the values of each schema column of a bin file, from the
+/// footer's column-chunk statistics (min and max over every row group). A field is missing when
+/// some row group has no statistics for it; an address field has up to two intervals (IPv4
+/// mapped, IPv6), none when every value is absent. Filters use them to skip files
+/// (the query crate prunes with them).
+pub type ColumnRanges = Vec<(Field, Vec<(u128, u128)>)>;
+
+/// Reads the column ranges of a bin file from its footer (no column data is read).
+pub fn column_ranges(path: &Path) -> Result<ColumnRanges> {
+    guard(path, || {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let reader = SerializedFileReader::new(file).map_err(|e| Error::corrupt(path, e))?;
+        Ok(ranges_of(reader.metadata()))
+    })
+}
+
+/// One column's interval over all row groups, as plain-encoded statistics give it; `Ok(None)`
+/// when every value is null, `Err(())` when a row group has no usable statistics.
+fn column_interval(
+    md: &parquet::file::metadata::ParquetMetaData,
+    name: &str,
+    decode: impl Fn(&[u8]) -> Option<u128>,
+) -> std::result::Result<Option<(u128, u128)>, ()> {
+    let mut out: Option<(u128, u128)> = None;
+    for rg in md.row_groups() {
+        let col = rg
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .ok_or(())?;
+        let st = col.statistics().ok_or(())?;
+        let rows = u64::try_from(rg.num_rows()).map_err(|_| ())?;
+        if st.null_count_opt() == Some(rows) {
+            continue;
+        }
+        let lo = st.min_bytes_opt().and_then(&decode).ok_or(())?;
+        let hi = st.max_bytes_opt().and_then(&decode).ok_or(())?;
+        out = Some(match out {
+            None => (lo, hi),
+            Some((a, b)) => (a.min(lo), b.max(hi)),
+        });
+    }
+    Ok(out)
+}
+
+fn ranges_of(md: &parquet::file::metadata::ParquetMetaData) -> ColumnRanges {
+    // Plain encoding: INT32 / INT64 little-endian (unsigned logical types compare unsigned and
+    // store their bits), FIXED_LEN_BYTE_ARRAY as is (addresses big-endian).
+    let le = |b: &[u8]| -> Option<u128> {
+        match b.len() {
+            4 => Some(u128::from(u32::from_le_bytes(b.try_into().ok()?))),
+            8 => {
+                let v = i64::from_le_bytes(b.try_into().ok()?);
+                u64::try_from(v).ok().map(u128::from)
+            }
+            _ => None,
+        }
+    };
+    let v4 = |b: &[u8]| -> Option<u128> {
+        let v = u32::from_le_bytes(b.try_into().ok()?);
+        Some(Addr::from_v4_u32(v).0)
+    };
+    let v6 = |b: &[u8]| -> Option<u128> { Some(u128::from_be_bytes(b.try_into().ok()?)) };
+    let mut out = Vec::new();
+    for info in FIELDS {
+        let names = column_names(info.field);
+        let parts = if info.kind == Kind::Address {
+            match (
+                column_interval(md, &names[0], v4),
+                column_interval(md, &names[1], v6),
+            ) {
+                (Ok(a), Ok(b)) => a.into_iter().chain(b).collect(),
+                _ => continue,
+            }
+        } else {
+            match column_interval(md, &names[0], le) {
+                Ok(a) => a.into_iter().collect(),
+                Err(()) => continue,
+            }
+        };
+        out.push((info.field, parts));
+    }
+    out
+}
+
 /// Decodes our key-value metadata (and the statistics, if `with_stats`) from a footer.
 fn meta_of(
     path: &Path,

@@ -423,6 +423,11 @@ impl Store {
         format::read(&self.root.join(&bin.path), fields, extras)
     }
 
+    /// The ranges of a bin's columns, from its footer (see [`format::column_ranges`]).
+    pub fn bin_ranges(&self, bin: &BinRef) -> Result<format::ColumnRanges> {
+        format::column_ranges(&self.root.join(&bin.path))
+    }
+
     /// The exact counters and sketches of a bin (taken before sampling).
     pub fn bin_stats(&self, bin: &BinRef) -> Result<BinStats> {
         format::read_meta(&self.root.join(&bin.path)).map(|(_, s)| s)

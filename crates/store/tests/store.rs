@@ -789,3 +789,65 @@ if pd is not None:
         assert_eq!(p, &vec![rows, bytes, est]);
     }
 }
+
+#[test]
+fn footer_column_ranges_are_the_exact_bounds_of_every_bin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store_with(dir.path(), "[defaults]\nbudget = \"1GB\"\n");
+    let mut recs = records(4000, 5, T0, HOUR);
+    // Values past the signed limits of the Parquet types (unsigned statistics).
+    recs[0].src_addr = Addr::from_v4_u32(0xfe00_0001);
+    recs[1].dst_port = 65_000;
+    recs[2].src_as = 4_200_000_000;
+    let mut w = StoreWriter::new(&store, WriterOptions::default()).unwrap();
+    w.push_all(recs).unwrap();
+    w.finish().unwrap();
+    store.refresh().unwrap();
+    let bins: Vec<_> = store
+        .all_bins()
+        .iter()
+        .filter(|b| b.level == 0)
+        .cloned()
+        .collect();
+    assert!(bins.len() > 5);
+    let mut seen_high = false;
+    for b in &bins {
+        let ranges = store.bin_ranges(b).unwrap();
+        let batch = store.read_bin(b, &all_fields()).unwrap();
+        for (field, parts) in &ranges {
+            let vals: Vec<u128> = (0..batch.len())
+                .map(|i| match batch.column(*field).unwrap() {
+                    ColumnRef::Addr(v) => v[i],
+                    other => other.u64_at(i).unwrap() as u128,
+                })
+                .collect();
+            // Every value inside an interval, and each interval's ends are values (tight).
+            for v in &vals {
+                assert!(
+                    parts.iter().any(|&(lo, hi)| lo <= *v && *v <= hi),
+                    "{field:?}: {v} outside {parts:?}"
+                );
+            }
+            for &(lo, hi) in parts {
+                assert!(
+                    vals.contains(&lo) && vals.contains(&hi),
+                    "{field:?} {lo} {hi}"
+                );
+            }
+            if *field == Field::DstPort && parts.iter().any(|p| p.1 == 65_000) {
+                seen_high = true;
+            }
+        }
+        let names: Vec<Field> = ranges.iter().map(|r| r.0).collect();
+        for f in [
+            Field::SrcAddr,
+            Field::DstPort,
+            Field::Proto,
+            Field::Bytes,
+            Field::TimeStart,
+        ] {
+            assert!(names.contains(&f), "{f:?} has statistics");
+        }
+    }
+    assert!(seen_high, "the high port's bin has it as its maximum");
+}
