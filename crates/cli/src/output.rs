@@ -116,6 +116,46 @@ impl Table {
     }
 }
 
+/// A progress bar of `len` steps on standard error, only when it is a terminal and `--quiet`
+/// is off (scripts and pipes see nothing). `what` is an indicatif template fragment.
+pub fn progress(g: &Global, len: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if g.quiet || !io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(len);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:30}}] {{msg}} eta {{eta}}"
+        ))
+        .ok()?
+        .progress_chars("=> "),
+    );
+    b.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(b)
+}
+
+/// A spinner on standard error while a long analysis runs (terminal only, not `--quiet`);
+/// it shows after half a second so that quick answers print without flicker.
+pub fn spinner(g: &Global, what: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if g.quiet || !io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::hidden();
+    b.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}").ok()?);
+    b.set_message(what.to_string());
+    let shown = b.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if !shown.is_finished() {
+            shown.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            shown.enable_steady_tick(std::time::Duration::from_millis(120));
+        }
+    });
+    Some(b)
+}
+
 /// Prints an analysis report in the chosen format: text with a header that says how exact
 /// the numbers are, or CSV / JSON / NDJSON for machines.
 pub fn print_report(r: &Report, g: &Global) -> crate::CliResult {

@@ -169,7 +169,12 @@ pub fn report(g: &Global, engine: &Engine, cmd: &Command) -> Option<Result<Repor
 /// Runs an analysis command of the CLI: opens the store, prints the report.
 pub fn run(g: &Global, cmd: &Command) -> CliResult {
     let engine = open_engine(g, CACHE_BYTES)?;
-    match report(g, &engine, cmd) {
+    let spin = output::spinner(g, "reading and analysing");
+    let r = report(g, &engine, cmd);
+    if let Some(s) = spin {
+        s.finish_and_clear();
+    }
+    match r {
         Some(r) => output::print_report(&r?, g),
         None => unreachable!("analyze::run called with a command that is not an analysis"),
     }

@@ -20,15 +20,29 @@ pub fn run(g: &Global, a: &GenerateArgs) -> CliResult {
         let mut store = super::import::open_store(&dir, a.links.as_deref())?;
         let mut writer = super::import::StoreSink::new(&mut store)?;
         let mut batch = Vec::with_capacity(8192);
+        let bar = crate::output::progress(g, s.flows, "generating {pos}/{len} flows");
         for r in flowdrill_gen::records(&s).context("generating")? {
             batch.push(r);
             if batch.len() == batch.capacity() {
                 writer.push(&batch)?;
                 batch.clear();
+                if let Some(b) = &bar {
+                    // Events add flows beyond --flows: the total grows with them.
+                    b.inc(batch.capacity() as u64);
+                    if b.position() > b.length().unwrap_or(0) {
+                        b.set_length(b.position());
+                    }
+                }
             }
         }
         writer.push(&batch)?;
+        if let Some(b) = &bar {
+            b.set_message("closing bins");
+        }
         let ws = writer.finish()?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
         if !g.quiet {
             eprintln!(
                 "generated {} records into {} in {:.1}s",

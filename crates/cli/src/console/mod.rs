@@ -35,7 +35,7 @@ use targets::Target;
 enum Backend {
     /// The store of `--store`; `None` until it exists (the console may create it by
     /// importing).
-    Local(Option<Engine>),
+    Local(Option<Box<Engine>>),
     Remote(remote::Remote),
 }
 
@@ -66,7 +66,7 @@ pub fn run(g: &Global, a: &ConsoleArgs) -> CliResult {
             g.store = Some(dir.clone());
             // A store that does not exist yet is fine: `import` creates it.
             let engine = match analyze::open_engine(&g, analyze::CACHE_BYTES) {
-                Ok(e) => Some(e),
+                Ok(e) => Some(Box::new(e)),
                 Err(e) if !dir.exists() => {
                     if !g.quiet {
                         eprintln!(
@@ -504,7 +504,10 @@ quit or Ctrl-D leaves; Tab completes commands, flags, fields, links and keys."
         if let Backend::Local(_) = self.backend {
             let dir = self.g.store.clone().unwrap_or_default();
             self.backend = Backend::Local(if dir.exists() {
-                Some(analyze::open_engine(&self.g, analyze::CACHE_BYTES)?)
+                Some(Box::new(analyze::open_engine(
+                    &self.g,
+                    analyze::CACHE_BYTES,
+                )?))
             } else {
                 None
             });
@@ -522,19 +525,24 @@ quit or Ctrl-D leaves; Tab completes commands, flags, fields, links and keys."
     fn run_with(&mut self, g: &Global) -> Result<(), CliError> {
         let e = self.hist.current();
         let cmd = state::with_state(e.cmd.as_ref().expect("a step with a command"), &e.state);
-        let rep: Report = match &mut self.backend {
+        let spin = output::spinner(g, "reading and analysing");
+        let rep = match &mut self.backend {
             Backend::Local(engine) => {
                 if engine.is_none() {
-                    *engine = Some(analyze::open_engine(g, analyze::CACHE_BYTES)?);
+                    *engine = Some(Box::new(analyze::open_engine(g, analyze::CACHE_BYTES)?));
                 }
                 let engine = engine.as_ref().expect("opened above");
                 match analyze::report(g, engine, &cmd) {
-                    Some(r) => r?,
+                    Some(r) => r,
                     None => unreachable!("selection_of admits analyses only"),
                 }
             }
-            Backend::Remote(r) => r.report(&cmd)?,
+            Backend::Remote(r) => r.report(&cmd),
         };
+        if let Some(s) = spin {
+            s.finish_and_clear();
+        }
+        let rep: Report = rep?;
         let (shown, targets) = targets::number(&rep);
         let printed = if g.format == Format::Table {
             &shown
