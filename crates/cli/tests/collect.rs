@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use flowdrill_model::ColumnSource;
 use flowdrill_store::Store;
 use flowdrill_wire::netflow::build::{MessageBuilder, V4_TEMPLATE, record, v4_record};
 use std::collections::BTreeMap;
@@ -153,7 +154,7 @@ fn bins(store: &Path, link: &str) -> BTreeMap<u64, (u64, u64, u64, u64)> {
     for b in s.bins(link, 0..u64::MAX, 0).unwrap() {
         // Every file reads back, records and statistics.
         let batch = s.read_bin(&b, &[flowdrill_model::Field::Bytes]).unwrap();
-        assert_eq!(batch.len as u64, b.records_after);
+        assert_eq!(batch.len() as u64, b.records_after);
         let st = s.bin_stats(&b).unwrap();
         assert_eq!(st.total.flows, b.flows);
         m.insert(b.start, (b.flows, b.packets, b.bytes, b.records_after));
@@ -446,7 +447,7 @@ fn a_flood_past_the_open_bin_cap_is_sampled_in_memory_and_counted_exactly() {
     let sent = replay(&cap, c.udp, "150k");
     c.wait_for("records_stored_total", "", sent as f64);
     let m = c.metrics_text();
-    assert!(metric_in(&m, "open_records", "") <= 2 * 2000.0, "{m}");
+    assert!(metric_in(&m, "open_records", "") <= 4000.0, "{m}");
     assert!(metric_in(&m, "records_sampled_out_total", "") > 20_000.0, "{m}");
     assert!(metric_in(&m, "z", "default") > 0.0, "{m}");
     let (st, err) = c.term();
