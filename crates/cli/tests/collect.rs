@@ -149,7 +149,11 @@ fn links_file(dir: &Path, text: &str) -> PathBuf {
 /// Level-0 bins of a link: start → (flows, packets, bytes, records stored).
 fn bins(store: &Path, link: &str) -> BTreeMap<u64, (u64, u64, u64, u64)> {
     let s = Store::open(store).unwrap();
-    assert!(s.skipped().is_empty(), "unreadable files: {:?}", s.skipped());
+    assert!(
+        s.skipped().is_empty(),
+        "unreadable files: {:?}",
+        s.skipped()
+    );
     let mut m = BTreeMap::new();
     for b in s.bins(link, 0..u64::MAX, 0).unwrap() {
         // Every file reads back, records and statistics.
@@ -170,8 +174,16 @@ fn totals(b: &BTreeMap<u64, (u64, u64, u64, u64)>) -> (u64, u64, u64) {
 /// `generate --kind ipfix --no-events` into `out`.
 fn capture(out: &Path, flows: &str, duration: &str) {
     ok(&[
-        "generate", "--kind", "ipfix", "--flows", flows, "--duration", duration, "--no-events",
-        "--out", out.to_str().unwrap(),
+        "generate",
+        "--kind",
+        "ipfix",
+        "--flows",
+        flows,
+        "--duration",
+        duration,
+        "--no-events",
+        "--out",
+        out.to_str().unwrap(),
     ]);
 }
 
@@ -179,8 +191,13 @@ fn capture(out: &Path, flows: &str, duration: &str) {
 fn imported(dir: &Path, cap: &Path, links: &Path) -> PathBuf {
     let store = dir.join("imported");
     ok(&[
-        "--quiet", "--store", store.to_str().unwrap(), "import", "--links",
-        links.to_str().unwrap(), cap.to_str().unwrap(),
+        "--quiet",
+        "--store",
+        store.to_str().unwrap(),
+        "import",
+        "--links",
+        links.to_str().unwrap(),
+        cap.to_str().unwrap(),
     ]);
     store
 }
@@ -188,7 +205,12 @@ fn imported(dir: &Path, cap: &Path, links: &Path) -> PathBuf {
 /// `replay CAP --to ADDR --rate RATE`; the records sent.
 fn replay(cap: &Path, to: SocketAddr, rate: &str) -> u64 {
     let out = ok(&[
-        "replay", cap.to_str().unwrap(), "--to", &to.to_string(), "--rate", rate,
+        "replay",
+        cap.to_str().unwrap(),
+        "--to",
+        &to.to_string(),
+        "--rate",
+        rate,
     ]);
     out.split_whitespace()
         .skip_while(|w| *w != "datagrams,")
@@ -212,7 +234,19 @@ fn send_all(to: SocketAddr, datagrams: &[Vec<u8>]) {
 fn v5(n: usize, offset_s: u32, bytes: u32) -> Vec<u8> {
     let unix = (T0 / 1000) as u32 + offset_s + 120;
     let recs: Vec<_> = (0..n as u32)
-        .map(|i| (0x0a00_0001 + i, 0xc000_0201, 1000 + i as u16, 443, 6, 3, bytes, 10_000, 20_000))
+        .map(|i| {
+            (
+                0x0a00_0001 + i,
+                0xc000_0201,
+                1000 + i as u16,
+                443,
+                6,
+                3,
+                bytes,
+                10_000,
+                20_000,
+            )
+        })
         .collect();
     flowdrill_wire::netflow::v5::build(130_000, unix, 0, &recs)
 }
@@ -240,9 +274,15 @@ fn sigterm_writes_the_open_bins_and_the_store_equals_an_import_of_the_same_captu
     // address in the import).
     let export = |s: &Path| {
         let out = ok(&[
-            "--store", s.to_str().unwrap(), "export", "--fields",
+            "--store",
+            s.to_str().unwrap(),
+            "export",
+            "--fields",
             "time_start,time_end,src_addr,dst_addr,src_port,dst_port,proto,tcp_flags,packets,bytes",
-            "-o", "-", "--as", "csv",
+            "-o",
+            "-",
+            "--as",
+            "csv",
         ]);
         let mut lines: Vec<String> = out.lines().map(String::from).collect();
         lines.sort();
@@ -264,7 +304,9 @@ fn garbage_mixed_into_a_valid_stream_is_counted_and_every_valid_record_stored() 
     for i in 0..200u32 {
         dg.push(v5(30, i, 1000 + i));
         match i % 5 {
-            0 => dg.push(vec![0x12, 0x34, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
+            0 => dg.push(vec![
+                0x12, 0x34, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+            ]),
             1 => dg.push(vec![0, 5]),
             2 => {
                 let mut t = v5(30, i, 1);
@@ -281,8 +323,14 @@ fn garbage_mixed_into_a_valid_stream_is_counted_and_every_valid_record_stored() 
     c.wait_for("records_stored_total", "", 6000.0);
     let m = c.metrics_text();
     assert!(metric_in(&m, "dropped_total", "") >= garbage as f64, "{m}");
-    assert!(metric_in(&m, "dropped_total", "unknown version") >= 40.0, "{m}");
-    assert_eq!(metric_in(&m, "records_decoded_total", "version=\"v5\""), 6000.0);
+    assert!(
+        metric_in(&m, "dropped_total", "unknown version") >= 40.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_in(&m, "records_decoded_total", "version=\"v5\""),
+        6000.0
+    );
     assert!(metric_in(&m, "exporter_drops_total", "127.0.0.1") >= garbage as f64);
     let (st, err) = c.term();
     assert!(st.success(), "{err}");
@@ -339,7 +387,10 @@ fn an_exporter_restart_reusing_a_template_id_with_another_layout_decodes_both() 
     let (st, err) = c.term();
     assert!(st.success(), "{err}");
     let (flows, packets, bytes) = totals(&bins(&store, "default"));
-    assert_eq!((flows, packets, bytes), (20, 10 * 2 + 10 * 3, 10 * 1000 + 10 * 2000));
+    assert_eq!(
+        (flows, packets, bytes),
+        (20, 10 * 2 + 10 * 3, 10 * 1000 + 10 * 2000)
+    );
 }
 
 /// Data sets that come before their template are held (the decoder's pending data, 4 MiB at
@@ -381,7 +432,10 @@ fn kill_9_keeps_every_written_bin_and_a_restart_merges_into_them() {
     c.kill9();
     // What was written is intact: every file readable, and every bin equal to the import's.
     let written = bins(&store, "default");
-    assert!(written.len() >= 3 && written.len() < reference.len(), "{written:?}");
+    assert!(
+        written.len() >= 3 && written.len() < reference.len(),
+        "{written:?}"
+    );
     for (start, v) in &written {
         assert_eq!(Some(v), reference.get(start), "bin {start}");
     }
@@ -442,13 +496,21 @@ fn a_flood_past_the_open_bin_cap_is_sampled_in_memory_and_counted_exactly() {
     let store = d.join("live");
     let c = start(
         &store,
-        &["--links", links.to_str().unwrap(), "--max-bin-records", "2000"],
+        &[
+            "--links",
+            links.to_str().unwrap(),
+            "--max-bin-records",
+            "2000",
+        ],
     );
     let sent = replay(&cap, c.udp, "150k");
     c.wait_for("records_stored_total", "", sent as f64);
     let m = c.metrics_text();
     assert!(metric_in(&m, "open_records", "") <= 4000.0, "{m}");
-    assert!(metric_in(&m, "records_sampled_out_total", "") > 20_000.0, "{m}");
+    assert!(
+        metric_in(&m, "records_sampled_out_total", "") > 20_000.0,
+        "{m}"
+    );
     assert!(metric_in(&m, "z", "default") > 0.0, "{m}");
     let (st, err) = c.term();
     assert!(st.success(), "{err}");

@@ -152,7 +152,9 @@ impl Collector {
         let mut listeners = Vec::new();
         let mut local = Vec::new();
         for s in &sockets {
-            let addr = s.local_addr().map_err(io_err("reading the socket address"))?;
+            let addr = s
+                .local_addr()
+                .map_err(io_err("reading the socket address"))?;
             local.push(addr);
             let rcvbuf = socket2::SockRef::from(s).recv_buffer_size().unwrap_or(0);
             listeners.push(ListenerShared::new(addr, socket_inode(s), rcvbuf as u64));

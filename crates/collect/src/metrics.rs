@@ -202,17 +202,41 @@ pub fn render(s: &Shared) -> String {
         })
         .collect();
 
-    o.head("datagrams_received_total", "counter", "UDP datagrams received, per listener.");
+    o.head(
+        "datagrams_received_total",
+        "counter",
+        "UDP datagrams received, per listener.",
+    );
     for (a, _, l) in &ls {
-        o.val("datagrams_received_total", &[("listener", a)], l.received.load(Ordering::Relaxed));
+        o.val(
+            "datagrams_received_total",
+            &[("listener", a)],
+            l.received.load(Ordering::Relaxed),
+        );
     }
-    o.head("bytes_received_total", "counter", "UDP payload bytes received, per listener.");
+    o.head(
+        "bytes_received_total",
+        "counter",
+        "UDP payload bytes received, per listener.",
+    );
     for (a, _, l) in &ls {
-        o.val("bytes_received_total", &[("listener", a)], l.bytes.load(Ordering::Relaxed));
+        o.val(
+            "bytes_received_total",
+            &[("listener", a)],
+            l.bytes.load(Ordering::Relaxed),
+        );
     }
-    o.head("receive_errors_total", "counter", "Socket receive errors, per listener.");
+    o.head(
+        "receive_errors_total",
+        "counter",
+        "Socket receive errors, per listener.",
+    );
     for (a, _, l) in &ls {
-        o.val("receive_errors_total", &[("listener", a)], l.recv_errors.load(Ordering::Relaxed));
+        o.val(
+            "receive_errors_total",
+            &[("listener", a)],
+            l.recv_errors.load(Ordering::Relaxed),
+        );
     }
     o.head(
         "socket_drops_total",
@@ -224,9 +248,17 @@ pub fn render(s: &Shared) -> String {
             o.val("socket_drops_total", &[("listener", a)], d);
         }
     }
-    o.head("socket_receive_buffer_bytes", "gauge", "SO_RCVBUF as granted by the kernel.");
+    o.head(
+        "socket_receive_buffer_bytes",
+        "gauge",
+        "SO_RCVBUF as granted by the kernel.",
+    );
     for (a, _, l) in &ls {
-        o.val("socket_receive_buffer_bytes", &[("listener", a)], l.recv_buffer);
+        o.val(
+            "socket_receive_buffer_bytes",
+            &[("listener", a)],
+            l.recv_buffer,
+        );
     }
     o.head(
         "datagrams_decoded_total",
@@ -234,8 +266,17 @@ pub fn render(s: &Shared) -> String {
         "Datagrams recognised, per listener and protocol version.",
     );
     for (a, st, _) in &ls {
-        for (v, vs) in [("v5", st.v5), ("v9", st.v9), ("ipfix", st.ipfix), ("sflow", st.sflow)] {
-            o.val("datagrams_decoded_total", &[("listener", a), ("version", v)], vs.datagrams);
+        for (v, vs) in [
+            ("v5", st.v5),
+            ("v9", st.v9),
+            ("ipfix", st.ipfix),
+            ("sflow", st.sflow),
+        ] {
+            o.val(
+                "datagrams_decoded_total",
+                &[("listener", a), ("version", v)],
+                vs.datagrams,
+            );
         }
     }
     o.head(
@@ -244,8 +285,17 @@ pub fn render(s: &Shared) -> String {
         "Flow records decoded, per listener and protocol version.",
     );
     for (a, st, _) in &ls {
-        for (v, vs) in [("v5", st.v5), ("v9", st.v9), ("ipfix", st.ipfix), ("sflow", st.sflow)] {
-            o.val("records_decoded_total", &[("listener", a), ("version", v)], vs.records);
+        for (v, vs) in [
+            ("v5", st.v5),
+            ("v9", st.v9),
+            ("ipfix", st.ipfix),
+            ("sflow", st.sflow),
+        ] {
+            o.val(
+                "records_decoded_total",
+                &[("listener", a), ("version", v)],
+                vs.records,
+            );
         }
     }
     o.head(
@@ -285,8 +335,16 @@ pub fn render(s: &Shared) -> String {
             "Datagrams per exporter (\"other\": past the decoder's cap of tracked exporters).",
             (|e: &flowdrill_wire::ExporterStats| e.datagrams) as fn(&_) -> u64,
         ),
-        ("exporter_records_total", "Flow records decoded per exporter.", |e| e.records),
-        ("exporter_drops_total", "Drops of any reason per exporter.", |e| e.drops),
+        (
+            "exporter_records_total",
+            "Flow records decoded per exporter.",
+            |e| e.records,
+        ),
+        (
+            "exporter_drops_total",
+            "Drops of any reason per exporter.",
+            |e| e.drops,
+        ),
         (
             "exporter_sequence_gaps_total",
             "Sequence numbers that were not the expected next one, per exporter.",
@@ -299,16 +357,28 @@ pub fn render(s: &Shared) -> String {
         }
     }
     let sum = |f: fn(&DecodeStats) -> u64| ls.iter().map(|(_, st, _)| f(st)).sum::<u64>();
-    o.head("templates_known", "gauge", "NetFlow v9 / IPFIX templates in the decoders' caches.");
+    o.head(
+        "templates_known",
+        "gauge",
+        "NetFlow v9 / IPFIX templates in the decoders' caches.",
+    );
     o.val("templates_known", &[], sum(|s| s.templates_active));
-    o.head("templates_received_total", "counter", "Template records accepted (new or refreshed).");
+    o.head(
+        "templates_received_total",
+        "counter",
+        "Template records accepted (new or refreshed).",
+    );
     o.val("templates_received_total", &[], sum(|s| s.templates_seen));
     o.head(
         "templates_replaced_total",
         "counter",
         "Templates redefined under the same id (an exporter restart).",
     );
-    o.val("templates_replaced_total", &[], sum(|s| s.templates_replaced));
+    o.val(
+        "templates_replaced_total",
+        &[],
+        sum(|s| s.templates_replaced),
+    );
     o.head(
         "pending_sets_total",
         "counter",
@@ -320,14 +390,30 @@ pub fn render(s: &Shared) -> String {
         "counter",
         "Held data sets decoded when their template came.",
     );
-    o.val("pending_sets_resolved_total", &[], sum(|s| s.pending_sets_resolved));
+    o.val(
+        "pending_sets_resolved_total",
+        &[],
+        sum(|s| s.pending_sets_resolved),
+    );
 
     let t = s.w();
     let (f, c) = (&t.finished, &t.current);
-    o.head("records_stored_total", "counter", "Records handed to the store writer.");
+    o.head(
+        "records_stored_total",
+        "counter",
+        "Records handed to the store writer.",
+    );
     o.val("records_stored_total", &[], f.records_in + c.records_in);
-    o.head("records_dropped_by_rules_total", "counter", "Records dropped by links-file rules.");
-    o.val("records_dropped_by_rules_total", &[], f.dropped_by_rules + c.dropped_by_rules);
+    o.head(
+        "records_dropped_by_rules_total",
+        "counter",
+        "Records dropped by links-file rules.",
+    );
+    o.val(
+        "records_dropped_by_rules_total",
+        &[],
+        f.dropped_by_rules + c.dropped_by_rules,
+    );
     o.head(
         "records_late_total",
         "counter",
@@ -339,7 +425,11 @@ pub fn render(s: &Shared) -> String {
         "counter",
         "Records (bin parts) left out by the adaptive sampling of open bins (counted in the bins' exact statistics).",
     );
-    o.val("records_sampled_out_total", &[], f.open_sampled_out + c.open_sampled_out);
+    o.val(
+        "records_sampled_out_total",
+        &[],
+        f.open_sampled_out + c.open_sampled_out,
+    );
     o.head("open_records", "gauge", "Records held in open bins.");
     o.val("open_records", &[], c.open_records);
     o.head("open_bins", "gauge", "Open level-0 bins.");
@@ -352,15 +442,27 @@ pub fn render(s: &Shared) -> String {
     for (link, z) in &c.z {
         o.val("z", &[("link", link)], z);
     }
-    o.head("bins_written_total", "counter", "Bin files written, per link and level.");
+    o.head(
+        "bins_written_total",
+        "counter",
+        "Bin files written, per link and level.",
+    );
     let mut bins = t.finished_bins.clone();
     for (k, v) in &t.current_bins {
         *bins.entry(k.clone()).or_default() += v;
     }
     for ((link, level), n) in &bins {
-        o.val("bins_written_total", &[("link", link), ("level", &level.to_string())], n);
+        o.val(
+            "bins_written_total",
+            &[("link", link), ("level", &level.to_string())],
+            n,
+        );
     }
-    o.head("links_reloads_total", "counter", "Links files loaded after the start (SIGHUP).");
+    o.head(
+        "links_reloads_total",
+        "counter",
+        "Links files loaded after the start (SIGHUP).",
+    );
     o.val("links_reloads_total", &[], t.reloads);
     drop(t);
     if let Some(e) = procnet::rcvbuf_errors() {
@@ -372,11 +474,23 @@ pub fn render(s: &Shared) -> String {
         o.val("host_udp_rcvbuf_errors_total", &[], e);
     }
     if let Some(r) = procnet::resident_bytes() {
-        o.head("resident_memory_bytes", "gauge", "Resident memory of the collector process.");
+        o.head(
+            "resident_memory_bytes",
+            "gauge",
+            "Resident memory of the collector process.",
+        );
         o.val("resident_memory_bytes", &[], r);
     }
-    o.head("uptime_seconds", "gauge", "Seconds since the collector started.");
-    o.val("uptime_seconds", &[], format!("{:.1}", s.started.elapsed().as_secs_f64()));
+    o.head(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since the collector started.",
+    );
+    o.val(
+        "uptime_seconds",
+        &[],
+        format!("{:.1}", s.started.elapsed().as_secs_f64()),
+    );
     o.0
 }
 
@@ -430,7 +544,11 @@ fn answer(mut c: TcpStream, shared: &Shared) -> std::io::Result<()> {
             "text/plain; charset=utf-8",
             "flowdrill collect: metrics at /metrics\n".to_string(),
         ),
-        ("GET", _) => ("404 Not Found", "text/plain", "not found; try /metrics\n".into()),
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found; try /metrics\n".into(),
+        ),
         _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
     };
     write!(

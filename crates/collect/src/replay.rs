@@ -63,7 +63,9 @@ pub fn load(path: &Path) -> Result<Vec<Datagram>> {
     let f = std::fs::File::open(path).map_err(io_err(format!("opening {name}")))?;
     let mut r = BufReader::with_capacity(1 << 20, f);
     let mut magic = [0u8; 2];
-    let n = r.read(&mut magic).map_err(io_err(format!("reading {name}")))?;
+    let n = r
+        .read(&mut magic)
+        .map_err(io_err(format!("reading {name}")))?;
     let head = std::io::Cursor::new(magic[..n].to_vec());
     let input: Box<dyn Read> = if magic == [0x1f, 0x8b] {
         Box::new(flate2::read::MultiGzDecoder::new(head.chain(r)))
@@ -111,7 +113,11 @@ pub fn load(path: &Path) -> Result<Vec<Datagram>> {
 }
 
 /// Sends `datagrams` as `cfg` says, until done or `stop`.
-pub fn replay(datagrams: &[Datagram], cfg: &ReplayConfig, stop: &AtomicBool) -> Result<ReplaySummary> {
+pub fn replay(
+    datagrams: &[Datagram],
+    cfg: &ReplayConfig,
+    stop: &AtomicBool,
+) -> Result<ReplaySummary> {
     if cfg.to.is_empty() || datagrams.is_empty() {
         return Ok(ReplaySummary::default());
     }
@@ -179,7 +185,8 @@ mod tests {
     #[test]
     fn a_paced_replay_sends_every_datagram_at_about_the_rate() {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        rx.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let dg: Vec<Datagram> = (0..50u8)
             .map(|i| Datagram {
                 payload: vec![i; 100],

@@ -385,7 +385,10 @@ mod tests {
         let sizes: Vec<u64> = (0..5000).map(|_| 40 + rng.next_u64() % 20_000).collect();
         // Unsampled: the same answer as choose_threshold on (x, 0).
         let items: Vec<(u64, u64)> = sizes.iter().map(|&x| (x, 0)).collect();
-        assert_eq!(raise_threshold(&sizes, 0, 1000.0), choose_threshold(&items, 1000.0));
+        assert_eq!(
+            raise_threshold(&sizes, 0, 1000.0),
+            choose_threshold(&items, 1000.0)
+        );
         // Already sampled at z_old: the same answer as choose_threshold on (x, z_old).
         let z_old = 3000;
         let items: Vec<(u64, u64)> = sizes.iter().map(|&x| (x, z_old)).collect();

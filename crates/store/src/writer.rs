@@ -547,9 +547,8 @@ impl StoreWriter {
         // Held records were kept at `z_open`; for thresholds z ≥ z_open a record of x bytes
         // behaves as one of max(x, z_open) unsampled bytes (its survival probability from
         // here is min(1, x/z) / min(1, x/z_open) = min(1, max(x, z_open)/z)).
-        let raw = sampling::RawThresholds::new(
-            records.iter().map(|r| r.bytes.max(z_open)).collect(),
-        );
+        let raw =
+            sampling::RawThresholds::new(records.iter().map(|r| r.bytes.max(z_open)).collect());
         let overhead = self.overhead_of(k, 0, &stats)?;
         // 5 % headroom for the randomness of the sample size; the write loop enforces the rest.
         let room = levels[0].bin_budget().saturating_sub(overhead) as f64 * 0.95;

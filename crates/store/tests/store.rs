@@ -830,7 +830,11 @@ fn open_bins_past_their_cap_are_sampled_adaptively_with_exact_counters() {
     assert_eq!(stats.total.flows, flows);
     assert_eq!(stats.total.bytes, bytes);
     let batch = store.read_bin(&bins[0], &[Field::Bytes]).unwrap();
-    assert!(batch.len() <= 2000 && batch.len() > 500, "{} records kept", batch.len());
+    assert!(
+        batch.len() <= 2000 && batch.len() > 500,
+        "{} records kept",
+        batch.len()
+    );
     assert!(batch.sample_z().iter().all(|&z| z >= z_open));
     let est = batch.estimated_bytes().unwrap() as f64;
     let bound = 4.0 * (z_open as f64 * bytes as f64).sqrt() * 2.0;

@@ -21,7 +21,9 @@ fn addr(s: &str, what: &str) -> Result<SocketAddr, CliError> {
     s.to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| CliError::usage(anyhow!("{what} {s}: expected ADDR:PORT, e.g. 0.0.0.0:2055")))
+        .ok_or_else(|| {
+            CliError::usage(anyhow!("{what} {s}: expected ADDR:PORT, e.g. 0.0.0.0:2055"))
+        })
 }
 
 fn count(s: &str, what: &str) -> Result<u64, CliError> {
@@ -44,7 +46,8 @@ impl Signals {
             hup: Arc::new(AtomicBool::new(false)),
         };
         for sig in [SIGTERM, SIGINT] {
-            signal_hook::flag::register(sig, s.stop.clone()).context("installing signal handlers")?;
+            signal_hook::flag::register(sig, s.stop.clone())
+                .context("installing signal handlers")?;
         }
         signal_hook::flag::register(SIGHUP, s.hup.clone()).context("installing signal handlers")?;
         Ok(s)
@@ -62,7 +65,8 @@ pub fn run(g: &Global, a: &CollectArgs) -> CliResult {
     let mut cfg = CollectConfig::new(listen);
     cfg.decoder = decoder_config(a.fields.as_deref(), &a.sampling_rate)?;
     cfg.writer.custom = cfg.decoder.custom.clone();
-    cfg.writer.max_open_records = Some(count(&a.max_bin_records, "--max-bin-records")?.max(1) as usize);
+    cfg.writer.max_open_records =
+        Some(count(&a.max_bin_records, "--max-bin-records")?.max(1) as usize);
     cfg.close_after_ms = units::parse_duration_ms(&a.close_after).map_err(CliError::usage)?;
     cfg.recv_buffer = count(&a.recv_buffer, "--recv-buffer")? as usize;
     let run_for = a
@@ -140,11 +144,10 @@ fn reload(dir: &std::path::Path, a: &CollectArgs) -> Result<Store, CliError> {
 }
 
 pub fn replay(g: &Global, a: &ReplayArgs) -> CliResult {
-    let to = a
-        .to
-        .iter()
-        .map(|t| addr(t, "--to"))
-        .collect::<Result<Vec<_>, _>>()?;
+    let to =
+        a.to.iter()
+            .map(|t| addr(t, "--to"))
+            .collect::<Result<Vec<_>, _>>()?;
     let rate = match (&a.rate, &a.pps) {
         (Some(r), _) => Rate::Records(count(r, "--rate")? as f64),
         (None, Some(p)) => Rate::Datagrams(count(p, "--pps")? as f64),
