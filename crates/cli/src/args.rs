@@ -75,6 +75,10 @@ pub enum Command {
     /// Explore interactively (line editing, history, completion, drill-down, back/forward),
     /// or run a script of console commands.
     Console(ConsoleArgs),
+    /// Receive NetFlow v5/v9, IPFIX and sFlow over UDP into the store (see docs/collect.md).
+    Collect(CollectArgs),
+    /// Send the export datagrams of a capture to a collector at a given rate (load tests).
+    Replay(ReplayArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
     Completions {
         #[arg(value_enum)]
@@ -423,4 +427,63 @@ pub struct ConsoleArgs {
     /// Access token of the daemon.
     #[arg(long, env = "FLOWDRILL_TOKEN", requires = "remote")]
     pub token: Option<String>,
+}
+
+// ---- collect / replay (issue #8) ----
+
+#[derive(Clone, Debug, Args)]
+pub struct CollectArgs {
+    /// UDP address to listen on (repeatable; port 0 picks a free one). Every listener takes
+    /// NetFlow v5/v9, IPFIX and sFlow alike.
+    #[arg(long, short, value_name = "ADDR:PORT", default_value = "0.0.0.0:2055")]
+    pub listen: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
+    /// Links file to install in the store before starting (SIGHUP re-reads this file, or the
+    /// store's own links file without it).
+    #[arg(long)]
+    pub links: Option<PathBuf>,
+    /// Registry of user-defined information elements (TOML; see docs/import.md).
+    #[arg(long)]
+    pub fields: Option<PathBuf>,
+    /// Sampling rate that overrides what an exporter says: PREFIX=RATE (repeatable).
+    #[arg(long = "sampling-rate", value_name = "PREFIX=RATE")]
+    pub sampling_rate: Vec<String>,
+    /// Close a bin once flows starting this long after its end have been seen; set it to at
+    /// least the exporters' active timeout (later records are merged into the bin's file).
+    #[arg(long, default_value = "5m")]
+    pub close_after: String,
+    /// Records an open bin may hold before it is sampled adaptively (k, M suffixes); it is
+    /// also never more than twice what the bin's disk budget keeps.
+    #[arg(long, default_value = "1M")]
+    pub max_bin_records: String,
+    /// Socket receive buffer to ask for (bytes; k, M suffixes); the kernel caps it at
+    /// net.core.rmem_max.
+    #[arg(long, default_value = "8M")]
+    pub recv_buffer: String,
+    /// Stop by itself after this long (as SIGTERM would), e.g. 30s.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub run_for: Option<String>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ReplayArgs {
+    /// pcap/pcapng of export datagrams (gzip'd or not).
+    pub file: PathBuf,
+    /// Destination (repeatable: every datagram goes to each).
+    #[arg(long, required = true, value_name = "ADDR:PORT")]
+    pub to: Vec<String>,
+    /// Flow records per second (k, M suffixes).
+    #[arg(long, conflicts_with = "pps")]
+    pub rate: Option<String>,
+    /// Datagrams per second (k, M suffixes).
+    #[arg(long)]
+    pub pps: Option<String>,
+    /// Passes over the capture (0: until --duration).
+    #[arg(long = "loop", default_value_t = 1)]
+    pub loops: u64,
+    /// Stop after this long, e.g. 10s.
+    #[arg(long)]
+    pub duration: Option<String>,
 }

@@ -229,6 +229,22 @@ impl RawThresholds {
     }
 }
 
+/// The threshold to re-sample, to about `target` expected records, a sample whose records
+/// (of `sizes` bytes) were all kept at one threshold `z_old` (0 = unsampled): the collector's
+/// adaptive sampling of an open bin. The result is above `z_old` whenever there are more
+/// records than `target`, so that re-thresholding with [`rethreshold`] makes progress.
+///
+/// For `z ≥ z_old`, a record of `x` bytes survives re-thresholding with probability
+/// `min(1, x/z) / min(1, x/z_old) = min(1, max(x, z_old)/z)`: it behaves as an unsampled
+/// record of `max(x, z_old)` bytes, so [`RawThresholds`] answers in `O(n log n)`.
+pub fn raise_threshold(sizes: &[u64], z_old: u64, target: f64) -> u64 {
+    if (sizes.len() as f64) <= target {
+        return z_old;
+    }
+    let raw = RawThresholds::new(sizes.iter().map(|&x| x.max(z_old)).collect());
+    raw.for_target(target).max(z_old.saturating_add(1))
+}
+
 /// One part of a flow split among bins.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Part {
@@ -361,6 +377,75 @@ mod tests {
         assert!((kept - e).abs() < 4.0 * e.sqrt(), "{kept} vs {e}");
         assert!(rethreshold(100, 800, 200, &mut rng));
         assert!(rethreshold(1000, 0, 800, &mut rng));
+    }
+
+    #[test]
+    fn raising_the_threshold_of_a_sample_agrees_with_the_general_choice() {
+        let mut rng = Rng::new(7);
+        let sizes: Vec<u64> = (0..5000).map(|_| 40 + rng.next_u64() % 20_000).collect();
+        // Unsampled: the same answer as choose_threshold on (x, 0).
+        let items: Vec<(u64, u64)> = sizes.iter().map(|&x| (x, 0)).collect();
+        assert_eq!(
+            raise_threshold(&sizes, 0, 1000.0),
+            choose_threshold(&items, 1000.0)
+        );
+        // Already sampled at z_old: the same answer as choose_threshold on (x, z_old).
+        let z_old = 3000;
+        let items: Vec<(u64, u64)> = sizes.iter().map(|&x| (x, z_old)).collect();
+        let z = raise_threshold(&sizes, z_old, 1000.0);
+        assert!(z > z_old);
+        assert_eq!(z, choose_threshold(&items, 1000.0));
+        assert!(expected_kept(&items, z) <= 1000.0);
+        // Nothing to do when the sample already fits.
+        assert_eq!(raise_threshold(&sizes[..10], z_old, 1000.0), z_old);
+    }
+
+    /// The collector's adaptive sampling: a stream sampled in rounds at rising thresholds
+    /// (each round re-thresholding what is held, later records sampled on arrival) still
+    /// estimates the byte total without bias (ORACLES §3).
+    #[test]
+    fn repeated_adaptive_rethresholding_is_unbiased() {
+        let truth: Vec<u64> = {
+            let mut g = Rng::new(99);
+            (0..20_000)
+                .map(|_| {
+                    // Heavy-tailed sizes: many small, a few large.
+                    let u = g.next_f64().max(1e-9);
+                    (60.0 / u.powf(0.8)).min(1e9) as u64
+                })
+                .collect()
+        };
+        let total: u64 = truth.iter().sum();
+        let runs = 200;
+        let cap = 1000usize;
+        let mut estimates = Vec::with_capacity(runs);
+        for run in 0..runs {
+            let mut rng = Rng::new(1000 + run as u64);
+            let mut held: Vec<u64> = Vec::new();
+            let mut z = 0u64;
+            for &x in &truth {
+                if !keep(x, z, &mut rng) {
+                    continue;
+                }
+                held.push(x);
+                if held.len() > cap {
+                    let z_new = raise_threshold(&held, z, cap as f64 / 2.0);
+                    held.retain(|&x| rethreshold(x, z, z_new, &mut rng));
+                    z = z_new;
+                }
+            }
+            assert!(held.len() <= cap);
+            let est: u64 = held.iter().map(|&x| estimated_bytes(x, z)).sum();
+            estimates.push(est as f64);
+        }
+        let mean = estimates.iter().sum::<f64>() / runs as f64;
+        let var = estimates.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (runs - 1) as f64;
+        let sd = var.sqrt();
+        let t = total as f64;
+        assert!(
+            (mean - t).abs() <= 4.0 * sd / (runs as f64).sqrt(),
+            "mean {mean} vs truth {t} (sd {sd})"
+        );
     }
 
     fn flow(start: u64, end: u64, packets: u64, bytes: u64) -> FlowRecord {

@@ -52,6 +52,15 @@ pub struct WriterOptions {
     pub auto_close_after_ms: Option<u64>,
     /// A flow spanning more level-0 bins than this is not split (see [`sampling::split`]).
     pub max_split_bins: u64,
+    /// Adaptive sampling of open bins, for a collector whose memory must stay bounded
+    /// whatever the traffic: an open level-0 bin holds at most this many records, or twice
+    /// what its disk budget is expected to keep when that is fewer. Past it, the
+    /// bin's threshold `z` is raised so that about half of them are expected to stay, the held
+    /// records are re-thresholded, and later records of the bin are sampled on arrival at that
+    /// `z` (ORACLES §3: re-thresholding keeps the estimates unbiased). The bin's exact
+    /// statistics (counters, sketches) are taken before this sampling. `None`: open bins grow
+    /// without bound (imports, where `advance` bounds them).
+    pub max_open_records: Option<usize>,
 }
 
 impl Default for WriterOptions {
@@ -61,6 +70,7 @@ impl Default for WriterOptions {
             seed: 0x5eed,
             auto_close_after_ms: None,
             max_split_bins: 288,
+            max_open_records: None,
         }
     }
 }
@@ -108,11 +118,22 @@ pub struct WriteSummary {
     pub bins: Vec<BinSummary>,
     /// Existing bin files that were unreadable and were replaced, with the reason.
     pub replaced_corrupt: Vec<(PathBuf, String)>,
+    /// Times an open bin reached [`WriterOptions::max_open_records`] and its threshold was
+    /// raised.
+    pub open_resamples: u64,
+    /// Records (parts) left out by the adaptive sampling of open bins (they are in the bins'
+    /// exact statistics and stand in the estimates through the kept records' weights).
+    pub open_sampled_out: u64,
 }
 
 struct OpenBin {
+    /// Every held record was kept with probability `min(1, bytes / z)` (0: all kept).
     records: Vec<FlowRecord>,
     stats: BinStats,
+    /// The bin's threshold so far (raised by adaptive sampling; 0 = unsampled).
+    z: u64,
+    /// Coin flips of the adaptive sampling (seeded per link and bin, as at close).
+    rng: Option<Rng>,
 }
 
 struct CoarseBin {
@@ -236,6 +257,29 @@ impl StoreWriter {
         s
     }
 
+    /// Records pushed so far (cheaper than [`StoreWriter::summary`], which copies the list of
+    /// bins written).
+    pub fn records_in(&self) -> u64 {
+        self.summary.records_in
+    }
+
+    /// Records pushed for bins already closed (merged into their files), records dropped by
+    /// link rules, and records left out by the adaptive sampling of open bins, so far.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let dropped = self.summary.dropped.values().sum();
+        (self.summary.late, dropped, self.summary.open_sampled_out)
+    }
+
+    /// The shortest level-0 bin of any link, ms.
+    pub fn min_bin_ms(&self) -> u64 {
+        self.config
+            .links
+            .iter()
+            .map(|l| l.levels[0].bin_ms)
+            .min()
+            .unwrap_or(300_000)
+    }
+
     /// Records held in open level-0 bins (the writer's memory, roughly × 200 bytes).
     pub fn buffered_records(&self) -> usize {
         self.open0.values().map(|b| b.records.len()).sum()
@@ -306,9 +350,73 @@ impl StoreWriter {
         let bin = self.open0.entry((k, bin_start)).or_insert_with(|| OpenBin {
             records: Vec::new(),
             stats: BinStats::default(),
+            z: 0,
+            rng: None,
         });
+        // Exact statistics first: they count every record, sampled out or not.
         bin.stats.add(&rec, starts_flow);
+        if bin.z > 0 {
+            let rng = bin.rng.get_or_insert_with(|| Rng::new(bin_start ^ 0xada9));
+            if !sampling::keep(rec.bytes, bin.z, rng) {
+                self.summary.open_sampled_out += 1;
+                return;
+            }
+        }
         bin.records.push(rec);
+        if let Some(cap) = self.opts.max_open_records
+            && bin.records.len() > cap
+        {
+            self.resample_open(k, bin_start, cap);
+        }
+    }
+
+    /// The cap of an open level-0 bin of link `k`: `max` or, when smaller, twice the records
+    /// its disk budget is expected to keep (at least 1000): holding more would only be sampled
+    /// away when the bin closes.
+    fn open_cap(&self, k: usize, max: usize) -> usize {
+        let lc = &self.config.links[k].levels[0];
+        let disk = 2.0 * self.records_for(k, 0, lc.bin_budget() as f64);
+        let disk = disk.clamp(1000.0, usize::MAX as f64 / 2.0) as usize;
+        max.min(disk).max(1)
+    }
+
+    /// Adaptive sampling of a full open bin: raise its `z` so that about half the cap is
+    /// expected to stay, and re-threshold the held records (ORACLES §3).
+    fn resample_open(&mut self, k: usize, bin_start: u64, max: usize) {
+        let cap = self.open_cap(k, max);
+        let rng_seed = self.rng_for(k, 0, bin_start ^ 0x0be2).next_u64();
+        let bin = self.open0.get_mut(&(k, bin_start)).expect("bin just used");
+        if bin.records.len() <= cap {
+            return;
+        }
+        let z_old = bin.z;
+        let sizes: Vec<u64> = bin.records.iter().map(|r| r.bytes).collect();
+        let z_new = sampling::raise_threshold(&sizes, z_old, cap as f64 / 2.0);
+        let rng = bin.rng.get_or_insert_with(|| Rng::new(rng_seed));
+        let before = bin.records.len();
+        bin.records
+            .retain(|r| sampling::rethreshold(r.bytes, z_old, z_new, rng));
+        bin.z = z_new.max(z_old);
+        self.summary.open_resamples += 1;
+        self.summary.open_sampled_out += (before - bin.records.len()) as u64;
+    }
+
+    /// The largest threshold of the open level-0 bins, per link (links without a sampled
+    /// open bin are absent): the collector's "current z".
+    pub fn open_z(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (&(k, _), b) in &self.open0 {
+            if b.z > 0 {
+                let e = out.entry(self.config.links[k].name.clone()).or_insert(0);
+                *e = (*e).max(b.z);
+            }
+        }
+        out
+    }
+
+    /// Open level-0 bins (all links).
+    pub fn open_bins(&self) -> usize {
+        self.open0.len()
     }
 
     /// Adds many records.
@@ -427,19 +535,36 @@ impl StoreWriter {
     }
 
     fn close_level0(&mut self, k: usize, start: u64, bin: OpenBin) -> Result<()> {
-        let OpenBin { records, stats } = bin;
-        let n = records.len() as u64;
+        let OpenBin {
+            records,
+            stats,
+            z: z_open,
+            ..
+        } = bin;
+        // Records before any sampling (the exact count), not only those held.
+        let n = stats.total.records;
         let levels = self.config.links[k].levels.clone();
-        let raw = sampling::RawThresholds::new(records.iter().map(|r| r.bytes).collect());
+        // Held records were kept at `z_open`; for thresholds z ≥ z_open a record of x bytes
+        // behaves as one of max(x, z_open) unsampled bytes (its survival probability from
+        // here is min(1, x/z) / min(1, x/z_open) = min(1, max(x, z_open)/z)).
+        let raw =
+            sampling::RawThresholds::new(records.iter().map(|r| r.bytes.max(z_open)).collect());
         let overhead = self.overhead_of(k, 0, &stats)?;
         // 5 % headroom for the randomness of the sample size; the write loop enforces the rest.
         let room = levels[0].bin_budget().saturating_sub(overhead) as f64 * 0.95;
-        let z0 = raw.for_target(self.records_for(k, 0, room));
+        let z0 = raw.for_target(self.records_for(k, 0, room)).max(z_open);
         let mut rng = self.rng_for(k, 0, start);
-        let kept: Vec<FlowRecord> = records
-            .into_iter()
-            .filter(|r| sampling::keep(r.bytes, z0, &mut rng))
-            .collect();
+        let kept: Vec<FlowRecord> = if z_open == 0 {
+            records
+                .into_iter()
+                .filter(|r| sampling::keep(r.bytes, z0, &mut rng))
+                .collect()
+        } else {
+            records
+                .into_iter()
+                .filter(|r| sampling::rethreshold(r.bytes, z_open, z0, &mut rng))
+                .collect()
+        };
         let batch0 = Batch::from_records(&kept, vec![z0; kept.len()], &self.opts.custom);
         drop(kept);
         if levels.len() == 1 {

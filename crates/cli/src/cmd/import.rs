@@ -71,16 +71,21 @@ impl RecordSink for NullSink {
     }
 }
 
-fn config(a: &ImportArgs) -> Result<ImportConfig, CliError> {
-    let mut cfg = ImportConfig::default();
-    if let Some(f) = &a.fields {
+/// The decoder's configuration from `--fields FILE` and `--sampling-rate PREFIX=RATE`
+/// (shared with `collect`).
+pub fn decoder_config(
+    fields: Option<&Path>,
+    sampling_rate: &[String],
+) -> Result<flowdrill_wire::DecoderConfig, CliError> {
+    let mut cfg = flowdrill_wire::DecoderConfig::default();
+    if let Some(f) = fields {
         let text =
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        cfg.decoder.custom = flowdrill_ingest::registry::parse_registry(&text)
+        cfg.custom = flowdrill_ingest::registry::parse_registry(&text)
             .with_context(|| format!("in {}", f.display()))
             .map_err(CliError::usage)?;
     }
-    for s in &a.sampling_rate {
+    for s in sampling_rate {
         let (p, r) = s.split_once('=').ok_or_else(|| {
             CliError::usage(anyhow!(
                 "--sampling-rate {s}: expected PREFIX=RATE, e.g. 192.0.2.1=1000"
@@ -94,8 +99,16 @@ fn config(a: &ImportArgs) -> Result<ImportConfig, CliError> {
                 "--sampling-rate {s}: the rate must be a whole number ≥ 1"
             ))
         })?;
-        cfg.decoder.sampling_overrides.push((prefix, rate));
+        cfg.sampling_overrides.push((prefix, rate));
     }
+    Ok(cfg)
+}
+
+fn config(a: &ImportArgs) -> Result<ImportConfig, CliError> {
+    let mut cfg = ImportConfig {
+        decoder: decoder_config(a.fields.as_deref(), &a.sampling_rate)?,
+        ..ImportConfig::default()
+    };
     cfg.force_pcap_as = a.as_kind.map(|k| match k {
         PcapKind::Export => InputKind::ExportCapture,
         PcapKind::Packets => InputKind::PacketCapture,

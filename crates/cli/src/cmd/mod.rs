@@ -1,6 +1,7 @@
 //! One module per subcommand; [`run`] dispatches.
 
 pub mod analyze;
+mod collect;
 mod demo;
 mod expire;
 mod export;
@@ -32,6 +33,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Expire(a) => expire::run(g, a),
         Command::Links(a) => links::run(g, a),
         Command::Console(a) => crate::console::run(g, a),
+        Command::Collect(a) => collect::run(g, a),
+        Command::Replay(a) => collect::replay(g, a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
