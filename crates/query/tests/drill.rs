@@ -52,8 +52,9 @@ fn records() -> Vec<FlowRecord> {
         .collect()
 }
 
-fn engine() -> Engine {
-    let dir = std::env::temp_dir().join(format!("fd-drill-{}", std::process::id()));
+/// A store of [`records`] in its own directory per test (tests run in parallel).
+fn engine(name: &str) -> Engine {
+    let dir = std::env::temp_dir().join(format!("fd-drill-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut s = Store::create(&dir).unwrap();
     s.set_links("[defaults]\nbin = \"5m\"\nbudget = \"20GB\"\n")
@@ -97,7 +98,7 @@ fn check(e: &Engine, base: &str, r: &Report, sec: usize, col: &str) -> usize {
 
 #[test]
 fn every_row_narrows_to_exactly_its_traffic() {
-    let e = engine();
+    let e = engine("rows");
     let sel = Selection::all();
     for by in ["srcip", "srcip/24", "dstip", "dstport", "srcport", "proto"] {
         let r = run::top(
@@ -143,7 +144,7 @@ fn every_row_narrows_to_exactly_its_traffic() {
 
 #[test]
 fn prefix_map_keys_narrow_by_longest_match() {
-    let e = engine();
+    let e = engine("map");
     let rows = [
         ("10.0.0.0/8", 64500, "Campus"),
         ("10.0.0.0/30", 64501, "Servers"),
