@@ -13,6 +13,10 @@ use flowdrill_model::{ColumnSource, Field, FlowRecord};
 use flowdrill_store::{Store, StoreWriter, WriterOptions};
 use std::time::Instant;
 
+// As the `flowdrill` binary does (see crates/cli/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// CPU seconds (user + system) of this process, from /proc (Linux; 0 elsewhere): on a shared
 /// machine wall time mostly measures the other tenants.
 fn cpu_secs() -> f64 {
