@@ -149,6 +149,9 @@ pub struct StoreWriter {
     config: LinksConfig,
     opts: WriterOptions,
     open0: HashMap<(usize, u64), OpenBin>,
+    /// Per link, the records its last closed level-0 bin held: a new current bin reserves
+    /// about that much at once instead of growing (copying) its records vector by doubling.
+    last_held: HashMap<usize, usize>,
     coarse: HashMap<(usize, u8, u64), CoarseBin>,
     /// Learned bytes per stored record and fixed file overhead, per (link, level).
     bpr: HashMap<(usize, u8), f64>,
@@ -216,6 +219,9 @@ fn sort_for_compression(batch: Batch) -> Batch {
     batch.take(&order)
 }
 
+/// The most records a new open bin reserves room for up front.
+const MAX_RESERVE: usize = 1 << 20;
+
 /// A first guess of bytes per stored record, refined from every file written.
 const INITIAL_BYTES_PER_RECORD: f64 = 16.0;
 
@@ -233,6 +239,7 @@ impl StoreWriter {
             config: store.config().clone(),
             opts,
             open0: HashMap::new(),
+            last_held: HashMap::new(),
             coarse: HashMap::new(),
             bpr: HashMap::new(),
             overhead: HashMap::new(),
@@ -347,8 +354,16 @@ impl StoreWriter {
         if bin_start.saturating_add(bin_ms) <= self.closed_until {
             self.summary.late += 1;
         }
+        // A current bin (not one that late records reopen) expects what the last one held.
+        let reserve = if bin_start.saturating_add(bin_ms) > self.closed_until {
+            let n = self.last_held.get(&k).copied().unwrap_or(0);
+            let cap = self.opts.max_open_records.unwrap_or(usize::MAX);
+            (n + n / 8).min(cap.saturating_add(1)).min(MAX_RESERVE)
+        } else {
+            0
+        };
         let bin = self.open0.entry((k, bin_start)).or_insert_with(|| OpenBin {
-            records: Vec::new(),
+            records: Vec::with_capacity(reserve),
             stats: BinStats::default(),
             z: 0,
             rng: None,
@@ -439,6 +454,7 @@ impl StoreWriter {
         due.sort_by_key(|&(k, s)| (s, k));
         for key in due {
             let bin = self.open0.remove(&key).expect("listed above");
+            self.last_held.insert(key.0, bin.records.len());
             self.close_level0(key.0, key.1, bin)?;
         }
         self.closed_until = self.closed_until.max(watermark);
