@@ -379,3 +379,43 @@ fn a_person_at_a_terminal_completes_drills_goes_back_and_finds_the_history_next_
     });
     t.keys(&["C-u", "quit", "Enter"]);
 }
+
+/// Drops the cache marker: which of two runs over one store answers from the result cache
+/// depends on their order.
+fn uncached(s: &str) -> String {
+    s.replace(" | cached", "")
+}
+
+#[test]
+fn a_remote_console_prints_what_the_local_one_prints() {
+    let s = store("console-remote");
+    let d = common::daemon::Daemon::start(&s, &[]);
+    let (code, local, err) = console(&s, &["--quiet", "--echo", "-f", "-"], SESSION);
+    assert_eq!(code, 0, "{err}");
+    let mut c = Command::new(bin())
+        .args([
+            "console",
+            "--remote",
+            &d.url(),
+            "--quiet",
+            "--echo",
+            "-f",
+            "-",
+        ])
+        .env_remove("FLOWDRILL_STORE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(SESSION.as_bytes())
+        .unwrap();
+    let o = c.wait_with_output().unwrap();
+    let remote = String::from_utf8(o.stdout).unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(remote.contains("== Hierarchical heavy hitters"), "{remote}");
+    assert_eq!(uncached(&remote), uncached(&local));
+}
