@@ -49,7 +49,7 @@ fn the_web_ui_works_in_a_real_browser() {
     // budget shows estimates with their error.
     let store = generated(
         &tmp("ui"),
-        "[defaults]\nbin = \"5m\"\nbudget = \"200kB\"\n",
+        "[defaults]\nbin = \"5m\"\nbudget = \"2MB\"\n",
         "40000",
         &["--seed", "5"],
     );
