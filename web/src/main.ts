@@ -17,7 +17,7 @@ import {
   VisualMapComponent,
 } from "echarts/components";
 import { CanvasRenderer } from "echarts/renderers";
-import { Report, Section, cellNum, cellText, fmt, toCsv } from "./report";
+import { Cell, Report, Section, cellNum, cellText, fmt, toCsv } from "./report";
 
 echarts.use([
   BarChart,
@@ -395,9 +395,34 @@ function describe(r: Report): string {
   return `${m.analysis} ${m.params} | ${m.links.join(",") || "no links"} | ${t0} .. ${t1} UTC | ${m.filter ? "filter " + m.filter + " | " : ""}${m.metric} total ${total} | ${est}${m.cached ? " | cached" : ""}`;
 }
 
+/** A series section as one row per time and one column per category with traffic. */
+function pivotSeries(s: Section): Section {
+  const ti = col(s, "time");
+  const ci = col(s, "category");
+  const di = col(s, "direction");
+  const vi = col(s, "value");
+  const name = (row: Cell[]) => cellText(row[ci]) + (di >= 0 ? " " + cellText(row[di]) : "");
+  const totals = new Map<string, number>();
+  for (const row of s.rows) totals.set(name(row), (totals.get(name(row)) ?? 0) + (cellNum(row[vi]) ?? 0));
+  const cats = [...totals.keys()].filter((c) => (totals.get(c) ?? 0) > 0);
+  const byTime = new Map<string, Map<string, Cell>>();
+  for (const row of s.rows) {
+    const t = cellText(row[ti]);
+    if (!byTime.has(t)) byTime.set(t, new Map());
+    byTime.get(t)!.set(name(row), row[vi]);
+  }
+  return {
+    title: s.title,
+    shape: { kind: "list" },
+    columns: ["time", ...cats],
+    rows: [...byTime.entries()].map(([t, m]) => [{ Str: t } as Cell, ...cats.map((c) => m.get(c) ?? ("Null" as Cell))]),
+  };
+}
+
 function drawTables(r: Report): void {
+  const sections = r.sections.map((s) => (s.shape.kind === "series" ? pivotSeries(s) : s));
   tables.replaceChildren(
-    ...r.sections.map((s, si) => {
+    ...sections.map((s, si) => {
       const wrap = el("section", { "data-section": String(si) });
       wrap.append(el("h2", {}, s.title));
       const table = el("table", { "data-testid": "table-" + si });
@@ -498,6 +523,7 @@ function drawSeries(c: echarts.ECharts, s: Section): void {
       data,
     }));
   c.setOption({
+    animation: false,
     tooltip: { trigger: "axis", valueFormatter: (v: unknown) => fmt(Number(v)) },
     legend: { type: "scroll", top: 0 },
     grid: { left: 70, right: 20, top: 40, bottom: 40 },
@@ -525,8 +551,12 @@ function drawSeries(c: echarts.ECharts, s: Section): void {
 function drawHeatmap(c: echarts.ECharts, r: Report): void {
   const s = r.sections[0];
   const [ri, ci, vi, si, ei] = ["row", "col", "value", "share", "stderr"].map((n) => col(s, n));
-  const rowKeys: string[] = [];
-  const colKeys: string[] = [];
+  // The "Axes" section lists each axis's keys in order (hierarchy order, coarse first).
+  const axes = r.sections.find((x) => x.title === "Axes");
+  const axisKeys = (axis: string) =>
+    axes ? axes.rows.filter((row) => cellText(row[col(axes, "axis")]) === axis).map((row) => cellText(row[col(axes, "key")])) : [];
+  const rowKeys: string[] = axisKeys("row");
+  const colKeys: string[] = axisKeys("col");
   const index = (keys: string[], k: string) => {
     let i = keys.indexOf(k);
     if (i < 0) {
@@ -541,6 +571,7 @@ function drawHeatmap(c: echarts.ECharts, r: Report): void {
   }));
   const max = Math.max(1, ...data.map((d) => d.value[2]));
   c.setOption({
+    animation: false,
     tooltip: {
       position: "top",
       formatter: (p: { data: { row: number } }) => {
@@ -549,10 +580,19 @@ function drawHeatmap(c: echarts.ECharts, r: Report): void {
         return `<b>${esc(cellText(row[ri]))}</b> × <b>${esc(cellText(row[ci]))}</b><br>${r.meta.metric}: ${fmt(cellNum(row[vi]) ?? 0)}${err}<br>share: ${cellText(row[si])} %`;
       },
     },
-    grid: { left: 180, right: 30, top: 20, bottom: 120 },
+    grid: { left: 180, right: 30, top: 20, bottom: 130 },
     xAxis: { type: "category", data: colKeys, axisLabel: { rotate: 40, fontSize: 10 }, splitArea: { show: true } },
-    yAxis: { type: "category", data: rowKeys, axisLabel: { fontSize: 10 }, splitArea: { show: true } },
-    visualMap: { min: 0, max, calculable: true, orient: "vertical", right: 0, top: 20, show: false, inRange: { color: ["#e8f1fa", "#08306b"] } },
+    yAxis: { type: "category", data: rowKeys, inverse: true, axisLabel: { fontSize: 10 }, splitArea: { show: true } },
+    visualMap: {
+      min: 0,
+      max,
+      calculable: true,
+      orient: "horizontal",
+      left: "center",
+      bottom: 0,
+      formatter: (v: number) => fmt(v),
+      inRange: { color: ["#e8f1fa", "#6baed6", "#08306b"] },
+    },
     series: [{ type: "heatmap", data, label: { show: false }, emphasis: { itemStyle: { borderColor: "#e6550d", borderWidth: 2 } } }],
   });
   c.on("click", (p: unknown) => {
@@ -573,6 +613,7 @@ function drawDist(c: echarts.ECharts, s: Section): void {
     data: s.rows.map((r) => cellNum(r[col(s, name)]) ?? 0),
   });
   c.setOption({
+    animation: false,
     tooltip: { trigger: "axis" },
     legend: { top: 0 },
     grid: { left: 60, right: 20, top: 40, bottom: 60 },
@@ -598,6 +639,7 @@ function drawBars(c: echarts.ECharts, s: Section): void {
   chartDiv.style.height = `${Math.max(260, 24 * rows.length + 60)}px`;
   c.resize();
   c.setOption({
+    animation: false,
     tooltip: {
       trigger: "item",
       formatter: (p: { dataIndex: number }) =>
@@ -626,6 +668,7 @@ function drawBars(c: echarts.ECharts, s: Section): void {
             ],
           };
         },
+        encode: { x: [1, 2], y: 0 },
         z: 10,
         silent: true,
       },

@@ -54,7 +54,7 @@ try {
     return page.evaluate(() => document.body.dataset.state);
   };
   const status = () => page.textContent("[data-testid=status]");
-  const shot = (name) => page.screenshot({ path: join(shots, name + ".png"), fullPage: true });
+  const shot = (name) => page.screenshot({ path: join(shots, name + ".png") });
   const filterValue = () => page.inputValue("[data-testid=filter]");
 
   // 1. The time series.
