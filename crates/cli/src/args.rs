@@ -221,6 +221,10 @@ pub struct ServeArgs {
     /// Most rows of any table of an answer (and the largest --top a request may ask).
     #[arg(long, value_name = "N", default_value_t = 5000)]
     pub max_rows: usize,
+    /// Prefix map CSV (prefix,asn,organisation) for the src-map/dst-map dimensions and the
+    /// labels of hhh and hhh2 (requests cannot name a file).
+    #[arg(long, value_name = "CSV")]
+    pub prefix_map: Option<PathBuf>,
     /// Write the address listened on (http://ADDR:PORT) to this file once listening.
     #[arg(long, value_name = "FILE")]
     pub address_file: Option<PathBuf>,

@@ -339,3 +339,30 @@ fn no_path_reaches_the_file_system() {
     let a = d.raw(&request("GET", "*", &[]));
     assert_eq!(a.status, 400);
 }
+
+#[test]
+fn the_daemons_own_prefix_map_labels_hhh() {
+    let dir = tmp("api-prefix-map");
+    let s = generated(&dir, UNSAMPLED, "20000", &["--seed", "3"]);
+    let map = dir.join("map.csv");
+    std::fs::write(&map, "prefix,asn,organisation\n10.20.0.0/16,64500,Campus\n").unwrap();
+    let d = Daemon::start(&s, &["--prefix-map", map.to_str().unwrap()]);
+    let a = d.get("/api/v1/hhh?dim=src-map&threshold=5", &[]);
+    assert_eq!(a.status, 200, "{}", a.text());
+    let r = a.json();
+    assert_eq!(r["sections"][0]["rows"][0][0]["Str"], "10.20.0.0/16", "{r}");
+    let a = d.get("/api/v1/hhh?dim=src&threshold=5&levels=8,16,24,32", &[]);
+    assert!(a.text().contains("Campus"), "{}", a.text());
+    // A bad map is a start-up error.
+    std::fs::write(&map, "not a prefix,1,x\n").unwrap();
+    let o = common::flowdrill(&[
+        "--store",
+        s.to_str().unwrap(),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--prefix-map",
+        map.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}

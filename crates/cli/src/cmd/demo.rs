@@ -79,6 +79,7 @@ pub fn run(g: &Global, a: &DemoArgs) -> CliResult {
         slots: None,
         timeout: "60s".into(),
         max_rows: 5000,
+        prefix_map: None,
         address_file: None,
     };
     let engine = flowdrill_query::Engine::new(

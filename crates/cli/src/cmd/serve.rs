@@ -32,7 +32,10 @@ const BUILTIN_SETS: [&str; 6] = [
 
 /// [`Analyses`] over the CLI's parser.
 #[derive(Debug, Default)]
-pub struct CliAnalyses;
+pub struct CliAnalyses {
+    /// The daemon's own prefix map (`serve --prefix-map`), for hhh and hhh2.
+    prefix_map: Option<std::path::PathBuf>,
+}
 
 impl CliAnalyses {
     fn flags(name: &str) -> Vec<(String, bool)> {
@@ -125,8 +128,14 @@ impl Analyses for CliAnalyses {
                 }
                 &mut a.sel
             }
-            Command::Hhh(a) => &mut a.sel,
-            Command::Hhh2(a) => &mut a.sel,
+            Command::Hhh(a) => {
+                a.h.prefix_map = self.prefix_map.clone();
+                &mut a.sel
+            }
+            Command::Hhh2(a) => {
+                a.h.prefix_map = self.prefix_map.clone();
+                &mut a.sel
+            }
             Command::Dist(a) => &mut a.sel,
             _ => return Err(bad(format!("{name} is not an analysis"))),
         };
@@ -199,7 +208,16 @@ pub fn bind(a: &ServeArgs, engine: Engine, quiet: bool) -> Result<Server, CliErr
         allowed_hosts: a.allow_host.clone(),
         limits,
     };
-    let server = Server::bind(config, engine, Arc::new(CliAnalyses)).map_err(|e| match e {
+    if let Some(p) = &a.prefix_map {
+        // Checked now, so that a bad map is a start-up error rather than every request's.
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("reading the prefix map {}", p.display()))?;
+        flowdrill_query::run::parse_prefix_map(&text).map_err(CliError::usage)?;
+    }
+    let analyses = CliAnalyses {
+        prefix_map: a.prefix_map.clone(),
+    };
+    let server = Server::bind(config, engine, Arc::new(analyses)).map_err(|e| match e {
         flowdrill_server::ServeError::Bind { .. } => CliError::from(e),
         other => CliError::usage(other),
     })?;
