@@ -19,9 +19,16 @@ fn bin() -> &'static str {
 
 /// Runs `flowdrill console --store STORE EXTRA...` with `script` on standard input.
 fn console(store: &Path, extra: &[&str], script: &str) -> (i32, String, String) {
+    let mut args = vec!["--store", store.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    console_args(&args, script)
+}
+
+/// Runs `flowdrill console ARGS...` with `script` on standard input.
+fn console_args(args: &[&str], script: &str) -> (i32, String, String) {
     let mut c = Command::new(bin())
-        .args(["console", "--store", store.to_str().unwrap()])
-        .args(extra)
+        .arg("console")
+        .args(args)
         .env_remove("FLOWDRILL_STORE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -392,30 +399,10 @@ fn a_remote_console_prints_what_the_local_one_prints() {
     let d = common::daemon::Daemon::start(&s, &[]);
     let (code, local, err) = console(&s, &["--quiet", "--echo", "-f", "-"], SESSION);
     assert_eq!(code, 0, "{err}");
-    let mut c = Command::new(bin())
-        .args([
-            "console",
-            "--remote",
-            &d.url(),
-            "--quiet",
-            "--echo",
-            "-f",
-            "-",
-        ])
-        .env_remove("FLOWDRILL_STORE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin
-        .take()
-        .unwrap()
-        .write_all(SESSION.as_bytes())
-        .unwrap();
-    let o = c.wait_with_output().unwrap();
-    let remote = String::from_utf8(o.stdout).unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let url = d.url();
+    let (code, remote, err) =
+        console_args(&["--remote", &url, "--quiet", "--echo", "-f", "-"], SESSION);
+    assert_eq!(code, 0, "{err}");
     assert!(remote.contains("== Hierarchical heavy hitters"), "{remote}");
     assert_eq!(uncached(&remote), uncached(&local));
 }

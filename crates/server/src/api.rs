@@ -55,7 +55,7 @@ fn check_host(state: &State, req: &Request) -> Result<(), Response> {
         // HTTP/1.0 clients may leave it out; browsers never do.
         return Ok(());
     };
-    if !host_allowed(state, host) {
+    if !host_allowed(&state.config, state.port, host) {
         return Err(Response::error(
             421,
             &format!(
@@ -80,25 +80,25 @@ fn check_host(state: &State, req: &Request) -> Result<(), Response> {
     Ok(())
 }
 
-fn host_allowed(state: &State, host: &str) -> bool {
-    let (name, port) = match host.rsplit_once(':') {
+/// Whether a `Host` header names the daemon listening on `port`.
+fn host_allowed(config: &crate::Config, port: u16, host: &str) -> bool {
+    let (name, given_port) = match host.rsplit_once(':') {
         Some((n, p)) if !p.contains(']') => (n, Some(p)),
         _ => (host, None),
     };
-    if let Some(p) = port
-        && p.parse::<u16>().ok() != Some(state.port)
+    if let Some(p) = given_port
+        && p.parse::<u16>().ok() != Some(port)
     {
         return false;
     }
     let name = name.to_ascii_lowercase();
-    let listen_ip = state.config.listen.ip().to_string();
+    let listen_ip = config.listen.ip().to_string();
     name == "localhost"
         || name == "127.0.0.1"
         || name == "[::1]"
         || name == listen_ip
         || name == format!("[{listen_ip}]")
-        || state
-            .config
+        || config
             .allowed_hosts
             .iter()
             .any(|h| h.eq_ignore_ascii_case(&name))
@@ -306,5 +306,56 @@ fn analysis(state: &State, name: &str, req: &Request) -> Response {
             }
         }
         Err(e) => err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Limits};
+
+    fn config(listen: &str, allowed: &[&str]) -> Config {
+        Config {
+            listen: listen.parse().unwrap(),
+            token: None,
+            allowed_hosts: allowed.iter().map(|s| s.to_string()).collect(),
+            limits: Limits::default(),
+        }
+    }
+
+    #[test]
+    fn only_hosts_that_name_the_daemon_are_allowed() {
+        let c = config("127.0.0.1:8080", &["flows.example.net"]);
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST:8080",
+            "[::1]:8080",
+            "localhost",
+            "[::1]",
+            "flows.example.net:8080",
+        ] {
+            assert!(host_allowed(&c, 8080, ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "127.0.0.1:8081",
+            "127.0.0.1.evil.example:8080",
+            "localhost:notaport",
+            "",
+            "flows.example.net.evil:8080",
+        ] {
+            assert!(!host_allowed(&c, 8080, bad), "{bad}");
+        }
+        let v6 = config("[::1]:9000", &[]);
+        assert!(host_allowed(&v6, 9000, "[::1]:9000"));
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same("abcdefghijklmnop", "abcdefghijklmnop"));
+        assert!(!same("abcdefghijklmnop", "abcdefghijklmnoq"));
+        assert!(!same("abcdefghijklmnop", "abcdefghijklmno"));
+        assert!(!same("", "a"));
     }
 }

@@ -355,3 +355,86 @@ pub fn generate_token() -> std::io::Result<String> {
     std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct NoAnalyses;
+
+    impl Analyses for NoAnalyses {
+        fn names(&self) -> Vec<&'static str> {
+            Vec::new()
+        }
+        fn params(&self, _: &str) -> Vec<String> {
+            Vec::new()
+        }
+        fn run(
+            &self,
+            _: &Engine,
+            _: &str,
+            _: &[(String, String)],
+            _: &Limits,
+        ) -> Result<Report, ApiError> {
+            Err(ApiError::internal("no analyses here"))
+        }
+    }
+
+    fn engine(name: &str) -> Engine {
+        let d =
+            std::env::temp_dir().join(format!("flowdrill-server-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        Engine::new(flowdrill_store::Store::create(&d).unwrap(), 0)
+    }
+
+    fn config(listen: &str, token: Option<&str>) -> Config {
+        Config {
+            listen: listen.parse().unwrap(),
+            token: token.map(String::from),
+            allowed_hosts: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    #[test]
+    fn beyond_loopback_a_strong_token_is_required() {
+        let e = Server::bind(config("0.0.0.0:0", None), engine("a"), Arc::new(NoAnalyses));
+        assert!(matches!(e, Err(ServeError::TokenRequired(_))), "{e:?}");
+        let e = Server::bind(
+            config("127.0.0.1:0", Some("short")),
+            engine("b"),
+            Arc::new(NoAnalyses),
+        );
+        assert!(matches!(e, Err(ServeError::WeakToken)), "{e:?}");
+        let s = Server::bind(
+            config("127.0.0.1:0", None),
+            engine("c"),
+            Arc::new(NoAnalyses),
+        )
+        .unwrap();
+        assert!(s.local_addr().ip().is_loopback());
+        assert_ne!(s.local_addr().port(), 0);
+    }
+
+    #[test]
+    fn slots_bound_the_analyses_running_at_once() {
+        let slots = Arc::new(Slots {
+            free: Mutex::new(2),
+            cv: Condvar::new(),
+        });
+        let a = slots.acquire(Duration::ZERO).unwrap();
+        let _b = slots.acquire(Duration::ZERO).unwrap();
+        assert!(slots.acquire(Duration::from_millis(10)).is_none());
+        drop(a);
+        assert!(slots.acquire(Duration::ZERO).is_some());
+    }
+
+    #[test]
+    fn generated_tokens_are_strong_and_differ() {
+        let a = generate_token().unwrap();
+        let b = generate_token().unwrap();
+        assert!(token_ok(&a), "{a}");
+        assert_ne!(a, b);
+    }
+}
