@@ -1,7 +1,7 @@
 //! Builds the web UI (`web/` at the workspace root) with npm and esbuild into `OUT_DIR`, where
 //! `assets.rs` embeds it. `npm ci` runs when `web/node_modules` is missing or older than the
 //! lock file. Without node/npm the build still succeeds with a page that says how to get the
-//! UI, unless FLOWDRILL_REQUIRE_UI is set (CI), where it fails.
+//! UI, unless FLOWDRILL_REQUIRE_UI or CI is set, where it fails.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,10 +21,11 @@ fn main() {
         println!("cargo:rerun-if-changed={}", web.join(p).display());
     }
     println!("cargo:rerun-if-env-changed=FLOWDRILL_REQUIRE_UI");
+    println!("cargo:rerun-if-env-changed=CI");
     copy(&web.join("index.html"), &out.join("index.html"));
     copy(&web.join("app.css"), &out.join("app.css"));
     if let Err(e) = bundle(&web, &out) {
-        if std::env::var_os("FLOWDRILL_REQUIRE_UI").is_some() {
+        if std::env::var_os("FLOWDRILL_REQUIRE_UI").is_some() || std::env::var_os("CI").is_some() {
             panic!("building the web UI: {e}");
         }
         println!(

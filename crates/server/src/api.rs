@@ -143,7 +143,7 @@ fn api(state: &State, req: &Request) -> Response {
     if !authorized(state, req) {
         let mut r = Response::error(
             401,
-            "this daemon needs its access token: send 'Authorization: Bearer TOKEN' (flowdrill console --token, or the UI's token box)",
+            "this daemon needs its access token: send 'Authorization: Bearer TOKEN' (flowdrill console --token; for the web UI open http://HOST:PORT/#token=TOKEN)",
             None,
         );
         r.headers.push(("WWW-Authenticate", "Bearer".into()));
