@@ -77,6 +77,8 @@ pub enum Command {
     Console(ConsoleArgs),
     /// Receive NetFlow v5/v9, IPFIX and sFlow over UDP into the store (see docs/collect.md).
     Collect(CollectArgs),
+    /// Serve the store's analyses over HTTP: a JSON API and the web UI (see docs/api.md).
+    Serve(ServeArgs),
     /// Send the export datagrams of a capture to a collector at a given rate (load tests).
     Replay(ReplayArgs),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
@@ -187,6 +189,45 @@ pub enum PcapKind {
 pub struct DemoArgs {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
+    /// Print the report and exit instead of then serving the web UI on the demo store.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Where the demo serves the web UI (loopback).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+/// `flowdrill serve`: the daemon's address, access and bounds.
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; anything but loopback needs an access token (one is generated
+    /// and printed when --token is not given). Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Access token that API requests must send as `Authorization: Bearer TOKEN` (16 or more
+    /// letters, digits, '-' or '_').
+    #[arg(long, env = "FLOWDRILL_TOKEN")]
+    pub token: Option<String>,
+    /// Another host name that requests may carry in their Host header (e.g. a reverse
+    /// proxy's); localhost and the listen address always may. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub allow_host: Vec<String>,
+    /// Analyses running at once [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub slots: Option<usize>,
+    /// Longest time an analysis may take before the request is answered 503.
+    #[arg(long, default_value = "60s")]
+    pub timeout: String,
+    /// Most rows of any table of an answer (and the largest --top a request may ask).
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    pub max_rows: usize,
+    /// Prefix map CSV (prefix,asn,organisation) for the src-map/dst-map dimensions and the
+    /// labels of hhh and hhh2 (requests cannot name a file).
+    #[arg(long, value_name = "CSV")]
+    pub prefix_map: Option<PathBuf>,
+    /// Write the address listened on (http://ADDR:PORT) to this file once listening.
+    #[arg(long, value_name = "FILE")]
+    pub address_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -229,6 +270,10 @@ pub struct SelectArgs {
     /// Do not use or fill the result cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// The ACL's text, when it comes inline (the daemon's `acl` parameter) rather than from
+    /// the file of --acl.
+    #[arg(skip)]
+    pub acl_text: Option<String>,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -305,6 +350,10 @@ pub struct SeriesArgs {
     /// Split inbound/outbound relative to these local prefixes (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub local: Vec<String>,
+    /// The rules' text, when it comes inline (the daemon's `rules` parameter) rather than
+    /// from the file named by --categories.
+    #[arg(skip)]
+    pub rules_text: Option<String>,
 }
 
 #[derive(Clone, Debug, Args)]

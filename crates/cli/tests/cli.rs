@@ -310,6 +310,7 @@ fn demo_runs_on_its_own_and_refuses_machine_formats() {
         "--flows",
         "20k",
         "--no-events",
+        "--no-serve",
     ]);
     assert!(
         out.status.success(),

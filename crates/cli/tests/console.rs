@@ -19,9 +19,16 @@ fn bin() -> &'static str {
 
 /// Runs `flowdrill console --store STORE EXTRA...` with `script` on standard input.
 fn console(store: &Path, extra: &[&str], script: &str) -> (i32, String, String) {
+    let mut args = vec!["--store", store.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    console_args(&args, script)
+}
+
+/// Runs `flowdrill console ARGS...` with `script` on standard input.
+fn console_args(args: &[&str], script: &str) -> (i32, String, String) {
     let mut c = Command::new(bin())
-        .args(["console", "--store", store.to_str().unwrap()])
-        .args(extra)
+        .arg("console")
+        .args(args)
         .env_remove("FLOWDRILL_STORE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -378,4 +385,24 @@ fn a_person_at_a_terminal_completes_drills_goes_back_and_finds_the_history_next_
         s.contains("flowdrill> hhh -d app -T 30")
     });
     t.keys(&["C-u", "quit", "Enter"]);
+}
+
+/// Drops the cache marker: which of two runs over one store answers from the result cache
+/// depends on their order.
+fn uncached(s: &str) -> String {
+    s.replace(" | cached", "")
+}
+
+#[test]
+fn a_remote_console_prints_what_the_local_one_prints() {
+    let s = store("console-remote");
+    let d = common::daemon::Daemon::start(&s, &[]);
+    let (code, local, err) = console(&s, &["--quiet", "--echo", "-f", "-"], SESSION);
+    assert_eq!(code, 0, "{err}");
+    let url = d.url();
+    let (code, remote, err) =
+        console_args(&["--remote", &url, "--quiet", "--echo", "-f", "-"], SESSION);
+    assert_eq!(code, 0, "{err}");
+    assert!(remote.contains("== Hierarchical heavy hitters"), "{remote}");
+    assert_eq!(uncached(&remote), uncached(&local));
 }

@@ -98,16 +98,18 @@ pub fn selection(engine: &Engine, a: &SelectArgs) -> Result<Selection, CliError>
             .map_err(|e| usage(anyhow::anyhow!("bad filter\n{}", e.render(f))))?;
         parts.push(e);
     }
-    if let Some(path) = &a.acl {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the ACL {}", path.display()))?;
-        let rules = flowdrill_filter::acl::RuleList::parse(&text).map_err(|e| {
-            usage(anyhow::anyhow!(
-                "bad ACL {}\n{}",
-                path.display(),
-                e.render(&text)
-            ))
-        })?;
+    let acl = match (&a.acl_text, &a.acl) {
+        (Some(text), _) => Some(("(inline)".to_string(), text.clone())),
+        (None, Some(path)) => Some((
+            path.display().to_string(),
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the ACL {}", path.display()))?,
+        )),
+        (None, None) => None,
+    };
+    if let Some((name, text)) = acl {
+        let rules = flowdrill_filter::acl::RuleList::parse(&text)
+            .map_err(|e| usage(anyhow::anyhow!("bad ACL {name}\n{}", e.render(&text))))?;
         parts.push(rules.permitted());
     }
     sel.filter = match parts.len() {
@@ -270,6 +272,7 @@ fn file_stamp(h: &HierarchyArgs) -> Option<(u64, u128)> {
 fn series(g: &Global, engine: &Engine, a: &SeriesArgs) -> Out {
     let r = resolve(engine, &a.sel)?;
     let text = match a.categories.as_str() {
+        _ if a.rules_text.is_some() => a.rules_text.clone(),
         "internet2" | "apps" | "brownlee" | "classes" | "proto" | "protocols" => None,
         path => Some(
             std::fs::read_to_string(path)

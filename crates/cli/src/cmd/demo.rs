@@ -1,6 +1,7 @@
 //! `flowdrill demo`: the main job on an embedded default. Generates the demo scenario as an
 //! IPFIX export capture, imports it through the real decoder into a fresh store, and prints a
-//! report.
+//! report; then serves the web UI on the demo store until interrupted (`--no-serve` stops
+//! after the report).
 
 use crate::CliResult;
 use crate::args::{DemoArgs, Global};
@@ -68,6 +69,49 @@ pub fn run(g: &Global, a: &DemoArgs) -> CliResult {
     super::import::print_report(&report, g.format, true)?;
     std::fs::remove_dir_all(&input_dir).ok();
     super::report::print(&store_dir, g)?;
+    if a.no_serve {
+        return Ok(());
+    }
+    let serve = crate::args::ServeArgs {
+        listen: a.listen.clone(),
+        token: None,
+        allow_host: Vec::new(),
+        slots: None,
+        timeout: "60s".into(),
+        max_rows: 5000,
+        prefix_map: None,
+        address_file: None,
+    };
+    let engine = flowdrill_query::Engine::new(
+        flowdrill_store::Store::open(&store_dir)
+            .with_context(|| format!("opening the store {}", store_dir.display()))?,
+        super::analyze::CACHE_BYTES,
+    );
+    let server = match super::serve::bind(&serve, engine, g.quiet) {
+        Ok(s) => s,
+        Err(e) => {
+            // Most likely the port is taken: any free loopback port will do for a demo.
+            eprintln!(
+                "flowdrill demo: {:#}; serving on a free port instead",
+                e.error
+            );
+            let engine = flowdrill_query::Engine::new(
+                flowdrill_store::Store::open(&store_dir)?,
+                super::analyze::CACHE_BYTES,
+            );
+            let any = crate::args::ServeArgs {
+                listen: "127.0.0.1:0".into(),
+                ..serve
+            };
+            super::serve::bind(&any, engine, g.quiet)?
+        }
+    };
+    println!(
+        "\nThe web UI on this store: http://{}/  (Ctrl-C to stop; `flowdrill demo --no-serve` only prints the report)",
+        server.local_addr()
+    );
+    std::io::stdout().flush()?;
+    server.run();
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod generate;
 mod import;
 mod links;
 mod report;
+pub mod serve;
 
 use crate::CliResult;
 use crate::args::{Cli, Command, Global, ScenarioArgs};
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Links(a) => links::run(g, a),
         Command::Console(a) => crate::console::run(g, a),
         Command::Collect(a) => collect::run(g, a),
+        Command::Serve(a) => serve::run(g, a),
         Command::Replay(a) => collect::replay(g, a),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -30,6 +30,7 @@ impl State {
                 exact: false,
                 max_error: None,
                 no_cache: false,
+                acl_text: None,
             },
             threshold: 5.0,
         }

@@ -2,6 +2,8 @@
 //! shared data, and generated stores. Each test binary uses a part of them.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
