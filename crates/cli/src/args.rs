@@ -196,6 +196,16 @@ pub enum MetricArg {
     Flows,
 }
 
+/// Where an analysis reads and aggregates the records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// In this process (the default).
+    #[default]
+    Embedded,
+    /// Pushed down to Apache Spark (see --spark-master and docs/scale-out.md).
+    Spark,
+}
+
 /// What every analysis reads: links, time range, filter, metric, and the bound on records.
 #[derive(Clone, Debug, Args)]
 pub struct SelectArgs {
@@ -229,6 +239,14 @@ pub struct SelectArgs {
     /// Do not use or fill the result cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Where the records are read and aggregated: here, or on Apache Spark (the hierarchy
+    /// logic stays here either way; docs/scale-out.md).
+    #[arg(long, value_enum, default_value_t = EngineArg::Embedded, env = "FLOWDRILL_ENGINE")]
+    pub engine: EngineArg,
+    /// Spark master URL (local[2], spark://host:7077, yarn) or Spark Connect address
+    /// (sc://host:15002) for --engine spark [default: local[*]].
+    #[arg(long, value_name = "URL", env = "FLOWDRILL_SPARK_MASTER")]
+    pub spark_master: Option<String>,
 }
 
 #[derive(Clone, Debug, Args)]
