@@ -158,7 +158,11 @@ fn ranges_sql<T: fmt::Display + PartialEq>(col: &dyn fmt::Display, ranges: &[(T,
     paren_join(parts, " OR ")
 }
 
+/// `parts` joined by `sep` in parentheses; used for disjunctions, so no part is `FALSE`.
 fn paren_join(parts: Vec<String>, sep: &str) -> String {
+    if parts.is_empty() {
+        return "FALSE".into();
+    }
     if parts.len() == 1 {
         parts.into_iter().next().unwrap_or_default()
     } else {
@@ -233,7 +237,19 @@ fn custom_sql(name: &str, test: &CustomTest) -> Result<String, SqlError> {
     // Doubles as `CAST('1e300' AS DOUBLE)`: a long decimal literal would be a DECIMAL beyond
     // its precision.
     let double = |x: &crate::Float| format!("CAST('{:e}' AS DOUBLE)", x.get());
-    let string = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let string = |s: &str| {
+        // Spark reads a backslash in a literal as an escape, DuckDB as itself: write it as
+        // chr(92), which both read alike.
+        let parts: Vec<String> = s
+            .split('\\')
+            .map(|p| format!("'{}'", p.replace('\'', "''")))
+            .collect();
+        if parts.len() == 1 {
+            parts.concat()
+        } else {
+            format!("concat({})", parts.join(", chr(92), "))
+        }
+    };
     // A user-defined address column holds 16 bytes in the IPv4-mapped form (one column for
     // both families), so an IPv6 prefix that covers ::ffff:0:0/96 must leave IPv4 out.
     let address = |p: Prefix| {

@@ -179,7 +179,15 @@ fn sql_selects_in_duckdb_and_spark_what_the_evaluator_selects() {
         eprintln!("SKIPPED (Spark part): pyspark is missing (scripts/setup-deps installs it)");
     }
     for engine in engines {
-        let got = run(engine, &file, &queries);
+        // Spark runs a job per predicate (about 0.2 s each): a third of them keeps the test
+        // short and still covers every kind of node.
+        let n = if engine == "spark" {
+            queries.len() / 3
+        } else {
+            queries.len()
+        };
+        let queries = &queries[..n];
+        let got = run(engine, &file, queries);
         assert_eq!(got.len(), queries.len(), "{engine}: one answer per query");
         let mut bad = Vec::new();
         for ((q, (e, want)), g) in queries.iter().zip(&expected).zip(&got) {
