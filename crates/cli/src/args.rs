@@ -228,6 +228,13 @@ pub struct ServeArgs {
     /// Write the address listened on (http://ADDR:PORT) to this file once listening.
     #[arg(long, value_name = "FILE")]
     pub address_file: Option<PathBuf>,
+    /// Where every request's records are read and aggregated (docs/scale-out.md): the web UI
+    /// and remote consoles then run on a Spark cluster too.
+    #[arg(long, value_enum, default_value_t = EngineArg::Embedded, env = "FLOWDRILL_ENGINE")]
+    pub engine: EngineArg,
+    /// Spark master URL or Spark Connect address for --engine spark [default: local[*]].
+    #[arg(long, value_name = "URL", env = "FLOWDRILL_SPARK_MASTER")]
+    pub spark_master: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -235,6 +242,16 @@ pub enum MetricArg {
     Bytes,
     Packets,
     Flows,
+}
+
+/// Where an analysis reads and aggregates the records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// In this process (the default).
+    #[default]
+    Embedded,
+    /// Pushed down to Apache Spark (see --spark-master and docs/scale-out.md).
+    Spark,
 }
 
 /// What every analysis reads: links, time range, filter, metric, and the bound on records.
@@ -274,6 +291,14 @@ pub struct SelectArgs {
     /// the file of --acl.
     #[arg(skip)]
     pub acl_text: Option<String>,
+    /// Where the records are read and aggregated: here, or on Apache Spark (the hierarchy
+    /// logic stays here either way; docs/scale-out.md).
+    #[arg(long, value_enum, default_value_t = EngineArg::Embedded, env = "FLOWDRILL_ENGINE")]
+    pub engine: EngineArg,
+    /// Spark master URL (local[2], spark://host:7077, yarn) or Spark Connect address
+    /// (sc://host:15002) for --engine spark [default: local[*]].
+    #[arg(long, value_name = "URL", env = "FLOWDRILL_SPARK_MASTER")]
+    pub spark_master: Option<String>,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -10,7 +10,8 @@
 //!   also takes the names of user-defined elements (`rtt_us > 50k`, `app ~ "http"`).
 //! - [`Expr`] ([`ir`]): the predicate IR over schema fields (comparisons, ranges, prefixes,
 //!   bit masks, `and`/`or`/`not`) and user-defined elements ([`CustomTest`]). It prints back
-//!   as text (`Display`), serialises to JSON (serde) and to standard SQL ([`Expr::to_sql`]);
+//!   as text (`Display`), serialises to JSON (serde) and to SQL over the store's Parquet
+//!   columns for Spark and DuckDB ([`Expr::to_sql`], [`sql`]);
 //!   [`Expr::fields`] and [`Expr::custom_names`] name the columns it reads.
 //! - [`Expr::matches`] evaluates on one [`flowdrill_model::FlowRecord`];
 //!   [`Expr::select`] evaluates column-wise over a [`flowdrill_model::ColumnSource`] into a
@@ -52,7 +53,7 @@
 //! assert_eq!(f.custom_names(), vec!["rtt_us", "app"]);
 //! assert_eq!(f.to_string(), r#"rtt_us > 50000 and not app = "dns""#);
 //! assert_eq!(
-//!     f.to_sql(),
+//!     f.to_sql().unwrap(),
 //!     "(((rtt_us IS NOT NULL AND rtt_us > 50000)) AND (NOT ((app IS NOT NULL AND app = 'dns'))))"
 //! );
 //! let slow = FlowRecord { extra: vec![(0, CustomValue::Unsigned(80_000))], ..Default::default() };
@@ -71,11 +72,13 @@ pub mod ir;
 mod lexer;
 mod parser;
 pub mod prune;
+pub mod sql;
 
 pub use error::{FilterError, Position};
 pub use eval::Bitmap;
 pub use ir::{CmpOp, CustomTest, Expr, Float, NumTest};
 pub use prune::Tri;
+pub use sql::SqlError;
 
 use flowdrill_model::CustomFields;
 

@@ -73,7 +73,7 @@ fn max_of(f: Field) -> u64 {
     }
 }
 
-fn record(rng: &mut Rng) -> FlowRecord {
+pub(crate) fn record(rng: &mut Rng) -> FlowRecord {
     let mut v = |f: Field| value(rng, max_of(f));
     let mut r = FlowRecord {
         time_start: v(Field::TimeStart),
@@ -104,7 +104,7 @@ fn record(rng: &mut Rng) -> FlowRecord {
 }
 
 /// Every schema column and every element of the registry as a column.
-fn batch(recs: &[FlowRecord]) -> Batch {
+pub(crate) fn batch(recs: &[FlowRecord]) -> Batch {
     Batch::from_records(recs, vec![0; recs.len()], &registry())
 }
 
@@ -172,7 +172,7 @@ fn num_test<T: Copy + PartialOrd>(rng: &mut Rng, mut v: impl FnMut(&mut Rng) -> 
 }
 
 /// A random well-typed test on a random element of the registry.
-fn custom_leaf(rng: &mut Rng) -> Expr {
+pub(crate) fn custom_leaf(rng: &mut Rng) -> Expr {
     let reg = registry();
     let index = rng.below(reg.fields.len() as u64) as usize;
     let def = &reg.fields[index];
@@ -229,7 +229,7 @@ fn addr_fields() -> Vec<Field> {
         .collect()
 }
 
-fn expr(rng: &mut Rng, depth: u32) -> Expr {
+pub(crate) fn expr(rng: &mut Rng, depth: u32) -> Expr {
     let ints = int_fields();
     let addrs = addr_fields();
     let pick = if depth == 0 {

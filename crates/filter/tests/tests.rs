@@ -8,3 +8,4 @@ mod errors;
 mod nfdump;
 mod randomized;
 mod reference;
+mod sql;

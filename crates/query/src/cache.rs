@@ -57,6 +57,13 @@ impl ResultCache {
         sel.metric.hash(&mut h);
         format!("{bound:?}").hash(&mut h);
         engine.seed.hash(&mut h);
+        // Spark answers are not re-thresholded to the bound (see Engine::set_spark): they
+        // differ from the embedded engine's and are cached apart.
+        if let Some(spark) = engine.spark() {
+            "spark".hash(&mut h);
+            spark.master.hash(&mut h);
+            spark.store_url.hash(&mut h);
+        }
         for b in engine.store().all_bins() {
             if links.contains(&b.link) && b.start < sel.range.end && b.end > sel.range.start {
                 b.path.hash(&mut h);

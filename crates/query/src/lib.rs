@@ -18,6 +18,11 @@
 //! Unsampled records (`z = 0` or `x ≥ z`) weigh exactly their value with variance 0, so exact
 //! data gives exact answers and every output can say whether it is exact.
 //!
+//! With [`Engine::set_spark`], the reading, filtering and weighing is pushed down to Apache
+//! Spark ([`spark`]): the engine plans and prunes as it does for itself, Spark returns one row
+//! per bin and leaf key with the sums of the weights and variance terms
+//! ([`Loaded::aggregated`]), and the analyses run on those rows as they do on records.
+//!
 //! The store splits a flow that spans several bins into one record per bin and marks every
 //! piece after the first with `continued = 1`: those pieces weigh 0 in the `flows` metric, so a
 //! flow counts once, in the bin where it starts.
@@ -34,10 +39,12 @@ pub mod cache;
 pub mod drill;
 pub mod report;
 pub mod run;
+pub mod spark;
 mod stream;
 pub mod time;
 
 pub use flowdrill_analysis::Estimate;
+pub use spark::{SparkConfig, SparkError};
 pub use time::{TimeError, parse_range};
 
 /// What the analyses count.
@@ -127,6 +134,28 @@ pub enum QueryError {
     Filter(#[from] flowdrill_filter::FilterError),
     #[error(transparent)]
     Time(#[from] TimeError),
+    #[error(transparent)]
+    Spark(#[from] SparkError),
+}
+
+/// One row of an aggregated selection ([`Loaded::aggregated`]): a group of records with the
+/// same bin and leaf keys, as an external engine summed them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AggRow {
+    /// Records of the group.
+    pub records: u64,
+    /// Σ weight and Σ variance term of the group's records, in flows, packets, bytes.
+    pub sums: [(f64, f64); 3],
+}
+
+impl AggRow {
+    fn get(&self, metric: Metric) -> (f64, f64) {
+        self.sums[match metric {
+            Metric::Flows => 0,
+            Metric::Packets => 1,
+            Metric::Bytes => 2,
+        }]
+    }
 }
 
 /// The selected records, with their weights and variance terms in the selection's metric.
@@ -157,10 +186,76 @@ pub struct Loaded {
     /// Bins of the plan not read because their column statistics show that no record can
     /// match the filter.
     pub bins_pruned: usize,
+    /// `Some` when the records were aggregated elsewhere (the Spark engine): per batch, per
+    /// row, the group it stands for. The batches then hold one row per group with only the
+    /// analysis' leaf keys loaded, and weights come from here ([`Loaded::row_weights`]).
+    pub aggregated: Option<Vec<Vec<AggRow>>>,
+}
+
+/// The weight and variance term of each row of one batch, in any metric.
+#[derive(Clone, Copy, Debug)]
+pub enum RowWeights<'a> {
+    /// A record: from its bytes, packets and threshold.
+    Records(WeightColumns<'a>),
+    /// An aggregated group: its sums.
+    Aggregated(&'a [AggRow]),
+}
+
+impl RowWeights<'_> {
+    /// Row `i`'s weight and variance term in `metric`.
+    #[inline]
+    pub fn get(&self, i: usize, metric: Metric) -> (f64, f64) {
+        match self {
+            RowWeights::Records(c) => c.get(i, metric),
+            RowWeights::Aggregated(rows) => rows.get(i).map_or((0.0, 0.0), |r| r.get(metric)),
+        }
+    }
 }
 
 impl Loaded {
-    /// Records handed to the analysis.
+    /// The selected records of `batches` as groups aggregated elsewhere, with their sums
+    /// (`rows[i]` for `batches[i]`, one per row): the input the analyses accept from an
+    /// external engine. Weights and variance terms in `metric` are set from the sums.
+    pub fn aggregated(mut self, metric: Metric) -> Loaded {
+        let rows = self.aggregated.take().unwrap_or_default();
+        self.weights = rows
+            .iter()
+            .map(|r| r.iter().map(|g| g.get(metric).0).collect())
+            .collect();
+        self.variances = rows
+            .iter()
+            .map(|r| r.iter().map(|g| g.get(metric).1).collect())
+            .collect();
+        self.exact = self.z_max == 0;
+        self.aggregated = Some(rows);
+        self
+    }
+
+    /// The weights of batch `i`'s rows in any metric.
+    pub fn row_weights(&self, i: usize) -> RowWeights<'_> {
+        match &self.aggregated {
+            Some(a) => RowWeights::Aggregated(a.get(i).map_or(&[][..], Vec::as_slice)),
+            None => RowWeights::Records(WeightColumns::of(&self.batches[i].1)),
+        }
+    }
+
+    /// Batch `i`'s weights and variance terms in `metric`.
+    pub fn weights_of(&self, i: usize, metric: Metric) -> (Vec<f64>, Vec<f64>) {
+        let w = self.row_weights(i);
+        (0..self.batches[i].1.len())
+            .map(|r| w.get(r, metric))
+            .unzip()
+    }
+
+    /// Records the rows stand for (rows themselves unless aggregated).
+    pub fn records(&self) -> u64 {
+        match &self.aggregated {
+            Some(a) => a.iter().flatten().map(|r| r.records).sum(),
+            None => self.len() as u64,
+        }
+    }
+
+    /// Rows handed to the analysis (records, or groups when aggregated).
     pub fn len(&self) -> usize {
         self.batches.iter().map(|(_, b)| b.len()).sum()
     }
@@ -222,11 +317,11 @@ impl Loaded {
     /// many records.
     pub fn describe(&self) -> String {
         if self.exact {
-            format!("exact: {} records, level {}", self.len(), self.level)
+            format!("exact: {} records, level {}", self.records(), self.level)
         } else {
             let mut s = format!(
                 "estimated: {} records at z <= {}, level {}",
-                self.len(),
+                self.records(),
                 self.z_max,
                 self.level
             );
@@ -250,6 +345,10 @@ pub struct Engine {
     ranges: Mutex<HashMap<(PathBuf, u64, u64), Arc<flowdrill_store::format::ColumnRanges>>>,
     /// Seed of the re-thresholding (fixed, so that an analysis repeated gives the same answer).
     pub seed: u64,
+    /// Where to push the reading down to; `None`: the embedded engine.
+    spark: Mutex<Option<SparkConfig>>,
+    /// The running Spark driver (started by the first query, kept for the next).
+    driver: Mutex<Option<spark::SparkDriver>>,
 }
 
 impl Engine {
@@ -260,7 +359,27 @@ impl Engine {
             cache: Mutex::new(Cache::new(cache_bytes)),
             ranges: Mutex::default(),
             seed: 0x5eed_f10d,
+            spark: Mutex::default(),
+            driver: Mutex::default(),
         }
+    }
+
+    /// Runs the reading of every following query on Spark (`Some`) or in process (`None`,
+    /// the default). A running driver of another configuration is stopped.
+    pub fn set_spark(&self, config: Option<SparkConfig>) {
+        if let Ok(mut s) = self.spark.lock() {
+            if *s != config
+                && let Ok(mut d) = self.driver.lock()
+            {
+                *d = None;
+            }
+            *s = config;
+        }
+    }
+
+    /// The Spark configuration in force, if any.
+    pub fn spark(&self) -> Option<SparkConfig> {
+        self.spark.lock().ok().and_then(|s| s.clone())
     }
     pub fn store(&self) -> &Store {
         &self.store
@@ -337,6 +456,9 @@ impl Engine {
         fields: &[Field],
         bound: Bound,
     ) -> Result<Loaded, QueryError> {
+        if let Some(config) = self.spark() {
+            return self.load_spark(&config, sel, fields, bound);
+        }
         let (mut out, reading) = self.prepare(sel, fields, &[], bound)?;
         let Some(reading) = reading else {
             return Ok(out);
@@ -375,6 +497,67 @@ impl Engine {
         }
         out.exact = out.z_max == 0;
         Ok(out)
+    }
+
+    /// [`Engine::load`] on Spark: the same plan and pruning, then the filter and the
+    /// aggregation by bin and `fields` pushed down. The matching records are not
+    /// re-thresholded to the bound: Spark hands over groups, not records, so the bound's
+    /// purpose (the analysis' memory and time) is met without it; the answer is the
+    /// estimate from every matching record of the level read (what `--exact` gives on that
+    /// level).
+    fn load_spark(
+        &self,
+        config: &SparkConfig,
+        sel: &Selection,
+        fields: &[Field],
+        bound: Bound,
+    ) -> Result<Loaded, QueryError> {
+        let (mut out, reading) = self.prepare(sel, fields, &[], bound)?;
+        let Some(reading) = reading else {
+            return Ok(out);
+        };
+        if reading.bins.is_empty() {
+            return Ok(out);
+        }
+        let mut guard = self
+            .driver
+            .lock()
+            .map_err(|_| SparkError::Query("the driver's lock is poisoned".into()))?;
+        if guard.is_none() {
+            *guard = Some(spark::SparkDriver::start(config)?);
+        }
+        let Some(driver) = guard.as_mut() else {
+            return Ok(out);
+        };
+        let t = std::time::Instant::now();
+        let res = spark::load(
+            driver,
+            self.store.root(),
+            sel,
+            fields,
+            &reading.bins,
+            &mut out,
+        );
+        let answer = match res {
+            Ok(a) => a,
+            Err(e) => {
+                // A driver that failed may be in any state: start afresh next time.
+                if matches!(e, SparkError::Query(_) | SparkError::Answer(_)) {
+                    *guard = None;
+                }
+                return Err(e.into());
+            }
+        };
+        if std::env::var_os("FLOWDRILL_TRACE").is_some() {
+            eprintln!(
+                "trace: spark: {} groups, {} bytes returned, {:.1} ms",
+                answer.rows,
+                answer.bytes,
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        out.records_read = out.records_matched;
+        Ok(out.aggregated(sel.metric))
     }
 
     /// Reads bins through the cache, two at a time (the machines are small; Parquet decoding

@@ -234,7 +234,7 @@ fn meta(analysis: &str, params: String, sel: &Selection, l: &Loaded) -> Meta {
         level: l.level,
         exact: l.exact,
         z_max: l.z_max,
-        records: l.len() as u64,
+        records: l.records(),
         matched: l.records_matched,
         rethreshold_z: l.rethreshold_z,
         total: total.value,
@@ -295,8 +295,8 @@ fn cols(base: &[&'static str], extra: &[&'static str]) -> Vec<&'static str> {
 fn weights_in(l: &Loaded, metric: Metric) -> (Vec<f64>, Vec<f64>) {
     let mut w = Vec::with_capacity(l.len());
     let mut v = Vec::with_capacity(l.len());
-    for (_, b) in &l.batches {
-        let (a, c) = crate::weights(b, metric);
+    for i in 0..l.batches.len() {
+        let (a, c) = l.weights_of(i, metric);
         w.extend(a);
         v.extend(c);
     }
@@ -334,8 +334,8 @@ pub fn top(
     let index: HashMap<u128, usize> = best.iter().enumerate().map(|(i, g)| (g.key, i)).collect();
     let mut counters = vec![[Estimate::default(); 3]; best.len()];
     let mut pos = 0;
-    for (_, b) in &l.batches {
-        let cols = crate::WeightColumns::of(b);
+    for (bi, (_, b)) in l.batches.iter().enumerate() {
+        let cols = l.row_weights(bi);
         for (i, k) in keys[pos..pos + b.len()].iter().enumerate() {
             if let Some(&j) = index.get(k) {
                 for (mi, m) in [Metric::Flows, Metric::Packets, Metric::Bytes]
@@ -1188,7 +1188,7 @@ pub fn dist(
     p: &DistParams,
 ) -> Result<Report, RunError> {
     use flowdrill_analysis::dist::size_distribution;
-    let l = engine.load(sel, &[], bound)?;
+    let l = engine.load(sel, &[Field::Packets], bound)?;
     let exact = l.exact;
     let run = |parts: &[usize]| -> Result<flowdrill_analysis::dist::SizeDistribution, RunError> {
         let mut size = Vec::new();
@@ -1200,7 +1200,7 @@ pub fn dist(
                 .into_iter()
                 .enumerate()
             {
-                let (a, v) = crate::weights(b, m);
+                let (a, v) = l.weights_of(i, m);
                 w[mi].0.extend(a);
                 w[mi].1.extend(v);
             }
@@ -1380,6 +1380,7 @@ pub fn scans(
         Field::DstPort,
         Field::Proto,
         Field::TcpFlags,
+        Field::Packets,
     ];
     let l = engine.load(sel, &fields, bound)?;
     let (fw, fv) = weights_in(&l, Metric::Flows);

@@ -276,6 +276,37 @@ impl Batch {
         }
     }
 
+    /// A batch of the given schema columns (the others not loaded) with the thresholds `z`:
+    /// rows made elsewhere, e.g. the groups an external engine aggregated. Fails when a
+    /// column does not have its field's type or another length than `z`.
+    pub fn from_columns(columns: Vec<(Field, OwnedColumn)>, z: Vec<u64>) -> Result<Batch> {
+        let mut cols = vec![None; FIELDS.len()];
+        for (f, c) in columns {
+            let fits = matches!(
+                (f.info().kind, &c),
+                (Kind::Unsigned(8), OwnedColumn::U8(_))
+                    | (Kind::Unsigned(16), OwnedColumn::U16(_))
+                    | (Kind::Unsigned(32), OwnedColumn::U32(_))
+                    | (Kind::Unsigned(64) | Kind::TimeMs, OwnedColumn::U64(_))
+                    | (Kind::Address, OwnedColumn::Addr(_))
+            );
+            if !fits || c.len() != z.len() {
+                return Err(Error::Internal(format!(
+                    "column {} does not fit a batch of {} rows of its type",
+                    f.name(),
+                    z.len()
+                )));
+            }
+            cols[f as usize] = Some(c);
+        }
+        Ok(Batch {
+            len: z.len(),
+            cols,
+            z,
+            extras: Vec::new(),
+        })
+    }
+
     /// Appends `other`'s rows. Both must have the same schema columns loaded; extra columns
     /// are matched by name (a column one side lacks is null there).
     pub fn append(&mut self, other: &Batch) -> Result<()> {

@@ -68,7 +68,7 @@ pub mod stats;
 pub mod store;
 pub mod writer;
 
-pub use batch::{Batch, ExtraColumn};
+pub use batch::{Batch, ExtraColumn, OwnedColumn};
 pub use config::{DEFAULT_LINK, LevelConfig, LinkConfig, LinksConfig};
 pub use error::{Error, Result};
 pub use stats::{BinStats, Counters};

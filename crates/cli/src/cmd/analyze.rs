@@ -2,8 +2,8 @@
 //! and hand back its report (the CLI prints it; the console keeps it to drill into).
 
 use crate::args::{
-    Command, CompareArgs, DistArgs, Global, Hhh2Args, HhhArgs, HierarchyArgs, MetricArg, ScansArgs,
-    SelectArgs, SeriesArgs, TopArgs,
+    Command, CompareArgs, DistArgs, EngineArg, Global, Hhh2Args, HhhArgs, HierarchyArgs, MetricArg,
+    ScansArgs, SelectArgs, SeriesArgs, TopArgs,
 };
 use crate::{CliError, CliResult, output, units};
 use anyhow::Context;
@@ -40,6 +40,9 @@ fn run_err(e: RunError) -> CliError {
 pub(crate) fn query_err(e: QueryError) -> CliError {
     match e {
         QueryError::Store(s) => CliError::from(anyhow::Error::from(s)),
+        QueryError::Spark(s) if !matches!(s, flowdrill_query::SparkError::Sql(_)) => {
+            CliError::from(anyhow::Error::from(s))
+        }
         other => usage(other),
     }
 }
@@ -54,6 +57,7 @@ pub fn open_engine(g: &Global, cache_bytes: usize) -> Result<Engine, CliError> {
 
 /// Resolves the selection flags against an open engine.
 pub fn resolve(engine: &Engine, a: &SelectArgs) -> Result<Resolved, CliError> {
+    engine.set_spark(spark_config(a));
     let sel = selection(engine, a)?;
     let bound = if a.exact {
         Bound::Exact
@@ -75,6 +79,21 @@ pub fn resolve(engine: &Engine, a: &SelectArgs) -> Result<Resolved, CliError> {
         sel,
         bound,
         use_cache: !a.no_cache,
+    })
+}
+
+/// The Spark engine the flags ask for, if any (`$FLOWDRILL_SPARK_STORE` names the store's root
+/// as the cluster sees it, e.g. `s3a://bucket/store`).
+pub fn spark_config(a: &SelectArgs) -> Option<flowdrill_query::SparkConfig> {
+    (a.engine == EngineArg::Spark).then(|| flowdrill_query::SparkConfig {
+        master: a
+            .spark_master
+            .clone()
+            .unwrap_or_else(|| "local[*]".to_string()),
+        store_url: std::env::var("FLOWDRILL_SPARK_STORE")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        python: None,
     })
 }
 

@@ -81,6 +81,8 @@ pub fn run(g: &Global, a: &DemoArgs) -> CliResult {
         max_rows: 5000,
         prefix_map: None,
         address_file: None,
+        engine: crate::args::EngineArg::Embedded,
+        spark_master: None,
     };
     let engine = flowdrill_query::Engine::new(
         flowdrill_store::Store::open(&store_dir)

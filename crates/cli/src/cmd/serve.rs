@@ -17,8 +17,17 @@ use std::sync::Arc;
 const NAMES: [&str; 7] = ["top", "hhh", "hhh2", "series", "dist", "compare", "scans"];
 
 /// Flags that exist in the CLI but not in the daemon: global flags (the daemon has one store
-/// and answers JSON), and flags that name a file (no request may read a file).
-const NOT_SERVED: [&str; 5] = ["store", "format", "quiet", "prefix-map", "help"];
+/// and answers JSON), flags that name a file (no request may read a file), and the engine
+/// (the daemon's own configuration: `serve --engine`, `--spark-master`).
+const NOT_SERVED: [&str; 7] = [
+    "store",
+    "format",
+    "quiet",
+    "prefix-map",
+    "help",
+    "engine",
+    "spark-master",
+];
 
 /// Category sets built in (any other `categories` would be a file path).
 const BUILTIN_SETS: [&str; 6] = [
@@ -35,6 +44,8 @@ const BUILTIN_SETS: [&str; 6] = [
 pub struct CliAnalyses {
     /// The daemon's own prefix map (`serve --prefix-map`), for hhh and hhh2.
     prefix_map: Option<std::path::PathBuf>,
+    /// The daemon's engine flags (`serve --engine`, `--spark-master`), added to every request.
+    engine_flags: Vec<String>,
 }
 
 impl CliAnalyses {
@@ -103,6 +114,7 @@ impl Analyses for CliAnalyses {
                 },
             }
         }
+        argv.extend(self.engine_flags.iter().cloned());
         let mut cli = Cli::try_parse_from(&argv).map_err(|e| {
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("bad parameters").to_string();
@@ -214,8 +226,18 @@ pub fn bind(a: &ServeArgs, engine: Engine, quiet: bool) -> Result<Server, CliErr
             .with_context(|| format!("reading the prefix map {}", p.display()))?;
         flowdrill_query::run::parse_prefix_map(&text).map_err(CliError::usage)?;
     }
+    let mut engine_flags = vec![format!(
+        "--engine={}",
+        clap::ValueEnum::to_possible_value(&a.engine)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_else(|| "embedded".into())
+    )];
+    if let Some(m) = &a.spark_master {
+        engine_flags.push(format!("--spark-master={m}"));
+    }
     let analyses = CliAnalyses {
         prefix_map: a.prefix_map.clone(),
+        engine_flags,
     };
     let server = Server::bind(config, engine, Arc::new(analyses)).map_err(|e| match e {
         flowdrill_server::ServeError::Bind { .. } => CliError::from(e),

@@ -6,7 +6,7 @@
 //! user's: flags the user types win, and they stay in the state for the next command (sticky),
 //! as Netpy's console kept its settings.
 
-use crate::args::{Command, MetricArg, SelectArgs};
+use crate::args::{Command, EngineArg, MetricArg, SelectArgs};
 use clap::ValueEnum;
 
 /// The current selection and threshold.
@@ -31,6 +31,8 @@ impl State {
                 max_error: None,
                 no_cache: false,
                 acl_text: None,
+                engine: EngineArg::Embedded,
+                spark_master: None,
             },
             threshold: 5.0,
         }
@@ -48,6 +50,8 @@ impl State {
             && a.exact == b.exact
             && a.max_error == b.max_error
             && a.no_cache == b.no_cache
+            && a.engine == b.engine
+            && a.spark_master == b.spark_master
             && self.threshold == o.threshold
     }
 
@@ -84,6 +88,16 @@ impl State {
             ("metric", metric_name(s.metric).into()),
             ("threshold", format!("{}%", self.threshold)),
             ("bound", bound),
+            (
+                "engine",
+                match s.engine {
+                    EngineArg::Embedded => "embedded".into(),
+                    EngineArg::Spark => format!(
+                        "spark ({})",
+                        s.spark_master.as_deref().unwrap_or("local[*]")
+                    ),
+                },
+            ),
         ]
     }
 
@@ -121,6 +135,13 @@ impl State {
         add(&["--metric", "-m"], Some(metric_name(s.metric).into()));
         if let Some(x) = &s.max_records {
             add(&["--max-records"], Some(x.clone()));
+        }
+        // Only a Spark choice is carried: the embedded default leaves $FLOWDRILL_ENGINE in force.
+        if s.engine == EngineArg::Spark {
+            add(&["--engine"], Some("spark".into()));
+        }
+        if let Some(m) = &s.spark_master {
+            add(&["--spark-master"], Some(m.clone()));
         }
         // --exact and --max-error exclude each other: the user's choice replaces both.
         if !gives(&["--exact", "--max-error"]) {

@@ -1,0 +1,176 @@
+"""flowdrill's Spark driver: the pushed-down part of an analysis (docs/scale-out.md).
+
+flowdrill (crates/query/src/spark.rs) starts this script with `python3 flowdrill_spark.py
+MASTER` and writes one JSON request per line on its standard input; for each, the script reads
+the store's bin files with Spark, keeps the records that match the filter (and, in bins that
+straddle the selection's ends, the time range), groups them by bin and by the analysis' leaf
+keys, and sums per group the weights and variance terms of the three metrics with the store's
+threshold-sampling estimators. The groups are written as one Parquet file (zstd) at the path
+the request names, and one JSON line answers on standard output. The hierarchy logic (HHH,
+cross products, categories, top-N) stays in flowdrill.
+
+A request:
+    {"base": "/store", "files": [{"path": "/store/link=a/.../flows-...parquet", "rel":
+     "link=a/.../flows-...parquet", "partial": false}], "filter": "proto = 6" | null,
+     "range": "time_start >= TIMESTAMP '...' AND ..." | null, "group": [["src_addr_v4",
+     "long"], ["time_start", "millis"], ...], "merge_schema": false, "output": "/tmp/x.parquet"}
+An answer: {"ok": true, "rows": N, "bytes": B, "seconds": S} or {"ok": false, "error": "..."}.
+
+MASTER is a Spark master URL (local[2], spark://host:7077, yarn) or a Spark Connect address
+(sc://host:15002).
+"""
+
+import json
+import os
+import sys
+import time
+import urllib.parse
+
+
+def session(master):
+    from pyspark.sql import SparkSession
+
+    if master.startswith("sc://"):
+        return SparkSession.builder.remote(master).getOrCreate()
+    b = SparkSession.builder.master(master).appName("flowdrill")
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": os.environ.get("FLOWDRILL_SPARK_PARTITIONS", "8"),
+        "spark.driver.memory": os.environ.get("FLOWDRILL_SPARK_MEMORY", "2g"),
+    }
+    if master.startswith("local"):
+        # Local mode listens on loopback only.
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+    for k, v in conf.items():
+        b = b.config(k, v)
+    s = b.getOrCreate()
+    s.sparkContext.setLogLevel("ERROR")
+    return s
+
+
+def weights(F):
+    """Per record, the weight and variance term of flows, packets and bytes (the store's
+    estimators, in the order of operations of flowdrill_query::WeightColumns::get, so that
+    each term is the same double)."""
+    x = F.col("bytes")
+    z = F.col("sample_z")
+    pk = F.col("packets").cast("double")
+    first = F.col("continued") == 0
+    sampled = (z > 0) & (x < z)
+    p = x.cast("double") / z.cast("double")
+    q = (F.lit(1.0) - p) / (p * p)
+    zero = F.lit(0.0)
+    return [
+        ("w_flows", F.when(~first, zero).when(sampled, F.lit(1.0) / p).otherwise(F.lit(1.0))),
+        ("v_flows", F.when(first & sampled, q).otherwise(zero)),
+        ("w_packets", F.when(sampled, pk / p).otherwise(pk)),
+        ("v_packets", F.when(sampled, (pk * pk) * q).otherwise(zero)),
+        ("w_bytes", F.when(sampled, z.cast("double")).otherwise(x.cast("double"))),
+        ("v_bytes", F.when(sampled, z.cast("double") * (z - x).cast("double")).otherwise(zero)),
+    ]
+
+
+def run(spark, req):
+    from pyspark.sql import functions as F
+
+    t0 = time.time()
+    files = req["files"]
+    base = req["base"]
+    frames = []
+    for partial in (False, True):
+        paths = [f["path"] for f in files if f["partial"] == partial]
+        if not paths:
+            continue
+        reader = spark.read.option("basePath", base)
+        if req.get("merge_schema"):
+            reader = reader.option("mergeSchema", "true")
+        df = reader.parquet(*paths)
+        if req.get("filter"):
+            df = df.where(req["filter"])
+        if partial and req.get("range"):
+            df = df.where(req["range"])
+        frames.append(df)
+    if not frames:
+        raise ValueError("no files to read")
+    df = frames[0]
+    for other in frames[1:]:
+        df = df.unionByName(other, allowMissingColumns=True)
+    keys = [F.input_file_name().alias("_file")]
+    for name, kind in req["group"]:
+        if kind == "millis":
+            keys.append(F.unix_millis(F.col(name)).alias(name))
+        elif kind == "binary":
+            keys.append(F.col(name).cast("binary").alias(name))
+        else:
+            keys.append(F.col(name).cast("long").alias(name))
+    w = weights(F)
+    df = df.select(*keys, F.col("sample_z"), *[e.alias(n) for n, e in w])
+    aggs = [F.count(F.lit(1)).alias("_records"), F.max("sample_z").alias("_z_max")]
+    aggs += [F.sum(n).alias(n) for n, _ in w]
+    key_names = ["_file"] + [n for n, _ in req["group"]]
+    out = df.groupBy(*key_names).agg(*aggs)
+    table = to_arrow(out)
+    table = with_bin_index(table, files)
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, req["output"], compression="zstd")
+    return {
+        "ok": True,
+        "rows": table.num_rows,
+        "bytes": os.path.getsize(req["output"]),
+        "seconds": round(time.time() - t0, 3),
+    }
+
+
+def to_arrow(df):
+    if hasattr(df, "toArrow"):
+        return df.toArrow()
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(df.toPandas(), preserve_index=False)
+
+
+def with_bin_index(table, files):
+    """Replaces the `_file` URI of each group by the index of its bin in the request."""
+    import pyarrow as pa
+
+    rels = [f["rel"] for f in files]
+    index = {}
+    for uri in set(table.column("_file").to_pylist()):
+        path = urllib.parse.unquote(urllib.parse.urlparse(uri).path or uri)
+        match = [i for i, r in enumerate(rels) if path.endswith("/" + r) or path == r]
+        if len(match) != 1:
+            raise ValueError("cannot tell which bin %s is" % uri)
+        index[uri] = match[0]
+    bins = pa.array([index[u] for u in table.column("_file").to_pylist()], pa.int32())
+    i = table.schema.get_field_index("_file")
+    return table.set_column(i, "_bin", bins)
+
+
+def main():
+    if len(sys.argv) != 2:
+        print("usage: flowdrill_spark.py MASTER", file=sys.stderr)
+        return 2
+    try:
+        spark = session(sys.argv[1])
+    except Exception as e:  # noqa: BLE001 - reported to flowdrill as text
+        print(json.dumps({"ok": False, "error": "cannot start Spark: %s" % e}), flush=True)
+        return 1
+    print(json.dumps({"ok": True, "ready": True, "version": spark.version}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            answer = run(spark, json.loads(line))
+        except Exception as e:  # noqa: BLE001 - reported to flowdrill as text
+            answer = {"ok": False, "error": str(e).strip().splitlines()[0][:2000]}
+        print(json.dumps(answer), flush=True)
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
