@@ -27,7 +27,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from import_vs_nfcapd import pcap_udp_payloads, nfcapd_collect  # noqa: E402
 from analyses_vs_peers import nfdump_top, flowdrill_top  # noqa: E402
 
-LINKS = '[defaults]\nbin = "5m"\nbudget = "100GB"\n'
+# Level 0 keeps every record (answers must equal the peers'); the coarse levels keep the default
+# budgets (with level 0's 100 GB/h they would inherit 10 GB/h and 1 GB/h and hold every record
+# of the capture in memory until its end).
+LINKS = ('[defaults]\nbin = "5m"\nbudget = "100GB"\n'
+         'levels = [{ bin = "1h", budget = "1MB" }, { bin = "1d", budget = "100kB" }]\n')
 
 
 def count(s):
