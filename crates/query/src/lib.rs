@@ -190,6 +190,21 @@ pub struct Loaded {
     /// row, the group it stands for. The batches then hold one row per group with only the
     /// analysis' leaf keys loaded, and weights come from here ([`Loaded::row_weights`]).
     pub aggregated: Option<Vec<Vec<AggRow>>>,
+    /// `Some` when the records were folded ([`Engine::fold`]) rather than kept: `batches`,
+    /// `weights` and `variances` are then empty, and this says what they held.
+    pub folded: Option<Folded>,
+}
+
+/// What [`Engine::fold`] handed over, in place of the batches it did not keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Folded {
+    /// Records (or aggregated groups' records) handed over.
+    pub records: u64,
+    /// The earliest start and latest end of the bins that handed records over (0 when none).
+    pub start: u64,
+    pub end: u64,
+    /// The selection's total in its metric, as the fold's caller summed it.
+    pub total: Estimate,
 }
 
 /// The weight and variance term of each row of one batch, in any metric.
@@ -249,6 +264,9 @@ impl Loaded {
 
     /// Records the rows stand for (rows themselves unless aggregated).
     pub fn records(&self) -> u64 {
+        if let Some(f) = &self.folded {
+            return f.records;
+        }
         match &self.aggregated {
             Some(a) => a.iter().flatten().map(|r| r.records).sum(),
             None => self.len() as u64,
@@ -264,6 +282,9 @@ impl Loaded {
     }
     /// Estimated total of the metric and its variance.
     pub fn total(&self) -> Estimate {
+        if let Some(f) = &self.folded {
+            return f.total;
+        }
         Estimate {
             value: self.weights.iter().flatten().sum(),
             variance: self.variances.iter().flatten().sum(),
@@ -560,6 +581,11 @@ impl Engine {
         Ok(out.aggregated(sel.metric))
     }
 
+    /// Whether the engine keeps decoded bins between questions.
+    pub(crate) fn caches(&self) -> bool {
+        self.cache.lock().is_ok_and(|c| c.capacity > 0)
+    }
+
     /// Reads bins through the cache, two at a time (the machines are small; Parquet decoding
     /// is the cost).
     fn read_bins(
@@ -763,6 +789,22 @@ impl<'a> WeightColumns<'a> {
                 _ => &[],
             },
         }
+    }
+
+    /// Whether no record of these columns was sampled (every weight is then the record's own
+    /// value: [`WeightColumns::exact_row`]).
+    pub fn exact(&self) -> bool {
+        self.z.iter().all(|&z| z == 0)
+    }
+
+    /// Record `i`'s flows, packets and bytes when [`WeightColumns::exact`].
+    #[inline]
+    pub fn exact_row(&self, i: usize) -> [f64; 3] {
+        [
+            (self.continued.get(i).copied().unwrap_or(0) == 0) as u8 as f64,
+            self.packets.get(i).copied().unwrap_or(0) as f64,
+            self.bytes.get(i).copied().unwrap_or(0) as f64,
+        ]
     }
 
     /// Record `i`'s weight and variance term in `metric`.

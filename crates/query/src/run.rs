@@ -4,14 +4,16 @@
 
 use crate::drill;
 use crate::report::{Cell, Meta, Report, Section, Shape};
-use crate::{Bound, Engine, Loaded, Metric, QueryError, Selection};
+use crate::{Bound, Engine, Loaded, Metric, QueryError, RowWeights, Selection};
+use flowdrill_analysis::group;
 use flowdrill_analysis::hhh::{
     self, AppHierarchy, HhhReport, Hierarchy, IpKey, IpLevels, MapKey, PortSide, PrefixMap,
     PrefixMapRow, Threshold,
 };
-use flowdrill_analysis::top::{self, Rank};
+use flowdrill_analysis::top;
 use flowdrill_analysis::{AnalysisError, Estimate, Weights};
-use flowdrill_model::{Addr, ColumnSource, Field, Kind, Prefix, proto};
+use flowdrill_model::{Addr, ColumnRef, ColumnSource, Field, Kind, Prefix, proto};
+use flowdrill_store::Batch;
 /// A hash map with a fast, fixed hasher (keys are addresses and ports, not attacker-chosen
 /// strings; the analyses' maps are rebuilt per query).
 type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
@@ -250,8 +252,13 @@ fn meta(analysis: &str, params: String, sel: &Selection, l: &Loaded) -> Meta {
 
 /// The selection's range with open ends clipped to the bins read.
 fn clip_range(sel: &Selection, l: &Loaded) -> (u64, u64) {
-    let lo = l.batches.iter().map(|(b, _)| b.start).min().unwrap_or(0);
-    let hi = l.batches.iter().map(|(b, _)| b.end).max().unwrap_or(0);
+    let (lo, hi) = match &l.folded {
+        Some(f) => (f.start, f.end),
+        None => (
+            l.batches.iter().map(|(b, _)| b.start).min().unwrap_or(0),
+            l.batches.iter().map(|(b, _)| b.end).max().unwrap_or(0),
+        ),
+    };
     (sel.range.start.max(lo), sel.range.end.min(hi.max(lo)))
 }
 
@@ -313,6 +320,179 @@ pub struct TopParams {
     pub n: usize,
 }
 
+/// The metrics in the order of [`TopAcc::sums`].
+const METRICS: [Metric; 3] = [Metric::Flows, Metric::Packets, Metric::Bytes];
+
+fn metric_index(m: Metric) -> usize {
+    METRICS.iter().position(|&x| x == m).unwrap_or(2)
+}
+
+/// One group of `top`: its records, its weight in each metric and the variance of the
+/// ranked metric's weight.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct TopAcc {
+    records: u64,
+    sums: [f64; 3],
+    var: f64,
+}
+
+impl TopAcc {
+    fn add(&mut self, o: TopAcc) {
+        self.combine(o)
+    }
+    fn combine(&mut self, o: TopAcc) {
+        self.records += o.records;
+        for (a, b) in self.sums.iter_mut().zip(o.sums) {
+            *a += b;
+        }
+        self.var += o.var;
+    }
+}
+
+/// A worker's groups of `top`: IPv4 addresses and integers on u64 keys, IPv6 addresses on
+/// u128 keys.
+#[derive(Default)]
+struct TopState {
+    narrow: group::Grouper<u64, TopAcc, TopAcc>,
+    wide: group::Grouper<u128, TopAcc, TopAcc>,
+}
+
+impl TopState {
+    /// Adds one batch's records to their groups.
+    fn add(&mut self, by: &KeySpec, b: &Batch, rw: RowWeights<'_>, rank: usize) {
+        let n = b.len();
+        let exact_cols = match rw {
+            RowWeights::Records(c) if c.exact() => Some(c),
+            _ => None,
+        };
+        // What record `i` adds to its group.
+        let value = |i: usize| -> TopAcc {
+            if let Some(c) = exact_cols {
+                return TopAcc {
+                    records: 1,
+                    sums: c.exact_row(i),
+                    var: 0.0,
+                };
+            }
+            let mut a = TopAcc {
+                records: match rw {
+                    RowWeights::Aggregated(rows) => rows.get(i).map_or(0, |r| r.records),
+                    RowWeights::Records(_) => 1,
+                },
+                ..TopAcc::default()
+            };
+            for (m, &metric) in METRICS.iter().enumerate() {
+                let (w, v) = rw.get(i, metric);
+                a.sums[m] = w;
+                if m == rank {
+                    a.var = v;
+                }
+            }
+            a
+        };
+        match b.column(by.field) {
+            Some(ColumnRef::Addr(addrs)) => {
+                let full = by.v4_len == 32 && by.v6_len == 128;
+                let key = |x: u128| -> u128 {
+                    if full {
+                        return x;
+                    }
+                    let a = Addr(x);
+                    a.masked(if a.is_v4() { by.v4_len } else { by.v6_len }).0
+                };
+                let narrow = |x: &u128| *x <= u64::MAX as u128;
+                self.narrow.add(
+                    addrs
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| narrow(x))
+                        .map(|(i, &x)| (key(x) as u64, value(i))),
+                    TopAcc::add,
+                );
+                if !addrs.iter().all(narrow) {
+                    self.wide.add(
+                        addrs
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, x)| !narrow(x))
+                            .map(|(i, &x)| (key(x), value(i))),
+                        TopAcc::add,
+                    );
+                }
+            }
+            Some(c) => self.narrow.add(
+                (0..n).map(|i| (c.u64_at(i).unwrap_or(0), value(i))),
+                TopAcc::add,
+            ),
+            None => self.narrow.add((0..n).map(|i| (0, value(i))), TopAcc::add),
+        }
+    }
+
+    /// Adds what the groupers still buffer.
+    fn flush(&mut self) {
+        self.narrow.flush(TopAcc::add);
+        self.wide.flush(TopAcc::add);
+    }
+}
+
+/// The first groups as `top` ranks them, among those visited, and what all of them add up to.
+struct Pick {
+    best: Vec<(u128, TopAcc)>,
+    n: usize,
+    rank: usize,
+    total: Estimate,
+    distinct: usize,
+}
+
+impl Pick {
+    fn new(n: usize, rank: usize) -> Pick {
+        Pick {
+            best: Vec::new(),
+            n,
+            rank,
+            total: Estimate::default(),
+            distinct: 0,
+        }
+    }
+
+    fn visit(&mut self, k: u128, a: TopAcc) {
+        self.distinct += 1;
+        self.total.value += a.sums[self.rank];
+        self.total.variance += a.var;
+        if self.n == 0 {
+            return;
+        }
+        self.best.push((k, a));
+        if self.best.len() >= 2 * self.n.max(64) {
+            self.best = top_of(std::mem::take(&mut self.best), self.n, self.rank);
+        }
+    }
+}
+
+/// Orders groups as `top` ranks them: by the ranked metric descending, ties by key.
+fn sort_ranked<K: Ord + Copy>(v: &mut [(K, TopAcc)], rank: usize) {
+    v.sort_unstable_by(|a, b| cmp_ranked(a, b, rank));
+}
+
+fn cmp_ranked<K: Ord>(a: &(K, TopAcc), b: &(K, TopAcc), rank: usize) -> std::cmp::Ordering {
+    b.1.sums[rank]
+        .total_cmp(&a.1.sums[rank])
+        .then_with(|| a.0.cmp(&b.0))
+}
+
+/// The `n` first groups as `top` ranks them.
+fn top_of<K: Ord + Copy>(mut v: Vec<(K, TopAcc)>, n: usize, rank: usize) -> Vec<(K, TopAcc)> {
+    if n == 0 {
+        return Vec::new();
+    }
+    if n < v.len() {
+        v.select_nth_unstable_by(n - 1, |a, b| cmp_ranked(a, b, rank));
+        v.truncate(n);
+    }
+    sort_ranked(&mut v, rank);
+    v
+}
+
 pub fn top(
     engine: &Engine,
     sel: &Selection,
@@ -320,38 +500,46 @@ pub fn top(
     p: &TopParams,
 ) -> Result<Report, RunError> {
     let t = Trace::start();
-    let l = engine.load(sel, &[p.by.field], bound)?;
-    t.mark("load");
-    let keys = p.by.extract(&l);
-    let (w, v) = (l.all_weights(), l.all_variances_if_sampled());
-    t.mark("keys and weights");
-    let groups = aggregate_keys(&keys, l.weights_arg(&w, &v))?;
-    t.mark("aggregate");
-    let distinct = groups.len();
-    let best = top::top_n(groups, p.n, Rank::Weight);
-    t.mark("top n");
-    // The three counters of the keys shown, in one pass over the records.
-    let index: HashMap<u128, usize> = best.iter().enumerate().map(|(i, g)| (g.key, i)).collect();
-    let mut counters = vec![[Estimate::default(); 3]; best.len()];
-    let mut pos = 0;
-    for (bi, (_, b)) in l.batches.iter().enumerate() {
-        let cols = l.row_weights(bi);
-        for (i, k) in keys[pos..pos + b.len()].iter().enumerate() {
-            if let Some(&j) = index.get(k) {
-                for (mi, m) in [Metric::Flows, Metric::Packets, Metric::Bytes]
-                    .into_iter()
-                    .enumerate()
-                {
-                    let (wt, var) = cols.get(i, m);
-                    counters[j][mi].value += wt;
-                    counters[j][mi].variance += var;
-                }
-            }
+    let rank = metric_index(sel.metric);
+    // One pass: every worker folds its bins into groupers (IPv4 addresses and integers on
+    // u64 keys, IPv6 addresses on u128 keys), then the groupers are merged.
+    let (mut l, states) = engine.fold(
+        sel,
+        &[p.by.field],
+        bound,
+        TopState::default,
+        |st: &mut TopState, b: &Batch, rw: RowWeights<'_>| {
+            st.add(&p.by, b, rw, rank);
+            Ok::<(), RunError>(())
+        },
+    )?;
+    t.mark("read and group");
+    let mut states = states;
+    std::thread::scope(|s| {
+        for st in states.iter_mut() {
+            s.spawn(|| st.flush());
         }
-        pos += b.len();
+    });
+    let (narrow, wide): (Vec<_>, Vec<_>) = states.into_iter().map(|s| (s.narrow, s.wide)).unzip();
+    let init = || Pick::new(p.n, rank);
+    let mut picks = group::merge_into(narrow, TopAcc::combine, init, |s, k, a| {
+        s.visit(k as u128, a)
+    });
+    picks.extend(group::merge_into(wide, TopAcc::combine, init, Pick::visit));
+    t.mark("merge");
+    let mut all = Pick::new(p.n, rank);
+    for pk in picks {
+        all.distinct += pk.distinct;
+        all.total.value += pk.total.value;
+        all.total.variance += pk.total.variance;
+        all.best.extend(pk.best);
     }
-    t.mark("counters of the top keys");
-    let total = l.total();
+    let (distinct, total) = (all.distinct, all.total);
+    if let Some(f) = l.folded.as_mut() {
+        f.total = total;
+    }
+    let best = top_of(all.best, p.n, rank);
+    t.mark("top n");
     let exact = l.exact;
     let mut s = Section::new(
         format!("Top {} {} by {}", p.n, p.by.name(), sel.metric.name()),
@@ -361,24 +549,23 @@ pub fn top(
             error_cols(exact),
         ),
     );
-    for (i, g) in best.iter().enumerate() {
-        let c = &counters[i];
+    for (i, (key, a)) in best.iter().enumerate() {
         let mut row = vec![
             Cell::from(i + 1),
-            Cell::Str(p.by.show(g.key)),
-            Cell::amount(c[0].value, exact),
-            Cell::amount(c[1].value, exact),
-            Cell::amount(c[2].value, exact),
-            pct(g.weight, total.value),
+            Cell::Str(p.by.show(*key)),
+            Cell::amount(a.sums[0], exact),
+            Cell::amount(a.sums[1], exact),
+            Cell::amount(a.sums[2], exact),
+            pct(a.sums[rank], total.value),
         ];
         row.extend(error_cells(
             Estimate {
-                value: g.weight,
-                variance: g.variance,
+                value: a.sums[rank],
+                variance: a.var,
             },
             exact,
         ));
-        s.push_drill(row, drill::key_clause(&p.by, g.key));
+        s.push_drill(row, drill::key_clause(&p.by, *key));
     }
     let params = format!("by={} n={} ({distinct} distinct)", p.by.name(), p.n);
     Ok(Report {
@@ -565,9 +752,15 @@ pub fn hhh(
     p: &HhhParams,
 ) -> Result<Report, RunError> {
     check_share(p.share)?;
-    let l = engine.load(sel, &p.dim.fields(), bound)?;
-    let (w, v) = (l.all_weights(), l.all_variances_if_sampled());
-    let r = hhh_of(&p.dim, &l, l.weights_arg(&w, &v), Threshold::Share(p.share))?;
+    let (l, r) = match &p.dim {
+        Dim::Addr { field, levels } => hhh_addrs_folded(engine, sel, bound, *field, levels, p)?,
+        _ => {
+            let l = engine.load(sel, &p.dim.fields(), bound)?;
+            let (w, v) = (l.all_weights(), l.all_variances_if_sampled());
+            let r = hhh_of(&p.dim, &l, l.weights_arg(&w, &v), Threshold::Share(p.share))?;
+            (l, r)
+        }
+    };
     let exact = l.exact;
     let labelled = p.labels.is_some() && matches!(p.dim, Dim::Addr { .. });
     let mut base = vec!["key"];
@@ -610,6 +803,93 @@ pub fn hhh(
         meta: meta("hhh", params, sel, &l),
         sections: vec![s],
     })
+}
+
+/// A worker's address leaves for HHH: Σ weight and Σ variance term per leaf prefix.
+#[derive(Default)]
+struct LeafState {
+    v4: group::Grouper<u32, (f64, f64), (f64, f64)>,
+    v6: group::Grouper<u128, (f64, f64), (f64, f64)>,
+}
+
+fn flat<K>(v: Vec<(K, (f64, f64))>) -> Vec<(K, f64, f64)> {
+    v.into_iter().map(|(k, (w, x))| (k, w, x)).collect()
+}
+
+fn add_pair(a: &mut (f64, f64), x: (f64, f64)) {
+    a.0 += x.0;
+    a.1 += x.1;
+}
+
+impl LeafState {
+    fn add(&mut self, b: &Batch, rw: RowWeights<'_>, field: Field, levels: &IpLevels, m: Metric) {
+        let Some(ColumnRef::Addr(addrs)) = b.column(field) else {
+            return;
+        };
+        let (l4, l6) = (levels.v4()[0], levels.v6()[0]);
+        self.v4.add(
+            addrs.iter().enumerate().filter_map(|(i, &a)| {
+                let v4 = Addr(a).masked(l4).v4()?;
+                Some((v4, rw.get(i, m)))
+            }),
+            add_pair,
+        );
+        if !addrs.iter().all(|&a| Addr(a).is_v4()) {
+            self.v6.add(
+                addrs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| !Addr(**a).is_v4())
+                    .map(|(i, &a)| (Addr(a).masked(l6).0, rw.get(i, m))),
+                add_pair,
+            );
+        }
+    }
+}
+
+/// HHH of addresses in one pass over the bins: each worker groups its records by leaf prefix
+/// as it reads them (memory holds the leaves, not the records), then the leaves are merged.
+fn hhh_addrs_folded(
+    engine: &Engine,
+    sel: &Selection,
+    bound: Bound,
+    field: Field,
+    levels: &IpLevels,
+    p: &HhhParams,
+) -> Result<(Loaded, HhhReport<AnyKey>), RunError> {
+    let t = Trace::start();
+    let (mut l, mut states) = engine.fold(
+        sel,
+        &[field],
+        bound,
+        LeafState::default,
+        |st: &mut LeafState, b: &Batch, rw: RowWeights<'_>| {
+            st.add(b, rw, field, levels, sel.metric);
+            Ok::<(), RunError>(())
+        },
+    )?;
+    t.mark("read and group");
+    std::thread::scope(|s| {
+        for st in states.iter_mut() {
+            s.spawn(|| {
+                st.v4.flush(add_pair);
+                st.v6.flush(add_pair);
+            });
+        }
+    });
+    let (v4, v6): (Vec<_>, Vec<_>) = states.into_iter().map(|s| (s.v4, s.v6)).unzip();
+    let v4: Vec<(u32, f64, f64)> = flat(group::merge(v4, add_pair));
+    let v6: Vec<(u128, f64, f64)> = flat(group::merge(v6, add_pair));
+    t.mark("merge");
+    let r = hhh::hhh_addr_leaves(levels, v4, v6, Threshold::Share(p.share))?;
+    t.mark("hierarchy");
+    if let Some(f) = l.folded.as_mut() {
+        f.total = Estimate {
+            value: r.total,
+            variance: r.total_variance,
+        };
+    }
+    Ok((l, convert(r, AnyKey::Ip)))
 }
 
 fn check_share(s: f64) -> Result<(), ParamError> {

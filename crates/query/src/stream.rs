@@ -3,7 +3,7 @@
 //! the range and filter, and re-thresholding one bin live here and are shared with
 //! [`Engine::load`], so that both hand over the same records.
 
-use crate::{Bound, Engine, Loaded, QueryError, Selection, fnv};
+use crate::{Bound, Engine, Folded, Loaded, QueryError, RowWeights, Selection, WeightColumns, fnv};
 use flowdrill_model::{ColumnSource, Field};
 use flowdrill_store::{Batch, BinRef, PlanGoal, Skipped, sampling};
 use std::sync::Arc;
@@ -67,6 +67,179 @@ impl Engine {
         out.z_max = z_seen;
         out.exact = z_seen == 0;
         Ok(out)
+    }
+
+    /// Reads the selection as [`Engine::load`] does and folds each bin's matching records into
+    /// a state per worker thread, without keeping the records: `init` makes a state, `f` adds
+    /// one batch (with the weights of its rows) to it. The bins are split among the workers in
+    /// contiguous runs of about equal records, so that a selection is folded the same way on
+    /// every run; the states come back in bin order. Returns what `load` does, without the
+    /// batches, weights and variances.
+    ///
+    /// Memory holds the states and one bin per worker (plus what the engine's cache keeps).
+    /// On Spark, the aggregated rows are folded into one state.
+    pub fn fold<S: Send, E: From<QueryError> + Send>(
+        &self,
+        sel: &Selection,
+        fields: &[Field],
+        bound: Bound,
+        init: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, &Batch, RowWeights<'_>) -> Result<(), E> + Sync,
+    ) -> Result<(Loaded, Vec<S>), E> {
+        if self.spark().is_some() {
+            let mut l = self.load(sel, fields, bound)?;
+            let mut s = init();
+            for i in 0..l.batches.len() {
+                f(&mut s, &l.batches[i].1, l.row_weights(i))?;
+            }
+            l.folded = Some(Folded {
+                records: l.records(),
+                start: l.batches.iter().map(|(b, _)| b.start).min().unwrap_or(0),
+                end: l.batches.iter().map(|(b, _)| b.end).max().unwrap_or(0),
+                total: Default::default(),
+            });
+            l.batches.clear();
+            l.weights.clear();
+            l.variances.clear();
+            l.aggregated = None;
+            return Ok((l, vec![s]));
+        }
+        let (mut out, reading) = self.prepare(sel, fields, &[], bound)?;
+        let Some(reading) = reading else {
+            out.folded = Some(Folded::default());
+            return Ok((out, Vec::new()));
+        };
+        if let Bound::Records(max) = bound {
+            let stored: u64 = reading.bins.iter().map(|b| b.records_after).sum();
+            if stored > max {
+                let (mut probe_out, probe) = self.prepare(sel, &[], &[], bound)?;
+                let mut items = ThresholdItems::default();
+                if let Some(probe) = probe {
+                    self.stream(sel, &probe, &mut probe_out, |_, b| {
+                        items.add(b);
+                        Ok::<(), QueryError>(())
+                    })?;
+                }
+                if probe_out.records_matched > max {
+                    let z = items.choose(max);
+                    out.rethreshold_z = (z > 0).then_some(z);
+                }
+            }
+        }
+        let z_new = out.rethreshold_z;
+        // Bins are read in chunks unless they are re-thresholded (a bin's sample is drawn
+        // over the whole bin) or the engine caches whole bins for the next question.
+        let chunked = z_new.is_none() && !self.caches();
+        let runs = split_bins(&reading.bins, self.fold_workers(&reading.bins));
+        let work = |bins: &[BinRef]| -> Result<(Loaded, S), E> {
+            let mut part = Loaded::default();
+            let mut span = Folded {
+                start: u64::MAX,
+                ..Folded::default()
+            };
+            let mut state = init();
+            let mut one = |bin: &BinRef,
+                           r: Result<Arc<Batch>, flowdrill_store::Error>,
+                           part: &mut Loaded|
+             -> Result<(), E> {
+                let Some(b) = self.matching(sel, bin, r, part)? else {
+                    return Ok(());
+                };
+                let resampled = z_new.and_then(|z| self.rethreshold(bin, &b, z));
+                let b = resampled.as_ref().unwrap_or(&b);
+                if b.is_empty() {
+                    return Ok(());
+                }
+                part.z_max = part.z_max.max(z_max(b));
+                span.records += b.len() as u64;
+                span.start = span.start.min(bin.start);
+                span.end = span.end.max(bin.end);
+                f(&mut state, b, RowWeights::Records(WeightColumns::of(b)))
+            };
+            for bin in bins {
+                if !chunked {
+                    let r = self.read_bin(bin, &reading.fields, &reading.extras);
+                    one(bin, r, &mut part)?;
+                    continue;
+                }
+                // Chunk by chunk: memory holds one chunk's columns, not the bin's.
+                let extras: Vec<&str> = reading.extras.iter().map(String::as_str).collect();
+                let mut failed: Option<E> = None;
+                let mut chunks = 0;
+                let read = self.store.read_bin_chunks(
+                    bin,
+                    &reading.fields,
+                    &extras,
+                    FOLD_CHUNK,
+                    &mut |b| {
+                        chunks += 1;
+                        match one(bin, Ok(Arc::new(b)), &mut part) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                failed = Some(e);
+                                false
+                            }
+                        }
+                    },
+                );
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                match read {
+                    Ok(()) => {}
+                    // Unreadable from the start: skipped and reported, as `load` does.
+                    Err(e) if chunks == 0 => one(bin, Err(e), &mut part)?,
+                    // Records of this file were already counted: the answer would be partial.
+                    Err(e) => return Err(E::from(QueryError::from(e))),
+                }
+            }
+            part.folded = Some(span);
+            Ok((part, state))
+        };
+        let results: Vec<Result<(Loaded, S), E>> = if runs.len() <= 1 {
+            runs.iter().map(|r| work(r)).collect()
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = runs[1..].iter().map(|r| s.spawn(|| work(r))).collect();
+                let mut all = vec![work(runs[0])];
+                for h in handles {
+                    all.push(h.join().expect("fold worker panicked"));
+                }
+                all
+            })
+        };
+        let mut states = Vec::with_capacity(results.len());
+        let mut all = Folded {
+            start: u64::MAX,
+            ..Folded::default()
+        };
+        for r in results {
+            let (part, state) = r?;
+            if let Some(f) = part.folded {
+                all.records += f.records;
+                all.start = all.start.min(f.start);
+                all.end = all.end.max(f.end);
+            }
+            out.records_read += part.records_read;
+            out.records_matched += part.records_matched;
+            out.skipped.extend(part.skipped);
+            out.z_max = out.z_max.max(part.z_max);
+            states.push(state);
+        }
+        if all.records == 0 {
+            all.start = 0;
+        }
+        out.folded = Some(all);
+        out.exact = out.z_max == 0;
+        Ok((out, states))
+    }
+
+    /// Workers for [`Engine::fold`]: the cores, at most one per bin.
+    fn fold_workers(&self, bins: &[BinRef]) -> usize {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(bins.len())
+            .max(1)
     }
 
     /// The links of a selection, the plan for the bound, and the columns to read for `fields`
@@ -285,4 +458,88 @@ impl ThresholdItems {
 /// The largest sampling threshold of a batch's records (0 when none was sampled).
 pub(crate) fn z_max(b: &Batch) -> u64 {
     b.sample_z().iter().copied().max().unwrap_or(0)
+}
+
+/// Rows per chunk when [`Engine::fold`] reads a bin chunk by chunk.
+const FOLD_CHUNK: usize = 1 << 16;
+
+/// `bins` in at most `parts` contiguous runs of about equal stored records.
+fn split_bins(bins: &[BinRef], parts: usize) -> Vec<&[BinRef]> {
+    let total: u64 = bins.iter().map(|b| b.records_after.max(1)).sum();
+    let parts = parts.max(1) as u64;
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut acc = 0;
+    for (i, b) in bins.iter().enumerate() {
+        let w = b.records_after.max(1);
+        // The run's share of the records (scaled by `parts`) lies between the run without
+        // this bin and with it: close the run before the bin when that is nearer.
+        let target = total * (runs.len() as u64 + 1);
+        let (before, after) = (acc * parts, (acc + w) * parts);
+        if (runs.len() as u64) + 1 < parts
+            && i > start
+            && after > target
+            && target.saturating_sub(before) < after - target
+        {
+            runs.push(&bins[start..i]);
+            start = i;
+        }
+        acc += w;
+        if (runs.len() as u64) + 1 < parts && acc * parts >= total * (runs.len() as u64 + 1) {
+            runs.push(&bins[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start < bins.len() {
+        runs.push(&bins[start..]);
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bin(records: u64) -> BinRef {
+        BinRef {
+            link: "l".into(),
+            level: 0,
+            start: 0,
+            end: 0,
+            path: Default::default(),
+            size: 0,
+            records_before: records,
+            records_after: records,
+            z_max: 0,
+            flows: 0,
+            packets: 0,
+            bytes: 0,
+            bytes_variance: 0.0,
+            mtime_ns: 0,
+        }
+    }
+
+    #[test]
+    fn bins_split_into_runs_of_about_equal_records() {
+        let sizes = |runs: &[&[BinRef]]| -> Vec<u64> {
+            runs.iter()
+                .map(|r| r.iter().map(|b| b.records_after).sum())
+                .collect()
+        };
+        let bins: Vec<BinRef> = [10, 10, 10, 10].into_iter().map(bin).collect();
+        assert_eq!(sizes(&split_bins(&bins, 2)), [20, 20]);
+        assert_eq!(sizes(&split_bins(&bins, 1)), [40]);
+        let bins: Vec<BinRef> = [100, 1, 1, 1, 1].into_iter().map(bin).collect();
+        assert_eq!(sizes(&split_bins(&bins, 2)), [100, 4]);
+        let bins: Vec<BinRef> = [1, 1, 1, 100].into_iter().map(bin).collect();
+        assert_eq!(sizes(&split_bins(&bins, 2)), [3, 100]);
+        assert!(split_bins(&[], 2).is_empty());
+        // Never more runs than asked, every bin once, in order.
+        let bins: Vec<BinRef> = (1..30).map(bin).collect();
+        for parts in 1..5 {
+            let runs = split_bins(&bins, parts);
+            assert!(runs.len() <= parts);
+            assert_eq!(runs.concat().len(), bins.len());
+        }
+    }
 }

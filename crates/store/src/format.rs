@@ -568,7 +568,60 @@ pub fn read(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
     guard(path, || read_inner(path, fields, extras))
 }
 
+/// Reads a bin file as [`read`] does, in batches of at most `chunk` rows handed to `f` in row
+/// order, so that memory holds one chunk's columns instead of the whole file's. `f` returns
+/// `false` to stop early. A file that turns out to be corrupt after some chunks were handed
+/// over gives an error: the caller must then drop what it took from this file.
+pub fn read_chunks(
+    path: &Path,
+    fields: &[Field],
+    extras: &[&str],
+    chunk: usize,
+    f: &mut dyn FnMut(Batch) -> bool,
+) -> Result<()> {
+    guard(path, || {
+        let (reader, extra_defs, rows) = open_reader(path, fields, extras, chunk.max(1))?;
+        let mut seen = 0;
+        for b in reader {
+            let b = b.map_err(|e| Error::corrupt(path, e))?;
+            let n = b.num_rows();
+            seen += n;
+            let batch = convert(path, &[b], n, fields, &extra_defs)?;
+            if !f(batch) {
+                return Ok(());
+            }
+        }
+        if seen != rows {
+            return Err(Error::corrupt(
+                path,
+                "columns differ in length from the row count",
+            ));
+        }
+        Ok(())
+    })
+}
+
 fn read_inner(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
+    let (reader, extra_defs, rows) = open_reader(path, fields, extras, 1 << 20)?;
+    let mut batches = Vec::new();
+    for b in reader {
+        batches.push(b.map_err(|e| Error::corrupt(path, e))?);
+    }
+    convert(path, &batches, rows, fields, &extra_defs)
+}
+
+/// Opens a bin file's reader on the columns of `fields`, the thresholds and the named
+/// user-defined columns; also returns the definitions of those and the file's row count.
+fn open_reader(
+    path: &Path,
+    fields: &[Field],
+    extras: &[&str],
+    batch_size: usize,
+) -> Result<(
+    parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    Vec<CustomField>,
+    usize,
+)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::corrupt(path, e))?;
@@ -602,13 +655,21 @@ fn read_inner(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
     let rows = meta.records_after as usize;
     let reader = builder
         .with_projection(mask)
-        .with_batch_size(rows.clamp(1, 1 << 20))
+        .with_batch_size(rows.min(batch_size).max(1))
         .build()
         .map_err(|e| Error::corrupt(path, e))?;
-    let mut batches = Vec::new();
-    for b in reader {
-        batches.push(b.map_err(|e| Error::corrupt(path, e))?);
-    }
+    Ok((reader, extra_defs, rows))
+}
+
+/// Turns the record batches of a bin file (`rows` rows in all) into a [`Batch`] of `fields`,
+/// the thresholds and the user-defined columns `extra_defs`.
+fn convert(
+    path: &Path,
+    batches: &[arrow_array::RecordBatch],
+    rows: usize,
+    fields: &[Field],
+    extra_defs: &[CustomField],
+) -> Result<Batch> {
     let col = |name: &str| -> Result<Vec<ArrayRef>> {
         batches
             .iter()
@@ -722,7 +783,7 @@ fn read_inner(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
         };
         out.cols[f as usize] = Some(c);
     }
-    for c in extra_defs {
+    for c in extra_defs.iter().cloned() {
         let arrays = col(&c.name)?;
         let e = match c.kind {
             CustomKind::Unsigned => ExtraColumn::Unsigned(

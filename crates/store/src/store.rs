@@ -423,6 +423,19 @@ impl Store {
         format::read(&self.root.join(&bin.path), fields, extras)
     }
 
+    /// Reads a bin as [`Store::read_bin_with_extras`] does, in chunks of at most `chunk` rows
+    /// handed to `f` in order (see [`format::read_chunks`]).
+    pub fn read_bin_chunks(
+        &self,
+        bin: &BinRef,
+        fields: &[Field],
+        extras: &[&str],
+        chunk: usize,
+        f: &mut dyn FnMut(Batch) -> bool,
+    ) -> Result<()> {
+        format::read_chunks(&self.root.join(&bin.path), fields, extras, chunk, f)
+    }
+
     /// The ranges of a bin's columns, from its footer (see [`format::column_ranges`]).
     pub fn bin_ranges(&self, bin: &BinRef) -> Result<format::ColumnRanges> {
         format::column_ranges(&self.root.join(&bin.path))

@@ -189,7 +189,8 @@ pub fn report(g: &Global, engine: &Engine, cmd: &Command) -> Option<Result<Repor
 
 /// Runs an analysis command of the CLI: opens the store, prints the report.
 pub fn run(g: &Global, cmd: &Command) -> CliResult {
-    let engine = open_engine(g, CACHE_BYTES)?;
+    // One analysis reads each bin once: a cache would only keep memory from being reused.
+    let engine = open_engine(g, 0)?;
     let spin = output::spinner(g, "reading and analysing");
     let r = report(g, &engine, cmd);
     if let Some(s) = spin {
