@@ -31,7 +31,14 @@ def session(master):
     from pyspark.sql import SparkSession
 
     if master.startswith("sc://"):
-        return SparkSession.builder.remote(master).getOrCreate()
+        # A Spark Connect client: the server owns the cluster's configuration, but these
+        # are the session's own and the filter's time literals are UTC.
+        s = SparkSession.builder.remote(master).getOrCreate()
+        s.conf.set("spark.sql.session.timeZone", "UTC")
+        s.conf.set(
+            "spark.sql.shuffle.partitions", os.environ.get("FLOWDRILL_SPARK_PARTITIONS", "8")
+        )
+        return s
     b = SparkSession.builder.master(master).appName("flowdrill")
     conf = {
         "spark.sql.session.timeZone": "UTC",
