@@ -233,6 +233,58 @@ fn spark_equals_embedded_on_the_shared_mix() {
     both_engines_agree(&store, false);
 }
 
+/// Analyses bounded below the matching records (`--max-records`), so that both engines
+/// re-threshold (ORACLES.md §3).
+const BOUNDED: &[&str] = &[
+    "top --by srcip -n 20 --max-records 600",
+    "hhh -d src -T 2 --max-records 800",
+    "hhh2 --rows src --cols app -T 5 --max-records 600",
+    "series -c internet2 --max-records 500",
+    "dist --ignore 2 --max-records 400",
+    "scans -n 5 --max-records 600",
+    // The console keeps a filter and a time range for the next commands: these come last.
+    "top --by dstport -n 10 --max-records 400 -f 'proto tcp'",
+    "hhh -d app -T 2 --max-records 200 -t -23m",
+];
+
+/// With the bound below the matching records, the Spark engine re-thresholds them as the
+/// embedded engine does (same threshold, same seeded draws in the same order): the same
+/// records, hence the same estimates and error bars — on a store sampled to its budget and on
+/// an unsampled one (the two ways of choosing the threshold).
+#[test]
+fn spark_resamples_to_the_bound_as_embedded_does() {
+    if !spark_available("spark bound") {
+        return;
+    }
+    let sampled = generated(
+        &tmp("spark-bound-sampled"),
+        "[defaults]\nbin = \"5m\"\nbudget = \"3MB\"\n",
+        "80k",
+        &["--seed", "5"],
+    );
+    let unsampled = generated(&tmp("spark-bound-exact"), common::UNSAMPLED, "40k", &["--seed", "6"]);
+    for store in [&sampled, &unsampled] {
+        let embedded = reports(store, "embedded", BOUNDED);
+        let spark = reports(store, "spark", BOUNDED);
+        for (cmd, e) in BOUNDED.iter().zip(&embedded) {
+            let m = &e["meta"];
+            assert!(
+                m["rethreshold_z"].as_u64().is_some_and(|z| z > 0),
+                "{cmd}: the bound should re-threshold ({} matched): {m}",
+                m["matched"]
+            );
+            assert!(
+                m["records"].as_u64() < m["matched"].as_u64(),
+                "{cmd}: fewer records than matched: {m}"
+            );
+        }
+        assert!(
+            agree(store, BOUNDED, &embedded, &spark, true),
+            "re-thresholded reports are estimates"
+        );
+    }
+}
+
 /// The Spark installation pyspark ships (`SPARK_HOME`) when it includes the Spark Connect server
 /// and the Python client has its extras (grpcio, pandas, zstandard...); `None`, saying SKIPPED
 /// (failing when `CI` is set), otherwise.
