@@ -15,8 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The analyses compared, as console command lines (the console's selection flags are
-/// added to each; `--exact`: every stored record of the finest level, which the Spark engine
-/// reads without re-sampling to a bound, see docs/scale-out.md).
+/// added to each; `--exact`: every stored record of the finest level; the bound on records,
+/// which re-samples them, is compared by [`spark_resamples_to_the_bound_as_embedded_does`]).
 const ANALYSES: &[&str] = &[
     "top --by srcip -n 20 --exact",
     "top --by dstport -n 10 --exact -f 'proto tcp'",
