@@ -213,7 +213,7 @@ fn spark_equals_embedded_on_the_shared_mix() {
     let Some(data) = shared_data() else {
         return;
     };
-    let capture = data.join("generated/exports/softflowd_ipfix_devmix.pcap.gz");
+    let capture = data.join("generated/exports/softflowd_v10_devmix.pcap.gz");
     if !capture.exists() {
         eprintln!("SKIPPED: spark on the mix: {} is absent", capture.display());
         return;
