@@ -201,7 +201,11 @@ set engine cluster
         String::from_utf8(o.stdout).unwrap(),
         String::from_utf8(o.stderr).unwrap(),
     );
-    assert_eq!(o.status.code(), Some(2), "the last line is a usage error: {err}");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the last line is a usage error: {err}"
+    );
     assert!(out.contains("engine     spark (local[1])"), "{out}");
     assert!(out.contains("engine     embedded"), "{out}");
     assert!(err.contains("cannot start Spark (local[1])"), "{err}");
@@ -216,7 +220,10 @@ set engine cluster
         2,
         "the two embedded analyses answered (set over $FLOWDRILL_ENGINE=spark): {out}"
     );
-    assert!(err.contains("engine 'cluster': use embedded or spark"), "{err}");
+    assert!(
+        err.contains("engine 'cluster': use embedded or spark"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -157,7 +157,13 @@ fn both_engines_agree(store: &Path, close: bool) -> bool {
 
 /// Asserts that the reports of `commands` agree (see [`same`]); returns whether some
 /// embedded report was not exact.
-fn agree(store: &Path, commands: &[&str], embedded: &[Value], spark: &[Value], close: bool) -> bool {
+fn agree(
+    store: &Path,
+    commands: &[&str],
+    embedded: &[Value],
+    spark: &[Value],
+    close: bool,
+) -> bool {
     let mut failures = Vec::new();
     let mut sampled = false;
     for ((cmd, e), s) in commands.iter().zip(embedded).zip(spark) {
@@ -262,7 +268,12 @@ fn spark_resamples_to_the_bound_as_embedded_does() {
         "80k",
         &["--seed", "5"],
     );
-    let unsampled = generated(&tmp("spark-bound-exact"), common::UNSAMPLED, "40k", &["--seed", "6"]);
+    let unsampled = generated(
+        &tmp("spark-bound-exact"),
+        common::UNSAMPLED,
+        "40k",
+        &["--seed", "6"],
+    );
     for store in [&sampled, &unsampled] {
         let embedded = reports(store, "embedded", BOUNDED);
         let spark = reports(store, "spark", BOUNDED);
@@ -304,8 +315,11 @@ fn spark_connect_home(test: &str) -> Option<PathBuf> {
         .ok()?;
     let home = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let has_server = std::fs::read_dir(home.join("jars")).is_ok_and(|d| {
-        d.flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("spark-connect_"))
+        d.flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("spark-connect_")
+        })
     });
     if out.status.success() && has_server {
         return Some(home);

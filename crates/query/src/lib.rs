@@ -545,7 +545,11 @@ impl Engine {
                     if z > 0 {
                         rethreshold = Some(spark::Rethreshold {
                             z,
-                            seeds: reading.bins.iter().map(|b| self.rethreshold_seed(b)).collect(),
+                            seeds: reading
+                                .bins
+                                .iter()
+                                .map(|b| self.rethreshold_seed(b))
+                                .collect(),
                         });
                     }
                 }

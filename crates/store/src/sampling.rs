@@ -435,7 +435,9 @@ mod tests {
         let mut rng = Rng::new(3);
         // Few distinct sizes, many records each, in no order.
         let raw: Vec<u64> = (0..20_000)
-            .map(|_| [40, 64, 1500, 9000, 70_000][(rng.next_u64() % 5) as usize] + rng.next_u64() % 3)
+            .map(|_| {
+                [40, 64, 1500, 9000, 70_000][(rng.next_u64() % 5) as usize] + rng.next_u64() % 3
+            })
             .collect();
         let counted = |items: &[(u64, u64)]| {
             let mut m = std::collections::BTreeMap::new();
@@ -463,7 +465,11 @@ mod tests {
             .collect();
         for target in [10.0, 500.0, 7000.0, 19_999.0] {
             let z = choose_threshold_counted(&counted(&sampled), target);
-            assert_eq!(z, choose_threshold(&sampled, target), "sampled, target {target}");
+            assert_eq!(
+                z,
+                choose_threshold(&sampled, target),
+                "sampled, target {target}"
+            );
             assert!(expected_kept(&sampled, z) <= target);
             assert!(expected_kept(&sampled, z - 1) > target);
         }
