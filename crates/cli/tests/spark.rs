@@ -434,7 +434,8 @@ impl Drop for ConnectServer {
 
 /// The "local Spark Connect server that the test starts and stops": `--spark-master
 /// sc://127.0.0.1:PORT` gives the embedded engine's reports, on sampled data, with a time range
-/// that cuts bins (the time literals are UTC although the server's zone is not).
+/// that cuts bins (the time literals are UTC although the server's zone is not), and with the
+/// bound re-thresholding the records.
 #[test]
 fn spark_connect_equals_embedded() {
     let Some(home) = spark_connect_home("spark connect") else {
@@ -444,6 +445,9 @@ fn spark_connect_equals_embedded() {
     let links = "[defaults]\nbin = \"5m\"\nbudget = \"3MB\"\n";
     let store = generated(&dir, links, "60k", &["--seed", "11"]);
     let cmds = [
+        // Re-thresholded to the bound: the draws run in the server's Python workers. (First:
+        // the console keeps --exact, a time range and a filter for the next commands.)
+        "hhh -d src -T 2 --max-records 400",
         "top --by srcip -n 20 --exact",
         "top --by dstport -n 10 --exact -t -17m -f 'proto tcp'",
         "hhh -d src -T 2 --exact",
@@ -453,6 +457,11 @@ fn spark_connect_equals_embedded() {
         "series -c proto --value sources --exact -t -31m",
     ];
     let embedded = reports(&store, "embedded", &cmds);
+    let bounded = &embedded[0]["meta"];
+    assert!(
+        bounded["rethreshold_z"].as_u64().is_some_and(|z| z > 0),
+        "the bound should re-threshold: {bounded}"
+    );
     let server = ConnectServer::start(&home, &dir);
     let spark = reports_on(&store, "spark", &server.url, &cmds);
     drop(server);
