@@ -160,6 +160,72 @@ fn script_errors_stop_with_the_line_unless_told_to_go_on() {
     assert_eq!(code, 0, "quit ends the script");
 }
 
+/// `set engine` and `set spark-master` choose where the next analyses run, over
+/// `$FLOWDRILL_ENGINE`. No Python here (`$FLOWDRILL_PYTHON` names none): an analysis sent to Spark
+/// fails saying which master it tried, one that stays embedded answers.
+#[test]
+fn set_engine_chooses_where_the_analyses_run() {
+    let s = store("console-engine");
+    let script = "\
+set engine spark local[1]
+show
+top --by proto -n 1
+set engine embedded
+show
+top --by proto -n 1
+set spark-master local[3]
+set engine spark
+top --by proto -n 1
+unset engine
+top --by proto -n 1
+set engine cluster
+";
+    let mut c = Command::new(bin())
+        .args(["console", "--keep-going", "--store", s.to_str().unwrap()])
+        .env_remove("FLOWDRILL_STORE")
+        .env_remove("FLOWDRILL_SPARK_MASTER")
+        .env("FLOWDRILL_ENGINE", "spark")
+        .env("FLOWDRILL_PYTHON", s.with_extension("no-python"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let o = c.wait_with_output().unwrap();
+    let (out, err) = (
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8(o.stderr).unwrap(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the last line is a usage error: {err}"
+    );
+    assert!(out.contains("engine     spark (local[1])"), "{out}");
+    assert!(out.contains("engine     embedded"), "{out}");
+    assert!(err.contains("cannot start Spark (local[1])"), "{err}");
+    assert!(err.contains("cannot start Spark (local[3])"), "{err}");
+    assert_eq!(
+        err.matches("cannot start Spark").count(),
+        2,
+        "two analyses went to Spark: {err}"
+    );
+    assert_eq!(
+        out.matches("== Top").count(),
+        2,
+        "the two embedded analyses answered (set over $FLOWDRILL_ENGINE=spark): {out}"
+    );
+    assert!(
+        err.contains("engine 'cluster': use embedded or spark"),
+        "{err}"
+    );
+}
+
 #[test]
 fn import_and_expire_work_from_the_console() {
     let d = tmp("console-import");

@@ -10,12 +10,13 @@ mod common;
 
 use common::{flowdrill, generated, ok, shared_data, tmp};
 use serde_json::Value;
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The analyses compared, as console command lines (the console's selection flags are
-/// added to each; `--exact`: every stored record of the finest level, which the Spark engine
-/// reads without re-sampling to a bound, see docs/scale-out.md).
+/// added to each; `--exact`: every stored record of the finest level; the bound on records,
+/// which re-samples them, is compared by [`spark_resamples_to_the_bound_as_embedded_does`]).
 const ANALYSES: &[&str] = &[
     "top --by srcip -n 20 --exact",
     "top --by dstport -n 10 --exact -f 'proto tcp'",
@@ -62,6 +63,11 @@ fn spark_available(test: &str) -> bool {
 
 /// Runs `commands` in one console on `store` with `engine`; one JSON report per command.
 fn reports(store: &Path, engine: &str, commands: &[&str]) -> Vec<Value> {
+    reports_on(store, engine, "local[2]", commands)
+}
+
+/// [`reports`] with the Spark master `master` (a local one, or a Spark Connect address).
+fn reports_on(store: &Path, engine: &str, master: &str, commands: &[&str]) -> Vec<Value> {
     let script = store.with_extension(format!("{engine}.fdc"));
     std::fs::write(&script, commands.join("\n") + "\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_flowdrill"))
@@ -71,7 +77,7 @@ fn reports(store: &Path, engine: &str, commands: &[&str]) -> Vec<Value> {
         .arg(&script)
         .env_remove("FLOWDRILL_STORE")
         .env("FLOWDRILL_ENGINE", engine)
-        .env("FLOWDRILL_SPARK_MASTER", "local[2]")
+        .env("FLOWDRILL_SPARK_MASTER", master)
         .env("FLOWDRILL_SPARK_MEMORY", "1g")
         .output()
         .unwrap();
@@ -146,9 +152,21 @@ fn same(a: &Value, b: &Value, close: bool, path: &str, diffs: &mut Vec<String>) 
 fn both_engines_agree(store: &Path, close: bool) -> bool {
     let embedded = reports(store, "embedded", ANALYSES);
     let spark = reports(store, "spark", ANALYSES);
+    agree(store, ANALYSES, &embedded, &spark, close)
+}
+
+/// Asserts that the reports of `commands` agree (see [`same`]); returns whether some
+/// embedded report was not exact.
+fn agree(
+    store: &Path,
+    commands: &[&str],
+    embedded: &[Value],
+    spark: &[Value],
+    close: bool,
+) -> bool {
     let mut failures = Vec::new();
     let mut sampled = false;
-    for ((cmd, e), s) in ANALYSES.iter().zip(&embedded).zip(&spark) {
+    for ((cmd, e), s) in commands.iter().zip(embedded).zip(spark) {
         assert!(
             e["meta"]["records"].as_u64().unwrap_or(0) > 0,
             "{cmd}: the selection is empty; the comparison would prove nothing"
@@ -201,7 +219,7 @@ fn spark_equals_embedded_on_the_shared_mix() {
     let Some(data) = shared_data() else {
         return;
     };
-    let capture = data.join("generated/exports/softflowd_ipfix_devmix.pcap.gz");
+    let capture = data.join("generated/exports/softflowd_v10_devmix.pcap.gz");
     if !capture.exists() {
         eprintln!("SKIPPED: spark on the mix: {} is absent", capture.display());
         return;
@@ -219,6 +237,238 @@ fn spark_equals_embedded_on_the_shared_mix() {
         capture.to_str().unwrap(),
     ]);
     both_engines_agree(&store, false);
+}
+
+/// Analyses bounded below the matching records (`--max-records`), so that both engines
+/// re-threshold (ORACLES.md §3).
+const BOUNDED: &[&str] = &[
+    "top --by srcip -n 20 --max-records 600",
+    "hhh -d src -T 2 --max-records 800",
+    "hhh2 --rows src --cols app -T 5 --max-records 600",
+    "series -c internet2 --max-records 500",
+    "dist --ignore 2 --max-records 400",
+    "scans -n 5 --max-records 600",
+    // The console keeps a filter and a time range for the next commands: these come last.
+    "top --by dstport -n 10 --max-records 400 -f 'proto tcp'",
+    "hhh -d app -T 2 --max-records 200 -t -23m",
+];
+
+/// With the bound below the matching records, the Spark engine re-thresholds them as the
+/// embedded engine does (same threshold, same seeded draws in the same order): the same
+/// records, hence the same estimates and error bars — on a store sampled to its budget and on
+/// an unsampled one (the two ways of choosing the threshold).
+#[test]
+fn spark_resamples_to_the_bound_as_embedded_does() {
+    if !spark_available("spark bound") {
+        return;
+    }
+    let sampled = generated(
+        &tmp("spark-bound-sampled"),
+        "[defaults]\nbin = \"5m\"\nbudget = \"3MB\"\n",
+        "80k",
+        &["--seed", "5"],
+    );
+    let unsampled = generated(
+        &tmp("spark-bound-exact"),
+        common::UNSAMPLED,
+        "40k",
+        &["--seed", "6"],
+    );
+    for store in [&sampled, &unsampled] {
+        let embedded = reports(store, "embedded", BOUNDED);
+        let spark = reports(store, "spark", BOUNDED);
+        for (cmd, e) in BOUNDED.iter().zip(&embedded) {
+            let m = &e["meta"];
+            assert!(
+                m["rethreshold_z"].as_u64().is_some_and(|z| z > 0),
+                "{cmd}: the bound should re-threshold ({} matched): {m}",
+                m["matched"]
+            );
+            assert!(
+                m["records"].as_u64() < m["matched"].as_u64(),
+                "{cmd}: fewer records than matched: {m}"
+            );
+        }
+        assert!(
+            agree(store, BOUNDED, &embedded, &spark, true),
+            "re-thresholded reports are estimates"
+        );
+    }
+}
+
+/// The Spark installation pyspark ships (`SPARK_HOME`) when it includes the Spark Connect server
+/// and the Python client has its extras (grpcio, pandas, zstandard...); `None`, saying SKIPPED
+/// (failing when `CI` is set), otherwise.
+fn spark_connect_home(test: &str) -> Option<PathBuf> {
+    if !spark_available(test) {
+        return None;
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, pyspark\n\
+             from pyspark.sql.connect.utils import check_dependencies\n\
+             check_dependencies()\n\
+             print(os.path.dirname(pyspark.__file__))",
+        ])
+        .output()
+        .ok()?;
+    let home = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let has_server = std::fs::read_dir(home.join("jars")).is_ok_and(|d| {
+        d.flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("spark-connect_")
+        })
+    });
+    if out.status.success() && has_server {
+        return Some(home);
+    }
+    let what = if has_server {
+        "pyspark's Spark Connect client extras (grpcio, grpcio-status, googleapis-common-protos, pandas, zstandard)"
+    } else {
+        "the Spark Connect server jar in pyspark"
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: {what} missing: run scripts/setup-deps"
+    );
+    eprintln!("SKIPPED: {test}: {what} missing (scripts/setup-deps installs them)");
+    None
+}
+
+/// A Spark Connect server on 127.0.0.1 (pyspark's `SparkConnectServer`, in local mode), started
+/// for one test and stopped when dropped, also when the test fails.
+struct ConnectServer {
+    child: Child,
+    /// The address clients connect to (`sc://127.0.0.1:PORT`).
+    url: String,
+}
+
+impl ConnectServer {
+    /// Starts the server on a free port of 127.0.0.1 and waits until it listens. Its session
+    /// time zone is not UTC, so that a client relying on the server's zone would be caught.
+    fn start(home: &Path, dir: &Path) -> ConnectServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let log = dir.join("connect-server.log");
+        let conf = [
+            "spark.connect.grpc.binding.address=127.0.0.1".into(),
+            format!("spark.connect.grpc.binding.port={port}"),
+            "spark.connect.grpc.port.maxRetries=0".into(),
+            "spark.driver.host=127.0.0.1".into(),
+            "spark.driver.bindAddress=127.0.0.1".into(),
+            "spark.ui.enabled=false".into(),
+            "spark.sql.session.timeZone=America/New_York".into(),
+        ];
+        let mut cmd = Command::new(home.join("bin/spark-submit"));
+        cmd.env("SPARK_HOME", home)
+            .args([
+                "--class",
+                "org.apache.spark.sql.connect.service.SparkConnectServer",
+                "--name",
+                "flowdrill-test-connect",
+                "--master",
+                "local[2]",
+                "--driver-memory",
+                "1g",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for c in &conf {
+            cmd.args(["--conf", c]);
+        }
+        // spark-submit execs the JVM: the child is the server itself.
+        let child = cmd.spawn().expect("spark-submit runs");
+        let mut server = ConnectServer {
+            child,
+            url: String::new(),
+        };
+        let started = Instant::now();
+        let needle = "Spark Connect server started at: ";
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+                let addr = line.split(needle).nth(1).unwrap_or("").trim();
+                assert_eq!(
+                    addr,
+                    format!("127.0.0.1:{port}"),
+                    "the server listens on loopback, on the port asked"
+                );
+                server.url = format!("sc://{addr}");
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("the Spark Connect server exited ({status}):\n{text}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "the Spark Connect server did not start in 5 minutes:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for ConnectServer {
+    fn drop(&mut self) {
+        // SIGTERM lets the JVM run its shutdown hooks (temporary directories); SIGKILL if it
+        // does not end in 20 s.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The issue's "local Spark Connect server that the test starts and stops": `--spark-master
+/// sc://127.0.0.1:PORT` gives the embedded engine's reports, on sampled data, with a time range
+/// that cuts bins (the time literals are UTC although the server's zone is not), and with the
+/// bound re-thresholding the records.
+#[test]
+fn spark_connect_equals_embedded() {
+    let Some(home) = spark_connect_home("spark connect") else {
+        return;
+    };
+    let dir = tmp("spark-connect");
+    let links = "[defaults]\nbin = \"5m\"\nbudget = \"3MB\"\n";
+    let store = generated(&dir, links, "60k", &["--seed", "11"]);
+    let cmds = [
+        // Re-thresholded to the bound: the draws run in the server's Python workers. (First:
+        // the console keeps --exact, a time range and a filter for the next commands.)
+        "hhh -d src -T 2 --max-records 400",
+        "top --by srcip -n 20 --exact",
+        "top --by dstport -n 10 --exact -t -17m -f 'proto tcp'",
+        "hhh -d src -T 2 --exact",
+        "hhh -d app -T 2 --exact -t -23m",
+        "hhh2 --rows src --cols app -T 5 --exact",
+        "series -c internet2 --exact",
+        "series -c proto --value sources --exact -t -31m",
+    ];
+    let embedded = reports(&store, "embedded", &cmds);
+    let bounded = &embedded[0]["meta"];
+    assert!(
+        bounded["rethreshold_z"].as_u64().is_some_and(|z| z > 0),
+        "the bound should re-threshold: {bounded}"
+    );
+    let server = ConnectServer::start(&home, &dir);
+    let spark = reports_on(&store, "spark", &server.url, &cmds);
+    drop(server);
+    assert!(
+        agree(&store, &cmds, &embedded, &spark, true),
+        "the budget should have sampled the store"
+    );
 }
 
 #[test]

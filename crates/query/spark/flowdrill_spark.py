@@ -16,6 +16,13 @@ A request:
      "long"], ["time_start", "millis"], ...], "merge_schema": false, "output": "/tmp/x.parquet"}
 An answer: {"ok": true, "rows": N, "bytes": B, "seconds": S} or {"ok": false, "error": "..."}.
 
+Two more kinds of request serve the bound on records (--max-records), which the embedded
+engine meets by re-thresholding the matching records: {"histogram": true, ...} returns the
+matching records' (bytes, sample_z) pairs with their counts (flowdrill chooses the threshold),
+and {"rethreshold": {"z": Z}, "files": [{..., "seed": S}], ...} re-thresholds the matching
+records at Z, record by record with each bin's seeded random stream in file order, as the
+embedded engine does, before grouping them.
+
 MASTER is a Spark master URL (local[2], spark://host:7077, yarn) or a Spark Connect address
 (sc://host:15002).
 """
@@ -31,7 +38,14 @@ def session(master):
     from pyspark.sql import SparkSession
 
     if master.startswith("sc://"):
-        return SparkSession.builder.remote(master).getOrCreate()
+        # A Spark Connect client: the server owns the cluster's configuration, but these
+        # are the session's own and the filter's time literals are UTC.
+        s = SparkSession.builder.remote(master).getOrCreate()
+        s.conf.set("spark.sql.session.timeZone", "UTC")
+        s.conf.set(
+            "spark.sql.shuffle.partitions", os.environ.get("FLOWDRILL_SPARK_PARTITIONS", "8")
+        )
+        return s
     b = SparkSession.builder.master(master).appName("flowdrill")
     conf = {
         "spark.sql.session.timeZone": "UTC",
@@ -73,12 +87,88 @@ def weights(F):
     ]
 
 
+# The query layer's re-thresholding random numbers (flowdrill_store::sampling::Rng, a
+# SplitMix64 stream through flowdrill_model::hll::mix64): the n-th draw (from 1) of a bin whose
+# seed is s is mix64(s + n * GOLDEN) >> 11, scaled to [0, 1).
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def draws(seeds):
+    """A pandas UDF: per record, the uniform draw of its bin (`_file`) at its index `_n`."""
+    import numpy as np
+    import pandas as pd
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("double")
+    def draw(files: pd.Series, n: pd.Series) -> pd.Series:
+        cache = {}
+        for uri in files.unique():
+            cache[uri] = seeds(uri)
+        with np.errstate(over="ignore"):
+            k = files.map(cache).to_numpy(dtype=np.uint64)
+            k = k + n.to_numpy().astype(np.uint64) * np.uint64(GOLDEN)
+            k ^= k >> np.uint64(33)
+            k = k * np.uint64(0xFF51AFD7ED558CCD)
+            k ^= k >> np.uint64(33)
+            k = k * np.uint64(0xC4CEB9FE1A85EC53)
+            k ^= k >> np.uint64(33)
+        return pd.Series((k >> np.uint64(11)).astype(np.float64) * (1.0 / float(1 << 53)))
+
+    return draw
+
+
+def rethreshold(F, df, z_new, seeds):
+    """The matching records re-thresholded at `z_new` as Engine::load does it
+    (flowdrill_store::sampling::rethreshold_mask over each bin's matching records in file
+    order): a record kept at z_old is kept with probability p = min(1, x/z_new)/min(1, x/z_old),
+    drawing a number only when p < 1, from its bin's stream; kept records count at
+    max(z_old, z_new)."""
+    from pyspark.sql import Window
+
+    x = F.col("bytes")
+    zo = F.col("sample_z")
+    zn = F.lit(z_new).cast("long")
+
+    def kp(z):
+        return F.when((z == 0) | (x >= z), F.lit(1.0)).otherwise(
+            x.cast("double") / z.cast("double")
+        )
+
+    p = kp(zn) / kp(zo)
+    df = df.withColumn("_p", p).withColumn("_needs", (zn > zo) & (F.col("_p") < F.lit(1.0)))
+    order = Window.partitionBy("_file").orderBy("_row").rowsBetween(
+        Window.unboundedPreceding, Window.currentRow
+    )
+    df = df.withColumn("_n", F.sum(F.col("_needs").cast("long")).over(order))
+    df = df.withColumn("_u", draws(seeds)(F.col("_file"), F.col("_n")))
+    df = df.where(~F.col("_needs") | (F.col("_u") < F.col("_p")))
+    return df.withColumn("sample_z", F.greatest(zo.cast("long"), zn))
+
+
+def bin_of(files):
+    """The function from a file URI Spark reports to the index of its bin in the request."""
+    rels = [f["rel"] for f in files]
+    memo = {}
+
+    def index(uri):
+        if uri not in memo:
+            path = urllib.parse.unquote(urllib.parse.urlparse(uri).path or uri)
+            match = [i for i, r in enumerate(rels) if path.endswith("/" + r) or path == r]
+            if len(match) != 1:
+                raise ValueError("cannot tell which bin %s is" % uri)
+            memo[uri] = match[0]
+        return memo[uri]
+
+    return index
+
+
 def run(spark, req):
     from pyspark.sql import functions as F
 
     t0 = time.time()
     files = req["files"]
     base = req["base"]
+    rt = req.get("rethreshold")
     frames = []
     for partial in (False, True):
         paths = [f["path"] for f in files if f["partial"] == partial]
@@ -88,6 +178,11 @@ def run(spark, req):
         if req.get("merge_schema"):
             reader = reader.option("mergeSchema", "true")
         df = reader.parquet(*paths)
+        extra = [F.input_file_name().alias("_file")]
+        if rt:
+            # The record's position in its file: the order of the bin's random draws.
+            extra.append(F.col("_metadata.row_index").alias("_row"))
+        df = df.select("*", *extra)
         if req.get("filter"):
             df = df.where(req["filter"])
         if partial and req.get("range"):
@@ -98,7 +193,19 @@ def run(spark, req):
     df = frames[0]
     for other in frames[1:]:
         df = df.unionByName(other, allowMissingColumns=True)
-    keys = [F.input_file_name().alias("_file")]
+    if req.get("histogram"):
+        # The matching records' (bytes, threshold) pairs with their counts: what choosing the
+        # re-sampling threshold needs.
+        out = df.groupBy(
+            F.col("bytes").cast("long").alias("bytes"),
+            F.col("sample_z").cast("long").alias("sample_z"),
+        ).agg(F.count(F.lit(1)).alias("_records"))
+        return write(out, req, t0)
+    if rt:
+        index = bin_of(files)
+        seed = [int(f["seed"]) for f in files]
+        df = rethreshold(F, df, int(rt["z"]), lambda uri: seed[index(uri)])
+    keys = [F.col("_file")]
     for name, kind in req["group"]:
         if kind == "millis":
             keys.append(F.unix_millis(F.col(name)).alias(name))
@@ -112,10 +219,16 @@ def run(spark, req):
     aggs += [F.sum(n).alias(n) for n, _ in w]
     key_names = ["_file"] + [n for n, _ in req["group"]]
     out = df.groupBy(*key_names).agg(*aggs)
-    table = to_arrow(out)
-    table = with_bin_index(table, files)
+    return write(out, req, t0, files)
+
+
+def write(out, req, t0, files=None):
+    """Collects `out` and writes it where the request says (with `_file` made `_bin`)."""
     import pyarrow.parquet as pq
 
+    table = to_arrow(out)
+    if files is not None:
+        table = with_bin_index(table, files)
     pq.write_table(table, req["output"], compression="zstd")
     return {
         "ok": True,
@@ -137,15 +250,8 @@ def with_bin_index(table, files):
     """Replaces the `_file` URI of each group by the index of its bin in the request."""
     import pyarrow as pa
 
-    rels = [f["rel"] for f in files]
-    index = {}
-    for uri in set(table.column("_file").to_pylist()):
-        path = urllib.parse.unquote(urllib.parse.urlparse(uri).path or uri)
-        match = [i for i, r in enumerate(rels) if path.endswith("/" + r) or path == r]
-        if len(match) != 1:
-            raise ValueError("cannot tell which bin %s is" % uri)
-        index[uri] = match[0]
-    bins = pa.array([index[u] for u in table.column("_file").to_pylist()], pa.int32())
+    index = bin_of(files)
+    bins = pa.array([index(u) for u in table.column("_file").to_pylist()], pa.int32())
     i = table.schema.get_field_index("_file")
     return table.set_column(i, "_bin", bins)
 

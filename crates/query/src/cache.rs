@@ -57,8 +57,8 @@ impl ResultCache {
         sel.metric.hash(&mut h);
         format!("{bound:?}").hash(&mut h);
         engine.seed.hash(&mut h);
-        // Spark answers are not re-thresholded to the bound (see Engine::set_spark): they
-        // differ from the embedded engine's and are cached apart.
+        // Spark answers equal the embedded engine's only up to the order of floating-point
+        // additions: they are cached apart.
         if let Some(spark) = engine.spark() {
             "spark".hash(&mut h);
             spark.master.hash(&mut h);

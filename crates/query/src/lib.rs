@@ -521,11 +521,11 @@ impl Engine {
     }
 
     /// [`Engine::load`] on Spark: the same plan and pruning, then the filter and the
-    /// aggregation by bin and `fields` pushed down. The matching records are not
-    /// re-thresholded to the bound: Spark hands over groups, not records, so the bound's
-    /// purpose (the analysis' memory and time) is met without it; the answer is the
-    /// estimate from every matching record of the level read (what `--exact` gives on that
-    /// level).
+    /// aggregation by bin and `fields` pushed down. When more records match than the bound,
+    /// they are re-thresholded as the embedded engine does it, in Spark: the threshold chosen
+    /// here from their (bytes, threshold) counts, each bin's records drawn from the same
+    /// seeded stream in the same order, so that both engines hand the same records to the
+    /// analysis.
     fn load_spark(
         &self,
         config: &SparkConfig,
@@ -551,15 +551,42 @@ impl Engine {
             return Ok(out);
         };
         let t = std::time::Instant::now();
-        let res = spark::load(
-            driver,
-            self.store.root(),
-            sel,
-            fields,
-            &reading.bins,
-            &mut out,
-        );
-        let answer = match res {
+        let mut matched = None;
+        let res = (|| {
+            let mut rethreshold = None;
+            // The stored records bound the matching ones: ask Spark only when they may exceed.
+            if let Bound::Records(max) = bound
+                && reading.bins.iter().map(|b| b.records_after).sum::<u64>() > max
+            {
+                let hist = spark::histogram(driver, self.store.root(), sel, &reading.bins)?;
+                let n: u64 = hist.iter().map(|h| h.2).sum();
+                matched = Some(n);
+                if n > max {
+                    let z = flowdrill_store::sampling::choose_threshold_counted(&hist, max as f64);
+                    if z > 0 {
+                        rethreshold = Some(spark::Rethreshold {
+                            z,
+                            seeds: reading
+                                .bins
+                                .iter()
+                                .map(|b| self.rethreshold_seed(b))
+                                .collect(),
+                        });
+                    }
+                }
+            }
+            spark::load(
+                driver,
+                self.store.root(),
+                sel,
+                fields,
+                &reading.bins,
+                rethreshold.as_ref(),
+                &mut out,
+            )
+            .map(|a| (a, rethreshold.map(|r| r.z)))
+        })();
+        let (answer, z_new) = match res {
             Ok(a) => a,
             Err(e) => {
                 // A driver that failed may be in any state: start afresh next time.
@@ -576,6 +603,11 @@ impl Engine {
                 answer.bytes,
                 t.elapsed().as_secs_f64() * 1e3
             );
+        }
+        if let Some(z) = z_new {
+            // Matched before the re-thresholding, as the embedded engine counts them.
+            out.records_matched = matched.unwrap_or(out.records_matched);
+            out.rethreshold_z = Some(z);
         }
         out.records_read = out.records_matched;
         Ok(out.aggregated(sel.metric))

@@ -230,19 +230,21 @@ fn group_columns(f: Field) -> Vec<(String, &'static str)> {
     }
 }
 
-/// The pushed-down part of [`crate::Engine::load`]: `out` and `bins` come from the engine's
-/// own planning and pruning; `fields` are the analysis' leaf keys.
-pub(crate) fn load(
-    driver: &mut SparkDriver,
+/// The re-thresholding of the matching records to the bound on records, as
+/// [`crate::Engine::load`] does it: the threshold, and per bin of the request its seed.
+#[derive(Clone, Debug)]
+pub(crate) struct Rethreshold {
+    pub z: u64,
+    pub seeds: Vec<u64>,
+}
+
+/// The request's common part: the bins, the filter, the time range.
+fn request(
+    driver: &SparkDriver,
     root: &Path,
     sel: &Selection,
-    fields: &[Field],
     bins: &[BinRef],
-    out: &mut Loaded,
-) -> Result<SparkAnswer, SparkError> {
-    let mut fields = fields.to_vec();
-    fields.sort_unstable();
-    fields.dedup();
+) -> Result<serde_json::Value, SparkError> {
     let base = match &driver.config.store_url {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => root.to_string_lossy().into_owned(),
@@ -268,15 +270,88 @@ pub(crate) fn load(
         flowdrill_filter::Expr::cmp(Field::TimeStart, flowdrill_filter::CmpOp::Lt, sel.range.end),
     ])
     .to_sql()?;
-    let group: Vec<(String, &str)> = fields.iter().flat_map(|f| group_columns(*f)).collect();
-    let req = serde_json::json!({
+    Ok(serde_json::json!({
         "base": base,
         "files": files,
         "filter": filter,
         "range": range,
-        "group": group,
         "merge_schema": sel.filter.as_ref().is_some_and(|f| !f.custom_names().is_empty()),
-    });
+    }))
+}
+
+/// The matching records' distinct `(bytes, sample_z)` pairs with their counts, over `bins`:
+/// what choosing the re-sampling threshold needs
+/// ([`flowdrill_store::sampling::choose_threshold_counted`]).
+pub(crate) fn histogram(
+    driver: &mut SparkDriver,
+    root: &Path,
+    sel: &Selection,
+    bins: &[BinRef],
+) -> Result<Vec<(u64, u64, u64)>, SparkError> {
+    let mut req = request(driver, root, sel, bins)?;
+    req["histogram"] = true.into();
+    let answer = driver.query(req)?;
+    let read = read_histogram(&answer.path);
+    let _ = std::fs::remove_file(&answer.path);
+    read
+}
+
+fn read_histogram(path: &Path) -> Result<Vec<(u64, u64, u64)>, SparkError> {
+    let bad = |what: &str| SparkError::Answer(format!("{}: {what}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| bad(&e.to_string()))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| bad(&e.to_string()))?;
+    let mut out = Vec::new();
+    for rb in reader {
+        let rb: RecordBatch = rb.map_err(|e| bad(&e.to_string()))?;
+        let col = |name: &str| {
+            rb.column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<Int64Type>().cloned())
+                .ok_or_else(|| bad(&format!("no int64 column {name}")))
+        };
+        let (x, z, n) = (col("bytes")?, col("sample_z")?, col("_records")?);
+        for i in 0..rb.num_rows() {
+            let v = |a: &arrow_array::Int64Array| {
+                if a.is_valid(i) {
+                    a.value(i).max(0) as u64
+                } else {
+                    0
+                }
+            };
+            out.push((v(&x), v(&z), v(&n)));
+        }
+    }
+    Ok(out)
+}
+
+/// The pushed-down part of [`crate::Engine::load`]: `out` and `bins` come from the engine's
+/// own planning and pruning; `fields` are the analysis' leaf keys; `rethreshold`, the
+/// re-sampling to the bound when the matching records exceed it.
+pub(crate) fn load(
+    driver: &mut SparkDriver,
+    root: &Path,
+    sel: &Selection,
+    fields: &[Field],
+    bins: &[BinRef],
+    rethreshold: Option<&Rethreshold>,
+    out: &mut Loaded,
+) -> Result<SparkAnswer, SparkError> {
+    let mut fields = fields.to_vec();
+    fields.sort_unstable();
+    fields.dedup();
+    let mut req = request(driver, root, sel, bins)?;
+    let group: Vec<(String, &str)> = fields.iter().flat_map(|f| group_columns(*f)).collect();
+    req["group"] = serde_json::json!(group);
+    if let Some(r) = rethreshold {
+        req["rethreshold"] = serde_json::json!({ "z": r.z });
+        if let Some(files) = req["files"].as_array_mut() {
+            for (f, seed) in files.iter_mut().zip(&r.seeds) {
+                // As a string: JSON numbers beyond 2^53 lose bits in some readers.
+                f["seed"] = seed.to_string().into();
+            }
+        }
+    }
     let answer = driver.query(req)?;
     let read = read_groups(&answer.path, &fields, bins, out);
     let _ = std::fs::remove_file(&answer.path);

@@ -408,8 +408,12 @@ impl Engine {
     /// One bin's records re-thresholded at `z`, seeded per bin (so that a repeated query
     /// keeps the same records).
     pub(crate) fn rethreshold(&self, bin: &BinRef, b: &Batch, z: u64) -> Option<Batch> {
-        let seed = self.seed ^ bin.start.rotate_left(17) ^ fnv(bin.link.as_bytes());
-        b.rethreshold(z, seed)
+        b.rethreshold(z, self.rethreshold_seed(bin))
+    }
+
+    /// The seed of `bin`'s re-thresholding (the Spark engine draws from the same stream).
+    pub(crate) fn rethreshold_seed(&self, bin: &BinRef) -> u64 {
+        self.seed ^ bin.start.rotate_left(17) ^ fnv(bin.link.as_bytes())
     }
 }
 

@@ -162,6 +162,96 @@ pub fn choose_threshold(items: &[(u64, u64)], target: f64) -> u64 {
     hi
 }
 
+/// [`choose_threshold`] (or [`RawThresholds::for_target`] when no item is sampled) on items
+/// given once per distinct `(bytes, current threshold)` with their multiplicity, in any order:
+/// what an engine that aggregates elsewhere (Spark) hands over instead of the records.
+///
+/// When no item is sampled the answer is exactly [`RawThresholds::for_target`]'s (its sums are
+/// of integers); otherwise it is [`choose_threshold`]'s up to the order of the floating-point
+/// additions of the expected counts (the search can differ only where the expected count at
+/// some threshold ties the target to the last bits).
+pub fn choose_threshold_counted(items: &[(u64, u64, u64)], target: f64) -> u64 {
+    let n: u64 = items.iter().map(|i| i.2).sum();
+    if (n as f64) <= target {
+        return 0;
+    }
+    let target = target.max(0.0);
+    let max_x = items
+        .iter()
+        .filter(|i| i.2 > 0)
+        .map(|i| i.0)
+        .max()
+        .unwrap_or(0);
+    let raw = items.iter().all(|i| i.1 == 0);
+    // Unsampled: the sizes ascending, with the count and the byte sum of those below each.
+    let mut sorted: Vec<(u64, u64)> = Vec::new();
+    let mut below: Vec<(u64, u128)> = Vec::new();
+    let total = if raw {
+        let mut by_x: Vec<(u64, u64)> = items.iter().map(|i| (i.0, i.2)).collect();
+        by_x.sort_unstable();
+        for (x, c) in by_x {
+            match sorted.last_mut() {
+                Some(last) if last.0 == x => last.1 += c,
+                _ => sorted.push((x, c)),
+            }
+        }
+        let (mut cn, mut cs) = (0u64, 0u128);
+        below.push((0, 0));
+        for &(x, c) in &sorted {
+            cn += c;
+            cs += x as u128 * c as u128;
+            below.push((cn, cs));
+        }
+        cs as f64
+    } else {
+        items
+            .iter()
+            .map(|&(x, zo, c)| c as f64 * (x as f64 / keep_probability(x, zo)))
+            .sum()
+    };
+    let expected = |z: u64| -> f64 {
+        if raw {
+            let i = sorted.partition_point(|&(x, _)| x < z);
+            let (cn, cs) = below[i];
+            (n - cn) as f64 + cs as f64 / z as f64
+        } else {
+            items
+                .iter()
+                .map(|&(x, zo, c)| {
+                    if z <= zo {
+                        c as f64
+                    } else {
+                        c as f64 * (keep_probability(x, z) / keep_probability(x, zo))
+                    }
+                })
+                .sum()
+        }
+    };
+    let mut hi: u64 = if target < 0.5 {
+        u64::MAX / 2
+    } else {
+        ((total / target).ceil() as u64)
+            .max(max_x.saturating_add(1))
+            .max(1)
+    };
+    while hi < u64::MAX / 2 && expected(hi) > target {
+        hi = hi.saturating_mul(2);
+    }
+    let mut lo: u64 = 1;
+    if expected(lo) <= target {
+        return lo;
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if expected(mid) <= target {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
 /// Threshold choice for unsampled records, answered in `O(log² n)` per target after one sort:
 /// the writer asks it once per level for every bin it closes.
 #[derive(Clone, Debug)]
@@ -338,6 +428,51 @@ mod tests {
         assert_eq!(estimated_packets(3, 50, 100), 6.0);
         assert_eq!(variance_term(50, 100), 5000.0);
         assert_eq!(variance_term(150, 100), 0.0);
+    }
+
+    #[test]
+    fn counted_items_choose_the_threshold_of_the_records() {
+        let mut rng = Rng::new(3);
+        // Few distinct sizes, many records each, in no order.
+        let raw: Vec<u64> = (0..20_000)
+            .map(|_| {
+                [40, 64, 1500, 9000, 70_000][(rng.next_u64() % 5) as usize] + rng.next_u64() % 3
+            })
+            .collect();
+        let counted = |items: &[(u64, u64)]| {
+            let mut m = std::collections::BTreeMap::new();
+            for &p in items {
+                *m.entry(p).or_insert(0u64) += 1;
+            }
+            let mut v: Vec<(u64, u64, u64)> = m.into_iter().map(|((x, z), c)| (x, z, c)).collect();
+            v.reverse();
+            v
+        };
+        let pairs: Vec<(u64, u64)> = raw.iter().map(|&x| (x, 0)).collect();
+        let fast = RawThresholds::new(raw.clone());
+        for target in [0.1, 1.0, 10.0, 500.0, 7000.0, 19_999.0, 20_000.0] {
+            assert_eq!(
+                choose_threshold_counted(&counted(&pairs), target),
+                fast.for_target(target),
+                "unsampled, target {target}"
+            );
+        }
+        // Sampled at two thresholds: the same answer as on the records (no tie here).
+        let sampled: Vec<(u64, u64)> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (x, if i % 3 == 0 { 5000 } else { 0 }))
+            .collect();
+        for target in [10.0, 500.0, 7000.0, 19_999.0] {
+            let z = choose_threshold_counted(&counted(&sampled), target);
+            assert_eq!(
+                z,
+                choose_threshold(&sampled, target),
+                "sampled, target {target}"
+            );
+            assert!(expected_kept(&sampled, z) <= target);
+            assert!(expected_kept(&sampled, z - 1) > target);
+        }
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub const SETTINGS: &[&str] = &[
     "max-error",
     "cache",
     "format",
+    "engine",
+    "spark-master",
 ];
 
 const KEYS: &[&str] = &[
@@ -107,6 +109,7 @@ pub fn candidates(line: &str, pos: usize, data: &Data) -> (usize, Vec<String>) {
         (_, Some(&("--dim" | "-d" | "--rows" | "--cols"))) => owned(DIMS),
         (_, Some(&("--metric" | "-m" | "metric"))) => owned(METRICS),
         (_, Some(&("--format" | "format"))) => owned(FORMATS),
+        (_, Some(&("--engine" | "engine"))) => owned(&["embedded", "spark"]),
         (_, Some(&("--categories" | "-c"))) => owned(CATEGORIES),
         (_, Some(&("--time" | "-t" | "time"))) => owned(TIMES),
         (_, Some(&("--link" | "-l" | "link" | "--before-link"))) => data.links.clone(),

@@ -17,7 +17,7 @@ mod remote;
 mod state;
 mod targets;
 
-use crate::args::{Cli, Command, ConsoleArgs, Format, Global};
+use crate::args::{Cli, Command, ConsoleArgs, EngineArg, Format, Global};
 use crate::cmd::analyze;
 use crate::{CliError, CliResult, output};
 use anyhow::anyhow;
@@ -243,6 +243,7 @@ Selection:
   link NAME[,NAME]           `unset link` = all links
   metric bytes|packets|flows threshold PCT    format table|csv|json|ndjson
   set exact on|off           set max-error REL    set max-records N    set acl FILE
+  set engine embedded|spark [MASTER]    set spark-master URL (local[2], sc://host:15002)
 Drill-down:
   drill N | drill KEY        narrow the filter to a row of the last result and run it again
   drill ROWKEY COLKEY        a heatmap cell of hhh2
@@ -347,6 +348,36 @@ quit or Ctrl-D leaves; Tab completes commands, flags, fields, links and keys."
                 s.sel.exact = false;
             }
             "cache" => s.sel.no_cache = !on_off(&v)?,
+            "engine" => {
+                // `set engine spark [MASTER]`, `set engine embedded`.
+                self.check_local("engine")?;
+                let (e, master) = match value {
+                    [e] => (e, None),
+                    [e, m] => (e, Some(m.clone())),
+                    _ => {
+                        return Err(usage(
+                            "set engine embedded|spark [MASTER]: e.g. set engine spark sc://host:15002",
+                        ));
+                    }
+                };
+                s.sel.engine = state::parse_engine(e)
+                    .ok_or_else(|| usage(format!("engine '{e}': use embedded or spark")))?;
+                if master.is_some() {
+                    if s.sel.engine != EngineArg::Spark {
+                        return Err(usage("a Spark master goes with `set engine spark MASTER`"));
+                    }
+                    s.sel.spark_master = master;
+                }
+            }
+            "spark-master" => {
+                self.check_local("spark-master")?;
+                if value.len() != 1 {
+                    return Err(usage(
+                        "set spark-master URL: local[2], spark://host:7077, yarn or sc://host:15002",
+                    ));
+                }
+                s.sel.spark_master = Some(v);
+            }
             "format" => {
                 self.g.format = Format::from_str(&v, true)
                     .map_err(|_| usage(format!("format '{v}': use table, csv, json or ndjson")))?;
@@ -374,10 +405,24 @@ quit or Ctrl-D leaves; Tab completes commands, flags, fields, links and keys."
                 "max-records" => s.sel.max_records = None,
                 "max-error" => s.sel.max_error = None,
                 "exact" => s.sel.exact = false,
+                "engine" => s.sel.engine = EngineArg::Embedded,
+                // Back to $FLOWDRILL_SPARK_MASTER, or local[*].
+                "spark-master" => s.sel.spark_master = None,
                 other => return Err(usage(format!("cannot unset '{other}'"))),
             }
         }
         self.hist.select(s, None);
+        Ok(())
+    }
+
+    /// Settings of the local engine: a remote console runs on the daemon's.
+    fn check_local(&self, name: &str) -> Result<(), CliError> {
+        if let Backend::Remote(r) = &self.backend {
+            return Err(usage(format!(
+                "set {name}: the daemon at {} chooses its engine (flowdrill serve --engine, --spark-master)",
+                r.url()
+            )));
+        }
         Ok(())
     }
 

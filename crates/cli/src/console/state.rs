@@ -31,8 +31,15 @@ impl State {
                 max_error: None,
                 no_cache: false,
                 acl_text: None,
-                engine: EngineArg::Embedded,
-                spark_master: None,
+                // The environment's choice, as the CLI's flags take it (`set engine` and
+                // `set spark-master` change it).
+                engine: std::env::var("FLOWDRILL_ENGINE")
+                    .ok()
+                    .and_then(|e| parse_engine(&e))
+                    .unwrap_or_default(),
+                spark_master: std::env::var("FLOWDRILL_SPARK_MASTER")
+                    .ok()
+                    .filter(|m| !m.is_empty()),
             },
             threshold: 5.0,
         }
@@ -136,10 +143,9 @@ impl State {
         if let Some(x) = &s.max_records {
             add(&["--max-records"], Some(x.clone()));
         }
-        // Only a Spark choice is carried: the embedded default leaves $FLOWDRILL_ENGINE in force.
-        if s.engine == EngineArg::Spark {
-            add(&["--engine"], Some("spark".into()));
-        }
+        // The state's engine (its start is $FLOWDRILL_ENGINE's), so that `set engine embedded`
+        // wins over the environment too.
+        add(&["--engine"], Some(engine_name(s.engine).into()));
         if let Some(m) = &s.spark_master {
             add(&["--spark-master"], Some(m.clone()));
         }
@@ -168,6 +174,17 @@ pub fn metric_name(m: MetricArg) -> &'static str {
         MetricArg::Packets => "packets",
         MetricArg::Flows => "flows",
     }
+}
+
+pub fn engine_name(e: EngineArg) -> &'static str {
+    match e {
+        EngineArg::Embedded => "embedded",
+        EngineArg::Spark => "spark",
+    }
+}
+
+pub fn parse_engine(s: &str) -> Option<EngineArg> {
+    EngineArg::from_str(s.trim(), true).ok()
 }
 
 pub fn parse_metric(s: &str) -> Option<MetricArg> {
@@ -300,6 +317,38 @@ mod tests {
         assert!(s.flags_for("hhh", &[]).contains(&"--threshold".to_string()));
         let f = s.flags_for("hhh", &words("-T 2"));
         assert!(!f.contains(&"--threshold".to_string()));
+    }
+
+    #[test]
+    fn the_engine_is_carried_and_the_users_flag_wins() {
+        let mut s = State::new();
+        s.sel.engine = EngineArg::Embedded;
+        s.sel.spark_master = None;
+        let f = s.flags_for("top", &[]);
+        assert!(
+            f.windows(2)
+                .any(|w| w[0] == "--engine" && w[1] == "embedded"),
+            "{f:?}"
+        );
+        assert!(!f.contains(&"--spark-master".to_string()), "{f:?}");
+        s.sel.engine = EngineArg::Spark;
+        s.sel.spark_master = Some("sc://127.0.0.1:15002".into());
+        let f = s.flags_for("hhh", &[]);
+        assert!(
+            f.windows(2).any(|w| w[0] == "--engine" && w[1] == "spark"),
+            "{f:?}"
+        );
+        assert!(
+            f.windows(2)
+                .any(|w| w[0] == "--spark-master" && w[1] == "sc://127.0.0.1:15002"),
+            "{f:?}"
+        );
+        let f = s.flags_for("top", &words("--engine=embedded --spark-master local[1]"));
+        assert!(
+            !f.iter()
+                .any(|w| w.starts_with("--engine") || w == "--spark-master"),
+            "{f:?}"
+        );
     }
 
     #[test]
