@@ -39,20 +39,7 @@ impl Engine {
         let Some(reading) = reading else {
             return Ok(out);
         };
-        if let Bound::Records(max) = bound {
-            let (mut probe_out, probe) = self.prepare(sel, &[], &[], bound)?;
-            let mut items = ThresholdItems::default();
-            if let Some(probe) = probe {
-                self.stream(sel, &probe, &mut probe_out, |_, b| {
-                    items.add(b);
-                    Ok::<(), QueryError>(())
-                })?;
-            }
-            if probe_out.records_matched > max {
-                let z = items.choose(max);
-                out.rethreshold_z = (z > 0).then_some(z);
-            }
-        }
+        out.rethreshold_z = self.bound_threshold(sel, bound, &reading)?;
         let z_new = out.rethreshold_z;
         let mut z_seen = 0;
         self.stream(sel, &reading, &mut out, |bin, b| {
@@ -109,23 +96,7 @@ impl Engine {
             out.folded = Some(Folded::default());
             return Ok((out, Vec::new()));
         };
-        if let Bound::Records(max) = bound {
-            let stored: u64 = reading.bins.iter().map(|b| b.records_after).sum();
-            if stored > max {
-                let (mut probe_out, probe) = self.prepare(sel, &[], &[], bound)?;
-                let mut items = ThresholdItems::default();
-                if let Some(probe) = probe {
-                    self.stream(sel, &probe, &mut probe_out, |_, b| {
-                        items.add(b);
-                        Ok::<(), QueryError>(())
-                    })?;
-                }
-                if probe_out.records_matched > max {
-                    let z = items.choose(max);
-                    out.rethreshold_z = (z > 0).then_some(z);
-                }
-            }
-        }
+        out.rethreshold_z = self.bound_threshold(sel, bound, &reading)?;
         let z_new = out.rethreshold_z;
         // Bins are read in chunks unless they are re-thresholded (a bin's sample is drawn
         // over the whole bin) or the engine caches whole bins for the next question.
@@ -232,6 +203,38 @@ impl Engine {
         out.folded = Some(all);
         out.exact = out.z_max == 0;
         Ok((out, states))
+    }
+
+    /// The threshold the matching records of `reading` must be re-sampled at to meet `bound`
+    /// (`None` when they fit): a first pass reads the bytes and thresholds of the matching
+    /// records, as `load` does after reading them. No pass when the bins hold fewer records
+    /// than the bound in all.
+    fn bound_threshold(
+        &self,
+        sel: &Selection,
+        bound: Bound,
+        reading: &Reading,
+    ) -> Result<Option<u64>, QueryError> {
+        let Bound::Records(max) = bound else {
+            return Ok(None);
+        };
+        let stored: u64 = reading.bins.iter().map(|b| b.records_after).sum();
+        if stored <= max {
+            return Ok(None);
+        }
+        let (mut probe_out, probe) = self.prepare(sel, &[], &[], bound)?;
+        let mut items = ThresholdItems::default();
+        if let Some(probe) = probe {
+            self.stream(sel, &probe, &mut probe_out, |_, b| {
+                items.add(b);
+                Ok::<(), QueryError>(())
+            })?;
+        }
+        if probe_out.records_matched <= max {
+            return Ok(None);
+        }
+        let z = items.choose(max);
+        Ok((z > 0).then_some(z))
     }
 
     /// Workers for [`Engine::fold`]: the cores, at most one per bin.
