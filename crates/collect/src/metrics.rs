@@ -574,7 +574,8 @@ mod tests {
         let mut st = DecodeStats::default();
         st.drop("datagram: unknown version", 3);
         st.v5.records = 30;
-        l.publish(5, 700, 0, &st);
+        l.publish_received(5, 700, 0);
+        l.publish_decoded(&st);
         let s = Shared::new(vec![l]);
         s.writer_state(&WriterShared {
             records_in: 30,
