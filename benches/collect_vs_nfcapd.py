@@ -13,7 +13,10 @@
 4. Flood: the events capture, looped for S seconds at a fixed rate, to both at once; resident
    memory (VmRSS) of each, sampled every 0.5 s: first, peak and last.
 
-Everything is on 127.0.0.1, bounded in time, and stops by itself.
+Everything is on 127.0.0.1, bounded in time, and stops by itself. Run as root, the bench raises
+net.core.rmem_max to 32 MiB for its duration (and says so) so that both collectors get the 32 MiB
+receive buffer they ask for; otherwise the kernel caps both at the current rmem_max. Each line
+shows the load average: other work on the same cores shows up as losses and wall-time noise.
 
 Usage: benches/collect_vs_nfcapd.py [--flows 1M] [--seconds 6] [--rates 250k,500k,1M,1.5M,2M]
        [--flood-rate 500k] [--flowdrill target/release/flowdrill]
@@ -128,6 +131,33 @@ class Nfcapd:
         return sum(1 for line in r.stdout.splitlines() if line.strip())
 
 
+RMEM = 32 << 20
+
+
+def raise_rmem():
+    """Raises net.core.rmem_max to RMEM when root; returns the old value to restore (or None)."""
+    path = "/proc/sys/net/core/rmem_max"
+    try:
+        old = int(open(path).read())
+        if old >= RMEM:
+            return None
+        with open(path, "w") as f:
+            f.write(str(RMEM))
+        return old
+    except OSError:
+        return None
+
+
+def restore_rmem(old):
+    if old is not None:
+        with open("/proc/sys/net/core/rmem_max", "w") as f:
+            f.write(str(old))
+
+
+def load():
+    return os.getloadavg()[0]
+
+
 def replay(exe, cap, ports, rate, seconds):
     cmd = [exe, "replay", cap, "--rate", str(rate), "--loop", "0", "--duration", f"{seconds}s"]
     for p in ports:
@@ -161,6 +191,7 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (apt-get install nfdump)")
     work = tempfile.mkdtemp(prefix="fd-bench-collect-")
+    old_rmem = raise_rmem()
     try:
         normal = os.path.join(work, "normal.pcap")
         flood = os.path.join(work, "events.pcap")
@@ -168,14 +199,19 @@ def main():
                         "--no-events", "--duration", "5m", "--out", normal], check=True)
         subprocess.run([a.flowdrill, "--quiet", "generate", "--kind", "ipfix", "--flows", a.flows,
                         "--duration", "5m", "--out", flood], check=True)
-        print(f"machine: {os.cpu_count()} cores; {a.seconds:g} s per step; capture of {a.flows} flows, looped")
-        print(f"{'collector':20}{'rate asked':>12}{'sent/s':>12}{'received':>12}{'lost':>10}{'CPU s':>8}")
+        rmem = int(open("/proc/sys/net/core/rmem_max").read())
+        print(f"machine: {os.cpu_count()} cores; {a.seconds:g} s per step; capture of {a.flows} flows, looped; "
+              f"net.core.rmem_max {rmem} bytes" + (f" (raised from {old_rmem} for this run)" if old_rmem else ""))
+        print(f"{'collector':20}{'rate asked':>12}{'sent/s':>12}{'received':>12}{'lost':>10}{'CPU s':>8}"
+              f"{'CPU us/rec':>11}{'load':>6}")
         best = {}
         for kind in ("flowdrill", "nfcapd"):
             for i, r in enumerate(a.rates.split(",")):
+                la = load()
                 sent, secs, got, cpu = one(kind, a, work, normal, count(r), f"{kind}{i}")
                 lost = sent - got
-                print(f"{kind:20}{r:>12}{sent/secs:12.0f}{got:12d}{lost:10d}{cpu:8.2f}", flush=True)
+                print(f"{kind:20}{r:>12}{sent/secs:12.0f}{got:12d}{lost:10d}{cpu:8.2f}"
+                      f"{1e6 * cpu / max(got, 1):11.3f}{la:6.1f}", flush=True)
                 if lost <= 0:
                     best[kind] = max(best.get(kind, 0), sent / secs)
         for kind in ("flowdrill", "nfcapd"):
@@ -189,8 +225,8 @@ def main():
         n.settle(sent)
         fc, nc = f.stop(), n.stop()
         ng = n.received()
-        print(f"same stream to both at {sent/secs:.0f} records/s: flowdrill lost {sent-fg} "
-              f"(CPU {fc:.2f} s), nfcapd lost {sent-ng} (CPU {nc:.2f} s)")
+        print(f"same stream to both at {sent/secs:.0f} records/s ({sent} records): flowdrill lost {sent-fg} "
+              f"(CPU {fc:.2f} s), nfcapd lost {sent-ng} (CPU {nc:.2f} s); load {load():.1f}")
 
         # Flood: memory of both on the events capture.
         f, n = Flowdrill(a.flowdrill, work, "flood"), Nfcapd(work, "flood")
@@ -212,10 +248,13 @@ def main():
         n.stop()
         ng = n.received()
         mb = lambda xs: f"first {xs[0]/1e6:.0f} MB, peak {max(xs)/1e6:.0f} MB, last {xs[-1]/1e6:.0f} MB"
+        # RSS over time, for flatness: the samples at 10 %, 50 % and 90 % of the flood.
+        at = lambda xs: ", ".join(f"{xs[int(q * (len(xs) - 1))]/1e6:.0f}" for q in (0.1, 0.5, 0.9))
         print(f"flood ({sent} records in {3 * a.seconds:g} s at {a.flood_rate}/s asked, to both):")
-        print(f"  flowdrill RSS {mb(rss['flowdrill'])}; received {fg}, current z {z:.0f}")
-        print(f"  nfcapd    RSS {mb(rss['nfcapd'])}; received {ng}")
+        print(f"  flowdrill RSS {mb(rss['flowdrill'])} (10/50/90 %: {at(rss['flowdrill'])} MB); received {fg}, current z {z:.0f}")
+        print(f"  nfcapd    RSS {mb(rss['nfcapd'])} (10/50/90 %: {at(rss['nfcapd'])} MB); received {ng}")
     finally:
+        restore_rmem(old_rmem)
         shutil.rmtree(work, ignore_errors=True)
 
 

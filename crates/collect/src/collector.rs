@@ -3,13 +3,17 @@
 //!
 //! Threads and what they own:
 //!
-//! - one **receiver** per socket: the socket, a [`Decoder`] (so template state is per
-//!   exporter and domain, as in an import), a batch of records. It publishes its counters to
-//!   the shared state every [`PUBLISH_MS`] and hands a batch to the writer when it is full or
-//!   that long has passed. The channel is bounded: when the writer falls behind, receivers
-//!   wait and the kernel's socket buffer takes the excess (what overflows it is counted by the
-//!   kernel, and shown as `socket_drops`).
-//! - one **writer**: the [`StoreWriter`]. Its event clock is the latest flow start it has seen
+//! - one **receiver** per socket: the socket and the block being filled. It only drains the
+//!   socket (`recvmmsg`, up to [`CollectConfig::recv_batch`] datagrams per system call) into
+//!   [`Block`]s of raw datagrams from the ring ([`crate::ring`]), hands a block to the writer
+//!   when it is full or [`PUBLISH_MS`] has passed, and publishes its counters. The channel is
+//!   bounded: when the writer falls behind, receivers wait and the kernel's socket buffer
+//!   takes the excess (what overflows it is counted by the kernel, and shown as
+//!   `socket_drops`).
+//! - one **writer**: a [`Decoder`] per listener (so template state is per exporter and
+//!   domain, as in an import) and the [`StoreWriter`]. It decodes each block's datagrams and
+//!   pushes their records one by one (no batch of decoded records is ever materialised), then
+//!   gives the block back to the ring. Its event clock is the latest flow start it has seen
 //!   (flows starting more than a minute after the wall clock do not move it), running on with
 //!   the wall clock while no newer record comes; when `clock − close_after` crosses a bin
 //!   boundary, every bin ending before it is closed and written. Records that come later for
@@ -20,6 +24,7 @@
 //! file), SIGTERM/SIGINT ([`Collector::shutdown`]) writes them.
 
 use crate::metrics::{ListenerShared, Shared, WriterShared};
+use crate::ring::{Block, Pool, Receiver as Batch};
 use crate::{Error, Result, io_err};
 use flowdrill_model::{Addr, FlowRecord};
 use flowdrill_store::{Store, StoreWriter, WriteSummary, WriterOptions};
@@ -31,8 +36,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Receivers publish their counters, and flush a partial batch, this often.
+/// Receivers publish their counters, and flush a partial block, this often.
 pub const PUBLISH_MS: u64 = 200;
+
+/// After a receive call that emptied the socket, a receiver lets datagrams gather this long
+/// before the next one (µs): one wake-up per batch instead of one per datagram, which is most
+/// of what receiving costs at high rates. The socket buffer holds far more than this much
+/// traffic (2 M records/s for 1 ms is about 250 kB).
+const GATHER_US: u64 = 1000;
 
 /// How a collector behaves; [`CollectConfig::new`] gives the defaults.
 #[derive(Clone, Debug)]
@@ -50,15 +61,20 @@ pub struct CollectConfig {
     /// Requested socket receive buffer (SO_RCVBUF), bytes; the kernel caps it at
     /// `net.core.rmem_max` and reports twice the value.
     pub recv_buffer: usize,
-    /// Records per batch handed to the writer.
-    pub batch: usize,
-    /// Batches the channel to the writer holds.
-    pub channel_batches: usize,
+    /// Datagrams taken per receive system call (`recvmmsg` on Linux; 1: one `recv_from`
+    /// each).
+    pub recv_batch: usize,
+    /// Bytes of datagrams per block of the ring handed to the writer (at least 64 KiB).
+    pub block_bytes: usize,
+    /// Full blocks the channel to the writer holds: with `block_bytes`, what the collector
+    /// buffers beyond the socket's receive buffer while the writer is busy.
+    pub channel_blocks: usize,
 }
 
 impl CollectConfig {
     /// Defaults: listen on `listen`, bins closed 5 minutes after their end, open bins capped
-    /// at 1 M records each (about 250 MB), 8 MiB socket buffers.
+    /// at 1 M records each (about 160 MB; the budget usually caps them lower), 8 MiB socket
+    /// buffers, 64 datagrams per receive call, a ring of 64 blocks of 256 KiB (16 MiB).
     pub fn new(listen: Vec<SocketAddr>) -> CollectConfig {
         CollectConfig {
             listen,
@@ -69,8 +85,9 @@ impl CollectConfig {
             },
             close_after_ms: 300_000,
             recv_buffer: 8 << 20,
-            batch: 2048,
-            channel_batches: 64,
+            recv_batch: 64,
+            block_bytes: 256 << 10,
+            channel_blocks: 64,
         }
     }
 }
@@ -89,7 +106,7 @@ pub struct CollectSummary {
 }
 
 enum Msg {
-    Records(Vec<FlowRecord>),
+    Block(Block),
     Reload(Box<Store>),
 }
 
@@ -106,7 +123,7 @@ pub struct Collector {
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Msg::Records(v) => write!(f, "Records({})", v.len()),
+            Msg::Block(b) => write!(f, "Block({} datagrams)", b.len()),
             Msg::Reload(_) => f.write_str("Reload"),
         }
     }
@@ -160,27 +177,27 @@ impl Collector {
             listeners.push(ListenerShared::new(addr, socket_inode(s), rcvbuf as u64));
         }
         let shared = Arc::new(Shared::new(listeners));
-        let (tx, rx) = sync_channel::<Msg>(cfg.channel_batches.max(1));
+        let (tx, rx) = sync_channel::<Msg>(cfg.channel_blocks.max(1));
+        let pool = Arc::new(Pool::new(cfg.block_bytes));
         let mut receivers = Vec::new();
         for (i, s) in sockets.into_iter().enumerate() {
-            let (shared, tx, dcfg, batch) = (
-                shared.clone(),
-                tx.clone(),
-                cfg.decoder.clone(),
-                cfg.batch.max(1),
-            );
+            let (shared, tx, pool, batch) =
+                (shared.clone(), tx.clone(), pool.clone(), cfg.recv_batch);
             let h = std::thread::Builder::new()
                 .name(format!("flowdrill-recv-{}", local[i]))
-                .spawn(move || receive(s, i, Decoder::new(dcfg), batch, tx, &shared))
+                .spawn(move || receive(s, i, Batch::new(batch), &pool, tx, &shared))
                 .map_err(io_err("starting a receiver thread"))?;
             receivers.push(h);
         }
+        let decoders = (0..local.len())
+            .map(|_| Decoder::new(cfg.decoder.clone()))
+            .collect();
         let wshared = shared.clone();
         let (opts, lag) = (cfg.writer.clone(), cfg.close_after_ms);
         let writer = std::thread::Builder::new()
             .name("flowdrill-writer".into())
             .spawn(move || {
-                let r = write_loop(writer, opts, lag, rx, &wshared);
+                let r = write_loop(writer, decoders, &pool, opts, lag, rx, &wshared);
                 if r.is_err() {
                     // A writer that cannot write stops the collector.
                     wshared.stop.store(true, Ordering::SeqCst);
@@ -227,8 +244,8 @@ impl Collector {
             .map_err(|_| Error::Internal("the writer thread has stopped".into()))
     }
 
-    /// Stops receiving, decodes what is buffered, writes every open bin, and returns what was
-    /// done (or the writer's error).
+    /// Stops receiving, decodes what is buffered (the ring's blocks), writes every open bin,
+    /// and returns what was done (or the writer's error).
     pub fn shutdown(mut self) -> Result<CollectSummary> {
         self.shared.stop.store(true, Ordering::SeqCst);
         for h in self.receivers.drain(..) {
@@ -270,37 +287,51 @@ fn socket_inode(_: &UdpSocket) -> Option<u64> {
     None
 }
 
-/// A receiver thread: datagrams in, decoded batches out, until the stop flag.
+/// A receiver thread: datagrams in, blocks of raw datagrams out, until the stop flag.
 fn receive(
     sock: UdpSocket,
     index: usize,
-    mut dec: Decoder,
-    batch: usize,
+    mut rx: Batch,
+    pool: &Pool,
     tx: SyncSender<Msg>,
     shared: &Shared,
 ) {
     let me = &shared.listeners[index];
-    let mut buf = vec![0u8; 65_536];
-    let mut out: Vec<FlowRecord> = Vec::with_capacity(batch);
+    let mut block = pool.take(index);
     let mut last_publish = Instant::now();
     let publish_every = Duration::from_millis(PUBLISH_MS);
     let (mut datagrams, mut bytes, mut errors) = (0u64, 0u64, 0u64);
-    let send = |out: &mut Vec<FlowRecord>| -> bool {
-        if out.is_empty() {
+    // Hands the block to the writer (false: the writer has stopped).
+    let send = |block: &mut Block| -> bool {
+        if block.is_empty() {
             return true;
         }
-        let full = std::mem::replace(out, Vec::with_capacity(batch));
-        tx.send(Msg::Records(full)).is_ok()
+        let full = std::mem::replace(block, pool.take(index));
+        tx.send(Msg::Block(full)).is_ok()
     };
-    loop {
-        match sock.recv_from(&mut buf) {
-            Ok((n, from)) => {
-                datagrams += 1;
-                bytes += n as u64;
-                let exporter = Addr::from(from.ip().to_canonical());
-                dec.decode(exporter, now_ms(), &buf[..n], &mut out);
-                if out.len() >= batch && !send(&mut out) {
-                    break;
+    let batch = rx.batch();
+    'outer: loop {
+        match rx.recv(&sock) {
+            Ok(n) => {
+                let now = now_ms();
+                for i in 0..n {
+                    let (g, payload) = rx.datagram(i);
+                    datagrams += 1;
+                    bytes += g.len as u64;
+                    let (Some(from), false) = (g.from, g.truncated) else {
+                        errors += 1;
+                        continue;
+                    };
+                    let exporter = Addr::from(from.ip().to_canonical());
+                    if !block.push(exporter, now, payload) {
+                        if !send(&mut block) {
+                            break 'outer;
+                        }
+                        block.push(exporter, now, payload);
+                    }
+                }
+                if n < batch {
+                    std::thread::sleep(Duration::from_micros(GATHER_US));
                 }
             }
             Err(e)
@@ -314,8 +345,8 @@ fn receive(
         }
         if last_publish.elapsed() >= publish_every {
             last_publish = Instant::now();
-            me.publish(datagrams, bytes, errors, dec.stats());
-            if !send(&mut out) {
+            me.publish_received(datagrams, bytes, errors);
+            if !send(&mut block) {
                 break;
             }
             if shared.stop.load(Ordering::SeqCst) {
@@ -323,10 +354,8 @@ fn receive(
             }
         }
     }
-    // Data still waiting for a template can no longer be decoded: counted as dropped.
-    dec.finish(&mut out);
-    let _ = send(&mut out);
-    me.publish(datagrams, bytes, errors, dec.stats());
+    let _ = send(&mut block);
+    me.publish_received(datagrams, bytes, errors);
 }
 
 /// The event clock: the latest flow start seen, running on with the wall clock.
@@ -356,12 +385,16 @@ impl Clock {
 
 fn write_loop(
     mut w: StoreWriter,
+    mut decoders: Vec<Decoder>,
+    pool: &Pool,
     opts: WriterOptions,
     lag: u64,
     rx: Receiver<Msg>,
     shared: &Shared,
 ) -> Result<Vec<WriteSummary>> {
     let mut done = Vec::new();
+    // The records of one datagram (reused: no allocation per datagram).
+    let mut out: Vec<FlowRecord> = Vec::with_capacity(256);
     let mut clock = Clock {
         event: 0,
         anchor: Instant::now(),
@@ -375,12 +408,17 @@ fn write_loop(
     let tick = Duration::from_millis(PUBLISH_MS);
     loop {
         match rx.recv_timeout(tick) {
-            Ok(Msg::Records(v)) => {
+            Ok(Msg::Block(b)) => {
                 let wall = now_ms();
-                for r in v {
-                    clock.see(r.time_start, wall);
-                    w.push(r)?;
+                let dec = &mut decoders[b.listener];
+                for (from, recv_ms, payload) in b.iter() {
+                    dec.decode(from, recv_ms, payload, &mut out);
+                    for r in out.drain(..) {
+                        clock.see(r.time_start, wall);
+                        w.push(r)?;
+                    }
                 }
+                pool.put(b);
             }
             Ok(Msg::Reload(store)) => {
                 let old = std::mem::replace(&mut w, StoreWriter::new(&store, opts.clone())?);
@@ -401,7 +439,15 @@ fn write_loop(
                 shared.writer_bins(&w.summary());
             }
             shared.writer_state(&WriterShared::snapshot(&w));
+            for (l, d) in shared.listeners.iter().zip(&decoders) {
+                l.publish_decoded(d.stats());
+            }
         }
+    }
+    // Data still waiting for a template can no longer be decoded: counted as dropped.
+    for (l, d) in shared.listeners.iter().zip(&mut decoders) {
+        d.finish(&mut out);
+        l.publish_decoded(d.stats());
     }
     let last = w.finish()?;
     shared.writer_finished(&last, false);

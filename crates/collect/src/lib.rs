@@ -4,10 +4,12 @@
 //!
 //! ## Brief overview
 //!
-//! - [`Collector`]: binds UDP sockets, one receiver thread each, decoding NetFlow v5/v9, IPFIX
-//!   and sFlow with the [`flowdrill_wire::Decoder`] (template state per exporter and domain);
-//!   batches of records go over a bounded channel to one writer thread that owns the
-//!   [`flowdrill_store::StoreWriter`] and closes bins as its event clock passes them.
+//! - [`Collector`]: binds UDP sockets, one receiver thread each that only drains its socket
+//!   (`recvmmsg`) into blocks of raw datagrams ([`ring`]); the blocks go over a bounded
+//!   channel to one writer thread that decodes NetFlow v5/v9, IPFIX and sFlow with a
+//!   [`flowdrill_wire::Decoder`] per listener (template state per exporter and domain), pushes
+//!   the records into the [`flowdrill_store::StoreWriter`] and closes bins as its event clock
+//!   passes them.
 //!   [`Collector::reload`] switches to new link rules, [`Collector::shutdown`] writes the open
 //!   bins. Its configuration is a [`CollectConfig`].
 //! - [`metrics`]: the counters of every stage in Prometheus text format, and a tiny HTTP
@@ -16,23 +18,27 @@
 //! - [`replay`]: reads the export datagrams of a pcap/pcapng and sends them at a given rate.
 //!
 //! ```text
-//!  udp :2055 ─► receiver thread: recv ─► Decoder (templates per exporter) ─┐ batches
-//!  udp :4739 ─► receiver thread: recv ─► Decoder ──────────────────────────┤ (bounded channel)
-//!  udp :6343 ─► receiver thread: recv ─► Decoder ──────────────────────────┘
-//!                                                                          ▼
-//!        writer thread: StoreWriter::push (links rules, exact bin stats, adaptive sampling
-//!        of open bins past their cap) ─ event clock − lag ─► advance ─► bin files (atomic)
+//!  udp :2055 ─► receiver thread: recvmmsg ─► block of datagrams ─┐ blocks (bounded channel;
+//!  udp :4739 ─► receiver thread: recvmmsg ─► block ──────────────┤  emptied blocks return
+//!  udp :6343 ─► receiver thread: recvmmsg ─► block ──────────────┘  to the ring's free list)
+//!                                                                ▼
+//!        writer thread: Decoder of the block's listener (templates per exporter) ─►
+//!        StoreWriter::push (links rules, exact bin stats, adaptive sampling of open bins past
+//!        their cap) ─ event clock − lag ─► advance ─► bin files (atomic)
 //! ```
 //!
-//! Memory is bounded: the channel holds at most [`CollectConfig::channel_batches`] batches,
-//! each decoder caps its templates and pending data, and every open bin holds at most
-//! [`flowdrill_store::WriterOptions::max_open_records`] records (past it the bin is sampled
-//! adaptively, its exact counters and sketches untouched).
+//! Memory is bounded and flat: the ring holds at most [`CollectConfig::channel_blocks`] +
+//! listeners + 1 blocks of [`CollectConfig::block_bytes`] each, allocated once; each
+//! decoder caps its templates and pending data; and every open bin holds at most
+//! [`flowdrill_store::WriterOptions::max_open_records`] records, or twice what its disk
+//! budget keeps when that is fewer (past it the bin is sampled adaptively, its exact counters
+//! and sketches untouched).
 
 pub mod collector;
 pub mod metrics;
 pub mod procnet;
 pub mod replay;
+pub mod ring;
 
 pub use collector::{CollectConfig, CollectSummary, Collector};
 

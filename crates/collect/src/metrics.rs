@@ -2,9 +2,9 @@
 //! HTTP/1.0 responder for them on `std::net` (one request per connection; `GET /metrics`).
 //!
 //! Every metric is prefixed `flowdrill_collect_`; the full list with meanings is in
-//! `docs/collect.md`. Receivers publish their decoder counters every
-//! [`crate::collector::PUBLISH_MS`]; the kernel's socket drop counters and the process's
-//! memory are read when the metrics are rendered.
+//! `docs/collect.md`. Receivers publish their socket counters, and the writer thread the
+//! counters of the decoders it runs, every [`crate::collector::PUBLISH_MS`]; the kernel's
+//! socket drop counters and the process's memory are read when the metrics are rendered.
 
 use crate::procnet;
 use flowdrill_model::Addr;
@@ -46,10 +46,15 @@ impl ListenerShared {
         }
     }
 
-    pub(crate) fn publish(&self, datagrams: u64, bytes: u64, errors: u64, st: &DecodeStats) {
+    /// The receiver thread's counters.
+    pub(crate) fn publish_received(&self, datagrams: u64, bytes: u64, errors: u64) {
         self.received.store(datagrams, Ordering::Relaxed);
         self.bytes.store(bytes, Ordering::Relaxed);
         self.recv_errors.store(errors, Ordering::Relaxed);
+    }
+
+    /// The listener's decoder counters (the decoder runs on the writer thread).
+    pub(crate) fn publish_decoded(&self, st: &DecodeStats) {
         *self.decode.lock().unwrap_or_else(|e| e.into_inner()) = st.clone();
     }
 
@@ -569,7 +574,8 @@ mod tests {
         let mut st = DecodeStats::default();
         st.drop("datagram: unknown version", 3);
         st.v5.records = 30;
-        l.publish(5, 700, 0, &st);
+        l.publish_received(5, 700, 0);
+        l.publish_decoded(&st);
         let s = Shared::new(vec![l]);
         s.writer_state(&WriterShared {
             records_in: 30,

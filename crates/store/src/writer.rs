@@ -134,6 +134,9 @@ struct OpenBin {
     z: u64,
     /// Coin flips of the adaptive sampling (seeded per link and bin, as at close).
     rng: Option<Rng>,
+    /// Records it may hold before adaptive sampling ([`open_cap_of`], refreshed at
+    /// each raise; `usize::MAX` without [`WriterOptions::max_open_records`]).
+    cap: usize,
 }
 
 struct CoarseBin {
@@ -148,7 +151,8 @@ pub struct StoreWriter {
     root: PathBuf,
     config: LinksConfig,
     opts: WriterOptions,
-    open0: HashMap<(usize, u64), OpenBin>,
+    /// Looked up once per record: a fast hash (the default SipHash was 5 % of a push).
+    open0: HashMap<(usize, u64), OpenBin, foldhash::fast::FixedState>,
     /// Per link, the records its last closed level-0 bin held: a new current bin reserves
     /// about that much at once instead of growing (copying) its records vector by doubling.
     last_held: HashMap<usize, usize>,
@@ -222,6 +226,25 @@ fn sort_for_compression(batch: Batch) -> Batch {
 /// The most records a new open bin reserves room for up front.
 const MAX_RESERVE: usize = 1 << 20;
 
+/// The cap of an open level-0 bin of link `k`: `max` or, when smaller, twice the records its
+/// disk budget is expected to keep (at least 1000): holding more would only be sampled away
+/// when the bin closes.
+fn open_cap_of(
+    config: &LinksConfig,
+    bpr: &HashMap<(usize, u8), f64>,
+    k: usize,
+    max: usize,
+) -> usize {
+    let lc = &config.links[k].levels[0];
+    let per_record = bpr
+        .get(&(k, 0))
+        .copied()
+        .unwrap_or(INITIAL_BYTES_PER_RECORD);
+    let disk = 2.0 * (lc.bin_budget() as f64 / per_record).max(0.0);
+    let disk = disk.clamp(1000.0, usize::MAX as f64 / 2.0) as usize;
+    max.min(disk).max(1)
+}
+
 /// A first guess of bytes per stored record, refined from every file written.
 const INITIAL_BYTES_PER_RECORD: f64 = 16.0;
 
@@ -238,7 +261,7 @@ impl StoreWriter {
             root: store.root().to_path_buf(),
             config: store.config().clone(),
             opts,
-            open0: HashMap::new(),
+            open0: HashMap::default(),
             last_held: HashMap::new(),
             coarse: HashMap::new(),
             bpr: HashMap::new(),
@@ -354,20 +377,29 @@ impl StoreWriter {
         if bin_start.saturating_add(bin_ms) <= self.closed_until {
             self.summary.late += 1;
         }
-        // A current bin (not one that late records reopen) expects what the last one held.
-        let reserve = if bin_start.saturating_add(bin_ms) > self.closed_until {
-            let n = self.last_held.get(&k).copied().unwrap_or(0);
-            let cap = self.opts.max_open_records.unwrap_or(usize::MAX);
-            (n + n / 8).min(cap.saturating_add(1)).min(MAX_RESERVE)
-        } else {
-            0
+        let bin = match self.open0.entry((k, bin_start)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let cap = self.opts.max_open_records.map_or(usize::MAX, |max| {
+                    open_cap_of(&self.config, &self.bpr, k, max)
+                });
+                // A current bin (not one that late records reopen) expects what the last one
+                // held.
+                let reserve = if bin_start.saturating_add(bin_ms) > self.closed_until {
+                    let n = self.last_held.get(&k).copied().unwrap_or(0);
+                    (n + n / 8).min(cap.saturating_add(1)).min(MAX_RESERVE)
+                } else {
+                    0
+                };
+                e.insert(OpenBin {
+                    records: Vec::with_capacity(reserve),
+                    stats: BinStats::default(),
+                    z: 0,
+                    rng: None,
+                    cap,
+                })
+            }
         };
-        let bin = self.open0.entry((k, bin_start)).or_insert_with(|| OpenBin {
-            records: Vec::with_capacity(reserve),
-            stats: BinStats::default(),
-            z: 0,
-            rng: None,
-        });
         // Exact statistics first: they count every record, sampled out or not.
         bin.stats.add(&rec, starts_flow);
         if bin.z > 0 {
@@ -378,29 +410,21 @@ impl StoreWriter {
             }
         }
         bin.records.push(rec);
-        if let Some(cap) = self.opts.max_open_records
-            && bin.records.len() > cap
+        if bin.records.len() > bin.cap
+            && let Some(max) = self.opts.max_open_records
         {
-            self.resample_open(k, bin_start, cap);
+            self.resample_open(k, bin_start, max);
         }
-    }
-
-    /// The cap of an open level-0 bin of link `k`: `max` or, when smaller, twice the records
-    /// its disk budget is expected to keep (at least 1000): holding more would only be sampled
-    /// away when the bin closes.
-    fn open_cap(&self, k: usize, max: usize) -> usize {
-        let lc = &self.config.links[k].levels[0];
-        let disk = 2.0 * self.records_for(k, 0, lc.bin_budget() as f64);
-        let disk = disk.clamp(1000.0, usize::MAX as f64 / 2.0) as usize;
-        max.min(disk).max(1)
     }
 
     /// Adaptive sampling of a full open bin: raise its `z` so that about half the cap is
     /// expected to stay, and re-threshold the held records (ORACLES §3).
     fn resample_open(&mut self, k: usize, bin_start: u64, max: usize) {
-        let cap = self.open_cap(k, max);
+        // The cap again: the bytes per record on disk may have been learnt since.
+        let cap = open_cap_of(&self.config, &self.bpr, k, max);
         let rng_seed = self.rng_for(k, 0, bin_start ^ 0x0be2).next_u64();
         let bin = self.open0.get_mut(&(k, bin_start)).expect("bin just used");
+        bin.cap = cap;
         if bin.records.len() <= cap {
             return;
         }

@@ -910,3 +910,43 @@ fn open_bins_past_their_cap_are_sampled_adaptively_with_exact_counters() {
         "estimate {est} vs exact {bytes} (bound {bound})"
     );
 }
+
+/// The cap of an open bin is also twice what its disk budget keeps: with a large
+/// `max_open_records` and a small budget, an open bin holds no more than that (the collector's
+/// memory in a flood follows the budget, not only `--max-bin-records`), and the bin's exact
+/// counters still count every record.
+#[test]
+fn an_open_bin_holds_at_most_twice_what_its_disk_budget_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1.2 MB/h: 100 kB per 5-minute bin, about 6250 records at the first guess of 16 bytes
+    // per record, so the cap is about 12.5 k records, far below max_open_records.
+    let store = store_with(dir.path(), "[defaults]\nbudget = \"1.2MB\"\n");
+    let recs: Vec<FlowRecord> = records(60_000, 12, T0, 60_000)
+        .into_iter()
+        .map(|mut r| {
+            r.time_end = r.time_start;
+            r
+        })
+        .collect();
+    let opts = WriterOptions {
+        max_open_records: Some(1_000_000),
+        ..WriterOptions::default()
+    };
+    let mut w = StoreWriter::new(&store, opts).unwrap();
+    let mut peak = 0;
+    for r in &recs {
+        w.push(r.clone()).unwrap();
+        peak = peak.max(w.buffered_records());
+    }
+    assert!(peak <= 12_600, "an open bin held {peak} records");
+    assert!(peak > 6_000, "an open bin held only {peak} records");
+    let s = w.finish().unwrap();
+    assert!(s.open_resamples >= 1, "{s:?}");
+    let store = Store::open(dir.path()).unwrap();
+    let bins = store.bins("default", 0..ALL, 0).unwrap();
+    assert_eq!(bins.len(), 1);
+    assert_eq!(bins[0].records_before, 60_000);
+    let stats = store.bin_stats(&bins[0]).unwrap();
+    assert_eq!(stats.total.flows, 60_000);
+    assert_eq!(stats.total.bytes, recs.iter().map(|r| r.bytes).sum::<u64>());
+}
