@@ -22,7 +22,7 @@ use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hash};
 
 /// A grouper keeps one table while it holds at most this many keys.
-pub const SINGLE_MAX: usize = 1 << 15;
+pub const SINGLE_MAX: usize = 1 << 17;
 /// Keys per partition aimed at once partitioned (a table of about 300 KB stays in L2).
 const PART_TARGET: usize = 1 << 13;
 /// The most partition bits (hashbrown takes the top 7 hash bits for its control bytes and the
