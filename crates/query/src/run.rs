@@ -358,9 +358,29 @@ struct TopState {
 }
 
 impl TopState {
-    /// Adds one batch's records to their groups.
-    fn add(&mut self, by: &KeySpec, b: &Batch, rw: RowWeights<'_>, rank: usize) {
-        let n = b.len();
+    /// Adds one batch's records to their groups: the rows listed, or all.
+    fn add(
+        &mut self,
+        by: &KeySpec,
+        b: &Batch,
+        rw: RowWeights<'_>,
+        rank: usize,
+        rows: Option<&[u32]>,
+    ) {
+        match rows {
+            Some(r) => self.add_rows(by, b, rw, rank, r.iter().map(|&i| i as usize)),
+            None => self.add_rows(by, b, rw, rank, 0..b.len()),
+        }
+    }
+
+    fn add_rows(
+        &mut self,
+        by: &KeySpec,
+        b: &Batch,
+        rw: RowWeights<'_>,
+        rank: usize,
+        rows: impl Iterator<Item = usize> + Clone,
+    ) {
         let exact_cols = match rw {
             RowWeights::Records(c) if c.exact() => Some(c),
             _ => None,
@@ -400,31 +420,26 @@ impl TopState {
                     let a = Addr(x);
                     a.masked(if a.is_v4() { by.v4_len } else { by.v6_len }).0
                 };
-                let narrow = |x: &u128| *x <= u64::MAX as u128;
+                let narrow = |x: u128| x <= u64::MAX as u128;
                 self.narrow.add(
-                    addrs
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, x)| narrow(x))
-                        .map(|(i, &x)| (key(x) as u64, value(i))),
+                    rows.clone()
+                        .filter(|&i| narrow(addrs[i]))
+                        .map(|i| (key(addrs[i]) as u64, value(i))),
                     TopAcc::add,
                 );
-                if !addrs.iter().all(narrow) {
+                if !rows.clone().all(|i| narrow(addrs[i])) {
                     self.wide.add(
-                        addrs
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, x)| !narrow(x))
-                            .map(|(i, &x)| (key(x), value(i))),
+                        rows.filter(|&i| !narrow(addrs[i]))
+                            .map(|i| (key(addrs[i]), value(i))),
                         TopAcc::add,
                     );
                 }
             }
             Some(c) => self.narrow.add(
-                (0..n).map(|i| (c.u64_at(i).unwrap_or(0), value(i))),
+                rows.map(|i| (c.u64_at(i).unwrap_or(0), value(i))),
                 TopAcc::add,
             ),
-            None => self.narrow.add((0..n).map(|i| (0, value(i))), TopAcc::add),
+            None => self.narrow.add(rows.map(|i| (0, value(i))), TopAcc::add),
         }
     }
 
@@ -508,8 +523,8 @@ pub fn top(
         &[p.by.field],
         bound,
         TopState::default,
-        |st: &mut TopState, b: &Batch, rw: RowWeights<'_>| {
-            st.add(&p.by, b, rw, rank);
+        |st: &mut TopState, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
+            st.add(&p.by, b, rw, rank, rows);
             Ok::<(), RunError>(())
         },
     )?;
@@ -822,25 +837,44 @@ fn add_pair(a: &mut (f64, f64), x: (f64, f64)) {
 }
 
 impl LeafState {
-    fn add(&mut self, b: &Batch, rw: RowWeights<'_>, field: Field, levels: &IpLevels, m: Metric) {
+    /// Adds one batch's records (the rows listed, or all) to their leaves.
+    fn add(
+        &mut self,
+        b: &Batch,
+        rw: RowWeights<'_>,
+        (field, levels, m): (Field, &IpLevels, Metric),
+        rows: Option<&[u32]>,
+    ) {
+        match rows {
+            Some(r) => self.add_rows(b, rw, field, levels, m, r.iter().map(|&i| i as usize)),
+            None => self.add_rows(b, rw, field, levels, m, 0..b.len()),
+        }
+    }
+
+    fn add_rows(
+        &mut self,
+        b: &Batch,
+        rw: RowWeights<'_>,
+        field: Field,
+        levels: &IpLevels,
+        m: Metric,
+        rows: impl Iterator<Item = usize> + Clone,
+    ) {
         let Some(ColumnRef::Addr(addrs)) = b.column(field) else {
             return;
         };
         let (l4, l6) = (levels.v4()[0], levels.v6()[0]);
         self.v4.add(
-            addrs.iter().enumerate().filter_map(|(i, &a)| {
-                let v4 = Addr(a).masked(l4).v4()?;
+            rows.clone().filter_map(|i| {
+                let v4 = Addr(addrs[i]).masked(l4).v4()?;
                 Some((v4, rw.get(i, m)))
             }),
             add_pair,
         );
-        if !addrs.iter().all(|&a| Addr(a).is_v4()) {
+        if !rows.clone().all(|i| Addr(addrs[i]).is_v4()) {
             self.v6.add(
-                addrs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, a)| !Addr(**a).is_v4())
-                    .map(|(i, &a)| (Addr(a).masked(l6).0, rw.get(i, m))),
+                rows.filter(|&i| !Addr(addrs[i]).is_v4())
+                    .map(|i| (Addr(addrs[i]).masked(l6).0, rw.get(i, m))),
                 add_pair,
             );
         }
@@ -863,8 +897,8 @@ fn hhh_addrs_folded(
         &[field],
         bound,
         LeafState::default,
-        |st: &mut LeafState, b: &Batch, rw: RowWeights<'_>| {
-            st.add(b, rw, field, levels, sel.metric);
+        |st: &mut LeafState, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
+            st.add(b, rw, (field, levels, sel.metric), rows);
             Ok::<(), RunError>(())
         },
     )?;

@@ -58,7 +58,8 @@ impl Engine {
 
     /// Reads the selection as [`Engine::load`] does and folds each bin's matching records into
     /// a state per worker thread, without keeping the records: `init` makes a state, `f` adds
-    /// one batch (with the weights of its rows) to it. The bins are split among the workers in
+    /// one batch (with the weights of its rows) to it: the rows listed, or every row when
+    /// `None` (a filter's matching rows are not copied out of the batch). The bins are split among the workers in
     /// contiguous runs of about equal records, so that a selection is folded the same way on
     /// every run; the states come back in bin order. Returns what `load` does, without the
     /// batches, weights and variances.
@@ -71,13 +72,13 @@ impl Engine {
         fields: &[Field],
         bound: Bound,
         init: impl Fn() -> S + Sync,
-        f: impl Fn(&mut S, &Batch, RowWeights<'_>) -> Result<(), E> + Sync,
+        f: impl Fn(&mut S, &Batch, RowWeights<'_>, Option<&[u32]>) -> Result<(), E> + Sync,
     ) -> Result<(Loaded, Vec<S>), E> {
         if self.spark().is_some() {
             let mut l = self.load(sel, fields, bound)?;
             let mut s = init();
             for i in 0..l.batches.len() {
-                f(&mut s, &l.batches[i].1, l.row_weights(i))?;
+                f(&mut s, &l.batches[i].1, l.row_weights(i), None)?;
             }
             l.folded = Some(Folded {
                 records: l.records(),
@@ -113,19 +114,53 @@ impl Engine {
                            r: Result<Arc<Batch>, flowdrill_store::Error>,
                            part: &mut Loaded|
              -> Result<(), E> {
-                let Some(b) = self.matching(sel, bin, r, part)? else {
+                let Some((b, keep)) = self.matching_rows(sel, bin, r, part)? else {
                     return Ok(());
                 };
-                let resampled = z_new.and_then(|z| self.rethreshold(bin, &b, z));
-                let b = resampled.as_ref().unwrap_or(&b);
-                if b.is_empty() {
-                    return Ok(());
+                let took = |span: &mut Folded, records: usize| {
+                    span.records += records as u64;
+                    span.start = span.start.min(bin.start);
+                    span.end = span.end.max(bin.end);
+                };
+                if let Some(z) = z_new {
+                    // A bin's sample is drawn over its matching records: copy them first.
+                    let b = match keep {
+                        Some(k) => Arc::new(b.filter(&k.to_bools(), None)),
+                        None => b,
+                    };
+                    let resampled = self.rethreshold(bin, &b, z);
+                    let b = resampled.as_ref().unwrap_or(&b);
+                    if b.is_empty() {
+                        return Ok(());
+                    }
+                    part.z_max = part.z_max.max(z_max(b));
+                    took(&mut span, b.len());
+                    return f(
+                        &mut state,
+                        b,
+                        RowWeights::Records(WeightColumns::of(b)),
+                        None,
+                    );
                 }
-                part.z_max = part.z_max.max(z_max(b));
-                span.records += b.len() as u64;
-                span.start = span.start.min(bin.start);
-                span.end = span.end.max(bin.end);
-                f(&mut state, b, RowWeights::Records(WeightColumns::of(b)))
+                // Otherwise the analysis reads the matching rows where they are.
+                let rows: Option<Vec<u32>> =
+                    keep.map(|k| k.iter_ones().map(|i| i as u32).collect());
+                let z = b.sample_z();
+                let zm = match &rows {
+                    Some(r) => r
+                        .iter()
+                        .map(|&i| z.get(i as usize).copied().unwrap_or(0))
+                        .max(),
+                    None => z.iter().copied().max(),
+                };
+                part.z_max = part.z_max.max(zm.unwrap_or(0));
+                took(&mut span, rows.as_ref().map_or(b.len(), Vec::len));
+                f(
+                    &mut state,
+                    &b,
+                    RowWeights::Records(WeightColumns::of(&b)),
+                    rows.as_deref(),
+                )
             };
             for bin in bins {
                 if !chunked {
@@ -348,6 +383,23 @@ impl Engine {
         read: Result<Arc<Batch>, flowdrill_store::Error>,
         out: &mut Loaded,
     ) -> Result<Option<Arc<Batch>>, QueryError> {
+        Ok(self
+            .matching_rows(sel, bin, read, out)?
+            .map(|(batch, keep)| match keep {
+                Some(k) => Arc::new(batch.filter(&k.to_bools(), None)),
+                None => batch,
+            }))
+    }
+
+    /// [`Engine::matching`] without the copy: the batch read and which of its rows match
+    /// (`None`: all of them).
+    pub(crate) fn matching_rows(
+        &self,
+        sel: &Selection,
+        bin: &BinRef,
+        read: Result<Arc<Batch>, flowdrill_store::Error>,
+        out: &mut Loaded,
+    ) -> Result<Option<Matching>, QueryError> {
         let batch = match read {
             Ok(b) => b,
             Err(
@@ -377,15 +429,13 @@ impl Engine {
                 None => keep = Some(m),
             }
         }
-        let batch = match keep {
-            Some(k) if k.count_ones() < batch.len() => Arc::new(batch.filter(&k.to_bools(), None)),
-            _ => batch,
-        };
-        if batch.is_empty() {
+        let matched = keep.as_ref().map_or(batch.len(), |k| k.count_ones());
+        if matched == 0 {
             return Ok(None);
         }
-        out.records_matched += batch.len() as u64;
-        Ok(Some(batch))
+        out.records_matched += matched as u64;
+        let keep = keep.filter(|_| matched < batch.len());
+        Ok(Some((batch, keep)))
     }
 
     /// Reads `reading`'s bins a few at a time, handing each bin's matching records to `f`.
@@ -466,6 +516,9 @@ impl ThresholdItems {
 pub(crate) fn z_max(b: &Batch) -> u64 {
     b.sample_z().iter().copied().max().unwrap_or(0)
 }
+
+/// A batch read and which of its rows match a selection (`None`: all of them).
+pub(crate) type Matching = (Arc<Batch>, Option<flowdrill_filter::Bitmap>);
 
 /// Rows per chunk when [`Engine::fold`] reads a bin chunk by chunk.
 const FOLD_CHUNK: usize = 1 << 16;

@@ -190,3 +190,99 @@ fn prefix_map_keys_narrow_by_longest_match() {
     .unwrap();
     assert_eq!(check(&e, base, &r, 0, "bytes"), 5);
 }
+
+/// `top` and address HHH fold the bins without keeping them, reading matching rows in place
+/// (engine with a cache) or bin chunks (without): under filters and a time range cutting the
+/// bin, both equal a naive aggregation of the records `load` hands over.
+#[test]
+fn folded_analyses_equal_a_naive_aggregation_of_the_loaded_records() {
+    let cached = engine("fold");
+    let dir = cached.store().root().to_path_buf();
+    let uncached = Engine::new(Store::open(&dir).unwrap(), 0);
+    let selections = [
+        ("", T0, T0 + 3_600_000),
+        ("proto tcp", T0, T0 + 3_600_000),
+        ("dst port 443 or proto udp", T0, T0 + 3_600_000),
+        ("", T0 + 37_000, T0 + 151_000),
+        ("not proto icmp", T0 + 5_000, T0 + 99_000),
+    ];
+    for (filter, start, end) in selections {
+        let sel = Selection {
+            filter: (!filter.is_empty())
+                .then(|| flowdrill_query::parse_filter(filter, &cached.custom_fields()).unwrap()),
+            range: start..end,
+            ..Selection::all()
+        };
+        // The reference: records as `load` hands them over, summed per source.
+        let l = cached.load(&sel, &[Field::SrcAddr], Bound::Exact).unwrap();
+        let addrs = l.concat_u128(Field::SrcAddr);
+        let w = l.all_weights();
+        let mut sums: std::collections::BTreeMap<u128, f64> = Default::default();
+        for (a, x) in addrs.iter().zip(&w) {
+            *sums.entry(*a).or_default() += x;
+        }
+        let mut want: Vec<(u128, f64)> = sums.into_iter().collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        want.truncate(12);
+        let levels = IpLevels::default();
+        let hhh_want = flowdrill_analysis::hhh::hhh_addrs(
+            &levels,
+            &addrs,
+            flowdrill_analysis::Weights::exact(&w),
+            flowdrill_analysis::hhh::Threshold::Share(0.03),
+        )
+        .unwrap();
+        for (name, e) in [("cached", &cached), ("uncached", &uncached)] {
+            let what = format!("{name} engine, filter '{filter}', {start}..{end}");
+            let p = TopParams {
+                by: KeySpec::parse("srcip").unwrap(),
+                n: 12,
+            };
+            let r = run::top(e, &sel, Bound::Exact, &p).unwrap();
+            let s = &r.sections[0];
+            let (k, b) = (s.col("key").unwrap(), s.col("bytes").unwrap());
+            let got: Vec<(String, f64)> = s
+                .rows
+                .iter()
+                .map(|row| {
+                    let v = match &row[b] {
+                        Cell::Int(v) => *v as f64,
+                        other => panic!("bytes not exact: {other:?}"),
+                    };
+                    (row[k].text(), v)
+                })
+                .collect();
+            let expect: Vec<(String, f64)> = want
+                .iter()
+                .map(|(a, v)| (Addr(*a).to_string(), *v))
+                .collect();
+            assert_eq!(got, expect, "top: {what}");
+            assert_eq!(r.meta.records, l.records(), "records: {what}");
+            assert_eq!(r.meta.total, l.total().value, "total: {what}");
+            let h = run::hhh(
+                e,
+                &sel,
+                Bound::Exact,
+                &HhhParams {
+                    dim: Dim::parse("src", &levels, None).unwrap(),
+                    share: 0.03,
+                    labels: None,
+                },
+            )
+            .unwrap();
+            let hs = &h.sections[0];
+            let (hk, hv) = (hs.col("key").unwrap(), hs.col("value").unwrap());
+            let got: Vec<(String, String)> = hs
+                .rows
+                .iter()
+                .map(|row| (row[hk].text(), row[hv].text()))
+                .collect();
+            let expect: Vec<(String, String)> = hhh_want
+                .rows
+                .iter()
+                .map(|row| (row.key.to_string(), format!("{}", row.total as i128)))
+                .collect();
+            assert_eq!(got, expect, "hhh: {what}");
+        }
+    }
+}
