@@ -136,7 +136,14 @@ pub fn choose_threshold(items: &[(u64, u64)], target: f64) -> u64 {
         .map(|&(x, zo)| x as f64 / keep_probability(x, zo))
         .sum();
     let max_x = items.iter().map(|&(x, _)| x).max().unwrap_or(0);
-    let target = target.max(0.0);
+    smallest_threshold(total, max_x, target.max(0.0), |z| expected_kept(items, z))
+}
+
+/// The smallest integer `z ≥ 1` with `expected(z) ≤ target`, for a non-increasing `expected`
+/// whose items sum to `total` (sizes over keep probabilities) and are at most `max_x` bytes:
+/// at `z = max(total / target, max_x + 1)` every item is below `z`, so `expected(z) ≤ target`;
+/// the bracket is doubled if rounding says otherwise, then bisected.
+fn smallest_threshold(total: f64, max_x: u64, target: f64, expected: impl Fn(u64) -> f64) -> u64 {
     let mut hi: u64 = if target < 0.5 {
         u64::MAX / 2
     } else {
@@ -144,16 +151,16 @@ pub fn choose_threshold(items: &[(u64, u64)], target: f64) -> u64 {
             .max(max_x.saturating_add(1))
             .max(1)
     };
-    while hi < u64::MAX / 2 && expected_kept(items, hi) > target {
+    while hi < u64::MAX / 2 && expected(hi) > target {
         hi = hi.saturating_mul(2);
     }
     let mut lo: u64 = 1; // f(lo) > target, or lo == hi
-    if expected_kept(items, lo) <= target {
+    if expected(lo) <= target {
         return lo;
     }
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if expected_kept(items, mid) <= target {
+        if expected(mid) <= target {
             hi = mid;
         } else {
             lo = mid;
@@ -227,29 +234,7 @@ pub fn choose_threshold_counted(items: &[(u64, u64, u64)], target: f64) -> u64 {
                 .sum()
         }
     };
-    let mut hi: u64 = if target < 0.5 {
-        u64::MAX / 2
-    } else {
-        ((total / target).ceil() as u64)
-            .max(max_x.saturating_add(1))
-            .max(1)
-    };
-    while hi < u64::MAX / 2 && expected(hi) > target {
-        hi = hi.saturating_mul(2);
-    }
-    let mut lo: u64 = 1;
-    if expected(lo) <= target {
-        return lo;
-    }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if expected(mid) <= target {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    hi
+    smallest_threshold(total, max_x, target, expected)
 }
 
 /// Threshold choice for unsampled records, answered in `O(log² n)` per target after one sort:
