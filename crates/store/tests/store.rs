@@ -857,6 +857,27 @@ fn footer_column_ranges_are_the_exact_bounds_of_every_bin() {
     assert!(seen_high, "the high port's bin has it as its maximum");
 }
 
+/// `n` records starting within one minute of `T0`, each lasting no time (one bin, no splitting).
+fn instant_records(n: usize, seed: u64) -> Vec<FlowRecord> {
+    records(n, seed, T0, 60_000)
+        .into_iter()
+        .map(|mut r| {
+            r.time_end = r.time_start;
+            r
+        })
+        .collect()
+}
+
+/// Pushes `recs` one by one; the most records the writer held in open bins meanwhile.
+fn push_counting_peak(w: &mut StoreWriter, recs: &[FlowRecord]) -> usize {
+    let mut peak = 0;
+    for r in recs {
+        w.push(r.clone()).unwrap();
+        peak = peak.max(w.buffered_records());
+    }
+    peak
+}
+
 /// The collector's bounded memory: an open bin past `max_open_records` is sampled in place
 /// (its z raised, what it holds re-thresholded), yet the bin's exact counters count every
 /// record and the stored sample still estimates the byte total within the oracle's bound.
@@ -865,23 +886,13 @@ fn open_bins_past_their_cap_are_sampled_adaptively_with_exact_counters() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with(dir.path(), "[defaults]\nbudget = \"1GB\"\n");
     // One bin, records of one minute (no splitting).
-    let recs: Vec<FlowRecord> = records(40_000, 11, T0, 60_000)
-        .into_iter()
-        .map(|mut r| {
-            r.time_end = r.time_start;
-            r
-        })
-        .collect();
+    let recs = instant_records(40_000, 11);
     let opts = WriterOptions {
         max_open_records: Some(2000),
         ..WriterOptions::default()
     };
     let mut w = StoreWriter::new(&store, opts).unwrap();
-    let mut peak = 0;
-    for r in &recs {
-        w.push(r.clone()).unwrap();
-        peak = peak.max(w.buffered_records());
-    }
+    let peak = push_counting_peak(&mut w, &recs);
     assert!(peak <= 2000, "an open bin held {peak} records");
     let z_open = w.open_z()["default"];
     assert!(z_open > 0);
@@ -921,23 +932,13 @@ fn an_open_bin_holds_at_most_twice_what_its_disk_budget_keeps() {
     // 1.2 MB/h: 100 kB per 5-minute bin, about 6250 records at the first guess of 16 bytes
     // per record, so the cap is about 12.5 k records, far below max_open_records.
     let store = store_with(dir.path(), "[defaults]\nbudget = \"1.2MB\"\n");
-    let recs: Vec<FlowRecord> = records(60_000, 12, T0, 60_000)
-        .into_iter()
-        .map(|mut r| {
-            r.time_end = r.time_start;
-            r
-        })
-        .collect();
+    let recs = instant_records(60_000, 12);
     let opts = WriterOptions {
         max_open_records: Some(1_000_000),
         ..WriterOptions::default()
     };
     let mut w = StoreWriter::new(&store, opts).unwrap();
-    let mut peak = 0;
-    for r in &recs {
-        w.push(r.clone()).unwrap();
-        peak = peak.max(w.buffered_records());
-    }
+    let peak = push_counting_peak(&mut w, &recs);
     assert!(peak <= 12_600, "an open bin held {peak} records");
     assert!(peak > 6_000, "an open bin held only {peak} records");
     let s = w.finish().unwrap();
