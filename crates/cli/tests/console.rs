@@ -26,10 +26,19 @@ fn console(store: &Path, extra: &[&str], script: &str) -> (i32, String, String) 
 
 /// Runs `flowdrill console ARGS...` with `script` on standard input.
 fn console_args(args: &[&str], script: &str) -> (i32, String, String) {
-    let mut c = Command::new(bin())
-        .arg("console")
-        .args(args)
-        .env_remove("FLOWDRILL_STORE")
+    console_with(args, script, |_| {})
+}
+
+/// [`console_args`], with the command's environment adjusted by `setup` first.
+fn console_with(
+    args: &[&str],
+    script: &str,
+    setup: impl FnOnce(&mut Command),
+) -> (i32, String, String) {
+    let mut cmd = Command::new(bin());
+    cmd.arg("console").args(args).env_remove("FLOWDRILL_STORE");
+    setup(&mut cmd);
+    let mut c = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -180,32 +189,16 @@ unset engine
 top --by proto -n 1
 set engine cluster
 ";
-    let mut c = Command::new(bin())
-        .args(["console", "--keep-going", "--store", s.to_str().unwrap()])
-        .env_remove("FLOWDRILL_STORE")
-        .env_remove("FLOWDRILL_SPARK_MASTER")
-        .env("FLOWDRILL_ENGINE", "spark")
-        .env("FLOWDRILL_PYTHON", s.with_extension("no-python"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let o = c.wait_with_output().unwrap();
-    let (out, err) = (
-        String::from_utf8(o.stdout).unwrap(),
-        String::from_utf8(o.stderr).unwrap(),
+    let (code, out, err) = console_with(
+        &["--keep-going", "--store", s.to_str().unwrap()],
+        script,
+        |c| {
+            c.env_remove("FLOWDRILL_SPARK_MASTER")
+                .env("FLOWDRILL_ENGINE", "spark")
+                .env("FLOWDRILL_PYTHON", s.with_extension("no-python"));
+        },
     );
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "the last line is a usage error: {err}"
-    );
+    assert_eq!(code, 2, "the last line is a usage error: {err}");
     assert!(out.contains("engine     spark (local[1])"), "{out}");
     assert!(out.contains("engine     embedded"), "{out}");
     assert!(err.contains("cannot start Spark (local[1])"), "{err}");
