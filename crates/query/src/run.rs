@@ -337,9 +337,6 @@ struct TopAcc {
 }
 
 impl TopAcc {
-    fn add(&mut self, o: TopAcc) {
-        self.combine(o)
-    }
     fn combine(&mut self, o: TopAcc) {
         self.records += o.records;
         for (a, b) in self.sums.iter_mut().zip(o.sums) {
@@ -425,28 +422,30 @@ impl TopState {
                     rows.clone()
                         .filter(|&i| narrow(addrs[i]))
                         .map(|i| (key(addrs[i]) as u64, value(i))),
-                    TopAcc::add,
+                    TopAcc::combine,
                 );
                 if !rows.clone().all(|i| narrow(addrs[i])) {
                     self.wide.add(
                         rows.filter(|&i| !narrow(addrs[i]))
                             .map(|i| (key(addrs[i]), value(i))),
-                        TopAcc::add,
+                        TopAcc::combine,
                     );
                 }
             }
             Some(c) => self.narrow.add(
                 rows.map(|i| (c.u64_at(i).unwrap_or(0), value(i))),
-                TopAcc::add,
+                TopAcc::combine,
             ),
-            None => self.narrow.add(rows.map(|i| (0, value(i))), TopAcc::add),
+            None => self
+                .narrow
+                .add(rows.map(|i| (0, value(i))), TopAcc::combine),
         }
     }
 
     /// Adds what the groupers still buffer.
     fn flush(&mut self) {
-        self.narrow.flush(TopAcc::add);
-        self.wide.flush(TopAcc::add);
+        self.narrow.flush(TopAcc::combine);
+        self.wide.flush(TopAcc::combine);
     }
 }
 
@@ -527,14 +526,9 @@ pub fn top(
             st.add(&p.by, b, rw, rank, rows);
             Ok::<(), RunError>(())
         },
+        TopState::flush,
     )?;
     t.mark("read and group");
-    let mut states = states;
-    std::thread::scope(|s| {
-        for st in states.iter_mut() {
-            s.spawn(|| st.flush());
-        }
-    });
     let (narrow, wide): (Vec<_>, Vec<_>) = states.into_iter().map(|s| (s.narrow, s.wide)).unzip();
     let init = || Pick::new(p.n, rank);
     let mut picks = group::merge_into(narrow, TopAcc::combine, init, |s, k, a| {
@@ -892,7 +886,7 @@ fn hhh_addrs_folded(
     p: &HhhParams,
 ) -> Result<(Loaded, HhhReport<AnyKey>), RunError> {
     let t = Trace::start();
-    let (mut l, mut states) = engine.fold(
+    let (mut l, states) = engine.fold(
         sel,
         &[field],
         bound,
@@ -901,16 +895,12 @@ fn hhh_addrs_folded(
             st.add(b, rw, (field, levels, sel.metric), rows);
             Ok::<(), RunError>(())
         },
+        |st: &mut LeafState| {
+            st.v4.flush(add_pair);
+            st.v6.flush(add_pair);
+        },
     )?;
     t.mark("read and group");
-    std::thread::scope(|s| {
-        for st in states.iter_mut() {
-            s.spawn(|| {
-                st.v4.flush(add_pair);
-                st.v6.flush(add_pair);
-            });
-        }
-    });
     let (v4, v6): (Vec<_>, Vec<_>) = states.into_iter().map(|s| (s.v4, s.v6)).unzip();
     let v4: Vec<(u32, f64, f64)> = flat(group::merge(v4, add_pair));
     let v6: Vec<(u128, f64, f64)> = flat(group::merge(v6, add_pair));

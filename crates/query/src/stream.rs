@@ -59,7 +59,8 @@ impl Engine {
     /// Reads the selection as [`Engine::load`] does and folds each bin's matching records into
     /// a state per worker thread, without keeping the records: `init` makes a state, `f` adds
     /// one batch (with the weights of its rows) to it: the rows listed, or every row when
-    /// `None` (a filter's matching rows are not copied out of the batch). The bins are split among the workers in
+    /// `None` (a filter's matching rows are not copied out of the batch); `done` finishes a
+    /// state on its worker once its bins are folded. The bins are split among the workers in
     /// contiguous runs of about equal records, so that a selection is folded the same way on
     /// every run; the states come back in bin order. Returns what `load` does, without the
     /// batches, weights and variances.
@@ -73,6 +74,7 @@ impl Engine {
         bound: Bound,
         init: impl Fn() -> S + Sync,
         f: impl Fn(&mut S, &Batch, RowWeights<'_>, Option<&[u32]>) -> Result<(), E> + Sync,
+        done: impl Fn(&mut S) + Sync,
     ) -> Result<(Loaded, Vec<S>), E> {
         if self.spark().is_some() {
             let mut l = self.load(sel, fields, bound)?;
@@ -80,6 +82,7 @@ impl Engine {
             for i in 0..l.batches.len() {
                 f(&mut s, &l.batches[i].1, l.row_weights(i), None)?;
             }
+            done(&mut s);
             l.folded = Some(Folded {
                 records: l.records(),
                 start: l.batches.iter().map(|(b, _)| b.start).min().unwrap_or(0),
@@ -162,6 +165,7 @@ impl Engine {
                     rows.as_deref(),
                 )
             };
+            let extras: Vec<&str> = reading.extras.iter().map(String::as_str).collect();
             for bin in bins {
                 if !chunked {
                     let r = self.read_bin(bin, &reading.fields, &reading.extras);
@@ -169,7 +173,6 @@ impl Engine {
                     continue;
                 }
                 // Chunk by chunk: memory holds one chunk's columns, not the bin's.
-                let extras: Vec<&str> = reading.extras.iter().map(String::as_str).collect();
                 let mut failed: Option<E> = None;
                 let mut chunks = 0;
                 let read = self.store.read_bin_chunks(
@@ -199,6 +202,7 @@ impl Engine {
                     Err(e) => return Err(E::from(QueryError::from(e))),
                 }
             }
+            done(&mut state);
             part.folded = Some(span);
             Ok((part, state))
         };

@@ -72,13 +72,9 @@ fn write(dir: &std::path::Path, links: &str, recs: &[FlowRecord]) -> (f64, u64, 
     (secs, rows, bytes, zmax)
 }
 
-/// The best of three runs (the machine is shared).
-fn read(dir: &std::path::Path, fields: &[Field], threads: usize) -> (f64, u64) {
-    read_best(dir, fields, threads, None)
-}
-
-/// [`read`], each bin in chunks of `chunk` rows when given (as a one-shot query reads).
-fn read_best(
+/// The best of three runs (the machine is shared); each bin in chunks of `chunk` rows when
+/// given (as a one-shot query reads).
+fn read(
     dir: &std::path::Path,
     fields: &[Field],
     threads: usize,
@@ -148,7 +144,7 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("read") {
         let dir = std::path::PathBuf::from(std::env::args().nth(2).expect("read DIR"));
         let fields = [Field::SrcAddr, Field::DstAddr, Field::Bytes, Field::Packets];
-        let (secs, rows) = read(&dir, &fields, 1);
+        let (secs, rows) = read(&dir, &fields, 1, None);
         println!(
             "{rows} records in {secs:.3} s = {:.1} M records/s",
             rows as f64 / secs / 1e6
@@ -203,14 +199,14 @@ fn main() {
     // 3. Read back what a top-N / HHH analysis needs.
     let fields = [Field::SrcAddr, Field::DstAddr, Field::Bytes, Field::Packets];
     for threads in [1, 2] {
-        let (secs, rows) = read(&full, &fields, threads);
+        let (secs, rows) = read(&full, &fields, threads, None);
         println!(
             "read src_addr,dst_addr,bytes,packets(+sample_z), {threads} thread(s): {rows} records \
              in {secs:.3} s = {:.1} M records/s",
             rows as f64 / secs / 1e6
         );
     }
-    let (secs, rows) = read(&full, &[Field::SrcAddr, Field::Bytes], 2);
+    let (secs, rows) = read(&full, &[Field::SrcAddr, Field::Bytes], 2, None);
     println!(
         "read src_addr,bytes(+sample_z), 2 threads: {:.1} M records/s ({rows} records)",
         rows as f64 / secs / 1e6
@@ -220,7 +216,7 @@ fn main() {
         &[Field::SrcAddr, Field::Bytes][..],
         &[Field::SrcAddr, Field::DstAddr, Field::Bytes, Field::Packets][..],
     ] {
-        let (secs, rows) = read_best(&full, fields, 2, Some(1 << 16));
+        let (secs, rows) = read(&full, fields, 2, Some(1 << 16));
         let names: Vec<&str> = fields.iter().map(|f| f.name()).collect();
         println!(
             "read {}(+sample_z) in 64 Ki-row chunks, 2 threads: {:.1} M records/s",
