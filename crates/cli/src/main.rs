@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             | args::Command::Collect(_)
             | args::Command::Serve(_)
             | args::Command::Demo(_)
+            | args::Command::Import(_)
     ) {
         keep_freed_memory();
     }

@@ -359,6 +359,28 @@ impl Batch {
         Ok(())
     }
 
+    /// The rows at `order`, in that order, like [`Batch::take`] but consuming the batch one
+    /// column at a time: at most one column is held twice (a sort of a bin of millions of
+    /// records would otherwise need twice the bin's memory).
+    pub fn into_take(mut self, order: &[usize]) -> Batch {
+        let cols = std::mem::take(&mut self.cols)
+            .into_iter()
+            .map(|c| c.map(|c| c.take(order)))
+            .collect();
+        let z = order.iter().map(|&i| self.z[i]).collect();
+        drop(std::mem::take(&mut self.z));
+        let extras = std::mem::take(&mut self.extras)
+            .into_iter()
+            .map(|(d, c)| (d, c.take(order)))
+            .collect();
+        Batch {
+            len: order.len(),
+            cols,
+            z,
+            extras,
+        }
+    }
+
     /// The rows at `order`, in that order (a sort or a selection).
     pub fn take(&self, order: &[usize]) -> Batch {
         Batch {

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Sorting, encoding and writing a closed bin happen on one encoder thread while records keep
-//! coming (at most two bins wait for it); an error there is returned by the next
+//! coming (at most one more bin waits for it); an error there is returned by the next
 //! [`StoreWriter::advance`] or by [`StoreWriter::finish`], which waits for every file.
 //!
 //! Memory is bounded by the records of the open level-0 bins (close them with
@@ -22,6 +22,8 @@
 //! larger `z` and encoded again until it fits ([`Error::BudgetTooSmall`] if not even an empty
 //! file fits). Records for a bin already on disk (late data, a restarted writer) are merged
 //! with it: the union of two threshold samples with per-record thresholds is a valid sample.
+//! The automatic close gathers such late records per bin and merges them in bulk (see
+//! [`late_limit`]), so that a file is rewritten a few times at most, not once per late record.
 
 use crate::batch::Batch;
 use crate::config::{LinksConfig, Route};
@@ -32,7 +34,7 @@ use crate::sampling::{self, Rng};
 use crate::stats::BinStats;
 use crate::store::{self, BinRef, Store};
 use flowdrill_model::hll::{hash_u64, mix64};
-use flowdrill_model::{CustomFields, Field, FlowRecord};
+use flowdrill_model::{ColumnRef, CustomFields, Field, FlowRecord};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -137,6 +139,9 @@ struct OpenBin {
     /// Records it may hold before adaptive sampling ([`open_cap_of`], refreshed at
     /// each raise; `usize::MAX` without [`WriterOptions::max_open_records`]).
     cap: usize,
+    /// For a bin that was already closed (late records, merged into its file when it closes):
+    /// the records it gathers before the automatic close merges it ([`late_limit`]).
+    late_limit: Option<usize>,
 }
 
 struct CoarseBin {
@@ -156,6 +161,10 @@ pub struct StoreWriter {
     /// Per link, the records its last closed level-0 bin held: a new current bin reserves
     /// about that much at once instead of growing (copying) its records vector by doubling.
     last_held: HashMap<usize, usize>,
+    /// Records held in reopened (late) level-0 bins, and whether one of them reached its
+    /// limit or all of them [`LATE_HELD_MAX`].
+    late_held: usize,
+    late_due: bool,
     coarse: HashMap<(usize, u8, u64), CoarseBin>,
     /// Learned bytes per stored record and fixed file overhead, per (link, level).
     bpr: HashMap<(usize, u8), f64>,
@@ -200,27 +209,88 @@ const SORT_KEY: [Field; 7] = [
 ];
 
 fn sort_for_compression(batch: Batch) -> Batch {
-    use flowdrill_model::{ColumnRef, ColumnSource};
+    use flowdrill_model::ColumnSource;
     let cols: Vec<ColumnRef<'_>> = SORT_KEY.iter().filter_map(|&f| batch.column(f)).collect();
     if cols.len() != SORT_KEY.len() {
         return batch;
     }
-    // Materialise each row's key once (the comparator then compares plain arrays).
-    let mut keyed: Vec<([u128; SORT_KEY.len()], u32)> = (0..batch.len)
+    let order = sort_order(&cols, batch.len);
+    batch.into_take(&order)
+}
+
+/// Value `i` of a sort-key column.
+#[inline]
+fn key_value(c: &ColumnRef<'_>, i: usize) -> u128 {
+    match c {
+        ColumnRef::Addr(v) => v[i],
+        other => other.u64_at(i).unwrap_or(0) as u128,
+    }
+}
+
+/// The row order of `n` rows by the columns `cols` in turn, ties by row number.
+///
+/// The leading columns are packed into one 128-bit key per row, each as its offset from the
+/// column's minimum in as many bits as its range needs (on typical bins every column fits:
+/// one exporter, a few interfaces, IPv4 addresses, times within a bin), so the sort moves
+/// 32 bytes per row instead of the full key's 128. Columns that do not fit order each run
+/// of equal packed keys afterwards, so the order is the same as a sort by the full key.
+fn sort_order(cols: &[ColumnRef<'_>], n: usize) -> Vec<usize> {
+    assert!(n <= u32::MAX as usize, "a bin holds fewer than 2^32 rows");
+    // (column, minimum, bits), while they fit in 128 bits.
+    let mut packed: Vec<(&ColumnRef<'_>, u128, u32)> = Vec::new();
+    let mut used = 0u32;
+    for c in cols {
+        let (mut lo, mut hi) = (u128::MAX, 0u128);
+        for i in 0..n {
+            let v = key_value(c, i);
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        let bits = if n == 0 {
+            0
+        } else {
+            128 - (hi - lo).leading_zeros()
+        };
+        if used + bits > 128 {
+            break;
+        }
+        packed.push((c, lo, bits));
+        used += bits;
+    }
+    let mut keyed: Vec<(u128, u32)> = (0..n)
         .map(|i| {
-            let mut k = [0u128; SORT_KEY.len()];
-            for (slot, c) in k.iter_mut().zip(&cols) {
-                *slot = match c {
-                    ColumnRef::Addr(v) => v[i],
-                    other => other.u64_at(i).unwrap_or(0) as u128,
-                };
+            let mut k = 0u128;
+            for &(c, lo, bits) in &packed {
+                let v = key_value(c, i) - lo;
+                k = if bits == 128 { v } else { (k << bits) | v };
             }
             (k, i as u32)
         })
         .collect();
     keyed.sort_unstable();
-    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i as usize).collect();
-    batch.take(&order)
+    let rest = &cols[packed.len()..];
+    if !rest.is_empty() {
+        let full = |&(_, i): &(u128, u32)| rest.iter().map(move |c| key_value(c, i as usize));
+        for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| full(a).cmp(full(b)).then(a.1.cmp(&b.1)));
+            }
+        }
+    }
+    keyed.into_iter().map(|(_, i)| i as usize).collect()
+}
+
+/// The fewest records a reopened (late) bin gathers before the automatic close merges it.
+const LATE_MIN: usize = 1 << 16;
+
+/// Records all reopened bins may hold together before the largest are merged (about 330 MB).
+const LATE_HELD_MAX: usize = 1 << 21;
+
+/// The records a reopened bin of a link gathers before the automatic close merges it into its
+/// file: a quarter of what the link's last bin held (at least [`LATE_MIN`]), so that
+/// rewriting files for late records costs at most a few times writing them once.
+fn late_limit(last_held: usize) -> usize {
+    (last_held / 4).max(LATE_MIN)
 }
 
 /// The most records a new open bin reserves room for up front.
@@ -263,6 +333,8 @@ impl StoreWriter {
             opts,
             open0: HashMap::default(),
             last_held: HashMap::new(),
+            late_held: 0,
+            late_due: false,
             coarse: HashMap::new(),
             bpr: HashMap::new(),
             overhead: HashMap::new(),
@@ -348,14 +420,16 @@ impl StoreWriter {
             self.max_seen = r_start;
             if let Some(lag) = self.opts.auto_close_after_ms {
                 let wm = self.max_seen.saturating_sub(lag);
-                if self
-                    .open0
-                    .keys()
-                    .any(|&(k, s)| s.saturating_add(self.config.links[k].levels[0].bin_ms) <= wm)
-                {
-                    self.advance(wm)?;
+                if self.open0.iter().any(|(&(k, s), b)| {
+                    b.late_limit.is_none()
+                        && s.saturating_add(self.config.links[k].levels[0].bin_ms) <= wm
+                }) {
+                    self.close_until(wm, false)?;
                 }
             }
+        }
+        if self.late_due {
+            self.close_full_late()?;
         }
         Ok(())
     }
@@ -374,7 +448,8 @@ impl StoreWriter {
         totals.records += 1;
         totals.packets += rec.packets;
         totals.bytes += rec.bytes;
-        if bin_start.saturating_add(bin_ms) <= self.closed_until {
+        let late = bin_start.saturating_add(bin_ms) <= self.closed_until;
+        if late {
             self.summary.late += 1;
         }
         let bin = match self.open0.entry((k, bin_start)) {
@@ -385,11 +460,13 @@ impl StoreWriter {
                 });
                 // A current bin (not one that late records reopen) expects what the last one
                 // held.
-                let reserve = if bin_start.saturating_add(bin_ms) > self.closed_until {
-                    let n = self.last_held.get(&k).copied().unwrap_or(0);
-                    (n + n / 8).min(cap.saturating_add(1)).min(MAX_RESERVE)
-                } else {
+                let held = self.last_held.get(&k).copied().unwrap_or(0);
+                let reserve = if late {
                     0
+                } else {
+                    (held + held / 8)
+                        .min(cap.saturating_add(1))
+                        .min(MAX_RESERVE)
                 };
                 e.insert(OpenBin {
                     records: Vec::with_capacity(reserve),
@@ -397,6 +474,7 @@ impl StoreWriter {
                     z: 0,
                     rng: None,
                     cap,
+                    late_limit: late.then(|| late_limit(held)),
                 })
             }
         };
@@ -410,6 +488,12 @@ impl StoreWriter {
             }
         }
         bin.records.push(rec);
+        if let Some(limit) = bin.late_limit {
+            self.late_held += 1;
+            if bin.records.len() >= limit || self.late_held > LATE_HELD_MAX {
+                self.late_due = true;
+            }
+        }
         if bin.records.len() > bin.cap
             && let Some(max) = self.opts.max_open_records
         {
@@ -435,6 +519,9 @@ impl StoreWriter {
         let before = bin.records.len();
         bin.records
             .retain(|r| sampling::rethreshold(r.bytes, z_old, z_new, rng));
+        if bin.late_limit.is_some() {
+            self.late_held -= before - bin.records.len();
+        }
         bin.z = z_new.max(z_old);
         self.summary.open_resamples += 1;
         self.summary.open_sampled_out += (before - bin.records.len()) as u64;
@@ -469,19 +556,64 @@ impl StoreWriter {
     /// Declares that no more records will arrive before `watermark` (Unix ms): every bin (of
     /// every level) ending at or before it is closed and written.
     pub fn advance(&mut self, watermark: u64) -> Result<()> {
+        self.close_until(watermark, true)
+    }
+
+    /// Closes the bins due at `watermark`. Without `with_late` (the automatic close), bins
+    /// reopened by late records stay open until they hold their [`late_limit`], all of them
+    /// [`LATE_HELD_MAX`], or an explicit [`StoreWriter::advance`] or
+    /// [`StoreWriter::finish`]: each close of such a bin reads, merges and rewrites its whole
+    /// file, and flows exported long after they started (a long flow leaves a part in every
+    /// bin it spans) would otherwise rewrite every bin many times over.
+    fn close_until(&mut self, watermark: u64, with_late: bool) -> Result<()> {
         let mut due: Vec<(usize, u64)> = self
             .open0
-            .keys()
-            .copied()
-            .filter(|&(k, s)| s.saturating_add(self.config.links[k].levels[0].bin_ms) <= watermark)
+            .iter()
+            .filter(|&(&(k, s), b)| {
+                (with_late || b.late_limit.is_none())
+                    && s.saturating_add(self.config.links[k].levels[0].bin_ms) <= watermark
+            })
+            .map(|(&key, _)| key)
             .collect();
         due.sort_by_key(|&(k, s)| (s, k));
         for key in due {
-            let bin = self.open0.remove(&key).expect("listed above");
-            self.last_held.insert(key.0, bin.records.len());
-            self.close_level0(key.0, key.1, bin)?;
+            self.close_open0(key)?;
         }
         self.closed_until = self.closed_until.max(watermark);
+        self.close_coarse_until(watermark)
+    }
+
+    fn close_open0(&mut self, key: (usize, u64)) -> Result<()> {
+        let bin = self.open0.remove(&key).expect("an open bin");
+        if bin.late_limit.is_some() {
+            self.late_held -= bin.records.len();
+        } else {
+            self.last_held.insert(key.0, bin.records.len());
+        }
+        self.close_level0(key.0, key.1, bin)
+    }
+
+    /// Merges the late bins that reached their limit and, while late bins hold more than
+    /// [`LATE_HELD_MAX`] records, the largest of them.
+    fn close_full_late(&mut self) -> Result<()> {
+        self.late_due = false;
+        let mut late: Vec<((usize, u64), usize, usize)> = self
+            .open0
+            .iter()
+            .filter_map(|(&key, b)| b.late_limit.map(|l| (key, b.records.len(), l)))
+            .collect();
+        late.sort_by_key(|&(key, len, _)| (std::cmp::Reverse(len), key));
+        for (key, len, limit) in late {
+            if len >= limit || self.late_held > LATE_HELD_MAX / 2 {
+                self.close_open0(key)?;
+            }
+        }
+        self.close_coarse_until(self.closed_until)
+    }
+
+    /// Closes the coarser bins ending at or before `watermark`, then takes what the encoder
+    /// finished.
+    fn close_coarse_until(&mut self, watermark: u64) -> Result<()> {
         let mut due: Vec<(usize, u8, u64)> = self
             .coarse
             .keys()
@@ -610,12 +742,13 @@ impl StoreWriter {
         if levels.len() == 1 {
             return self.write_bin(k, 0, start, batch0, stats, n);
         }
-        self.write_bin(k, 0, start, batch0.clone(), stats.clone(), n)?;
 
-        // Coarser levels: this bin's share of each level's budget, nested samples.
-        let mut prev = batch0;
+        // Coarser levels (before level 0's batch goes to the encoder, so that it is not
+        // copied): this bin's share of each level's budget, nested samples.
+        let mut nested: Option<Batch> = None;
         let mut z_prev = z0;
         for (lvl, lc) in levels.iter().enumerate().skip(1) {
+            let prev = nested.as_ref().unwrap_or(&batch0);
             let lvl = lvl as u8;
             let overhead = self.overhead_of(k, lvl, &stats)?;
             let share = levels[0].bin_ms as f64 / lc.bin_ms as f64;
@@ -641,10 +774,10 @@ impl StoreWriter {
             entry.batch.append(&sub)?;
             entry.stats.merge(&stats)?;
             entry.records_before += n;
-            prev = sub;
+            nested = Some(sub);
             z_prev = zk;
         }
-        Ok(())
+        self.write_bin(k, 0, start, batch0, stats, n)
     }
 
     fn close_coarse(&mut self, key: (usize, u8, u64), bin: CoarseBin) -> Result<()> {
@@ -784,7 +917,7 @@ impl StoreWriter {
 }
 
 /// At most this many bins wait for the encoder thread.
-const MAX_IN_FLIGHT: usize = 2;
+const MAX_IN_FLIGHT: usize = 1;
 
 /// The encoder thread and its channels.
 #[derive(Debug)]
@@ -916,4 +1049,67 @@ fn run_job(mut job: Job) -> Result<Done> {
         bytes_per_record,
         key: job.key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Row order by every column in turn, then row number: what `sort_order` must give.
+    fn naive(cols: &[ColumnRef<'_>], n: usize) -> Vec<usize> {
+        let mut rows: Vec<usize> = (0..n).collect();
+        rows.sort_by_key(|&i| (cols.iter().map(|c| key_value(c, i)).collect::<Vec<_>>(), i));
+        rows
+    }
+
+    #[test]
+    fn the_packed_sort_orders_rows_as_the_full_key() {
+        let mut rng = Rng::new(5);
+        for case in 0..60u64 {
+            let n = (rng.next_u64() % 3000) as usize;
+            // Small ranges (all fit in 128 bits), wide ones (IPv6 addresses, 64-bit values:
+            // the later columns order runs of equal packed keys), and constant columns.
+            let wide = case % 3 == 1;
+            let mut pick = |range: u64| -> u64 {
+                if range == 0 {
+                    7
+                } else {
+                    rng.next_u64() % range
+                }
+            };
+            let e: Vec<u128> = (0..n).map(|_| pick(2) as u128).collect();
+            let ifs: Vec<u32> = (0..n)
+                .map(|_| pick(if wide { 0 } else { 5 }) as u32)
+                .collect();
+            let proto: Vec<u8> = (0..n).map(|_| pick(3) as u8).collect();
+            let port: Vec<u16> = (0..n).map(|_| pick(4) as u16).collect();
+            let dst: Vec<u128> = (0..n)
+                .map(|_| {
+                    let x = pick(6) as u128;
+                    if wide && x == 5 { u128::MAX - x } else { x }
+                })
+                .collect();
+            let src: Vec<u128> = (0..n)
+                .map(|_| pick(if wide { 4 } else { 1 << 20 }) as u128)
+                .collect();
+            let t: Vec<u64> = (0..n)
+                .map(|_| if wide { pick(u64::MAX) } else { pick(300_000) })
+                .collect();
+            let cols = [
+                ColumnRef::Addr(&e),
+                ColumnRef::U32(&ifs),
+                ColumnRef::U8(&proto),
+                ColumnRef::U16(&port),
+                ColumnRef::Addr(&dst),
+                ColumnRef::Addr(&src),
+                ColumnRef::U64(&t),
+            ];
+            assert_eq!(
+                sort_order(&cols, n),
+                naive(&cols, n),
+                "case {case}, {n} rows"
+            );
+        }
+        assert!(sort_order(&[ColumnRef::U8(&[])], 0).is_empty());
+    }
 }

@@ -951,3 +951,50 @@ fn an_open_bin_holds_at_most_twice_what_its_disk_budget_keeps() {
     assert_eq!(stats.total.flows, 60_000);
     assert_eq!(stats.total.bytes, recs.iter().map(|r| r.bytes).sum::<u64>());
 }
+
+#[test]
+fn late_parts_of_long_flows_are_merged_in_bulk_not_once_per_record() {
+    // Records in export order (by end time), as a collector or an export capture gives them:
+    // one flow in 20 lasts 30–90 minutes, so its parts reach bins closed long before.
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), "[defaults]\nbudget = \"1GB\"\n");
+    let mut recs = records(40_000, 9, T0, 2 * HOUR);
+    let mut rng = Rng::new(17);
+    for r in recs.iter_mut() {
+        if rng.next_u64().is_multiple_of(20) {
+            r.time_end = r.time_start + 30 * 60_000 + rng.next_u64() % (60 * 60_000);
+        }
+    }
+    recs.sort_by_key(|r| (r.time_end, r.time_start));
+    let mut w = StoreWriter::new(
+        &store,
+        WriterOptions {
+            auto_close_after_ms: Some(2 * BIN),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    w.push_all(recs.iter().cloned()).unwrap();
+    let s = w.finish().unwrap();
+    assert!(s.late > 1000, "the test needs late records: {}", s.late);
+    let writes = s.bins.iter().filter(|b| b.level == 0).count();
+    let bins: std::collections::BTreeSet<u64> = s
+        .bins
+        .iter()
+        .filter(|b| b.level == 0)
+        .map(|b| b.start)
+        .collect();
+    assert!(
+        writes <= 2 * bins.len(),
+        "{writes} level-0 writes for {} bins: late records were merged one by one",
+        bins.len()
+    );
+    let store = Store::open(dir.path()).unwrap();
+    let stored = store.bins("default", 0..ALL, 0).unwrap();
+    let kept: u64 = stored.iter().map(|b| b.records_after).sum();
+    let flows: u64 = stored.iter().map(|b| b.flows).sum();
+    assert_eq!(kept as usize, split_all(&recs).len());
+    assert_eq!(flows, 40_000);
+    let bytes: u64 = stored.iter().map(|b| b.bytes).sum();
+    assert_eq!(bytes, recs.iter().map(|r| r.bytes).sum::<u64>());
+}

@@ -415,6 +415,15 @@ pub fn print_report(r: &ImportReport, format: Format, quiet: bool) -> CliResult 
             coarse,
             units::si(file_bytes as f64)
         )?;
+        if w.late > 0 {
+            let merges = w.bins.iter().filter(|b| b.merged).count();
+            writeln!(
+                out,
+                "late records: {} (parts of flows for bins already written; {} merges into \
+                 their files)",
+                w.late, merges
+            )?;
+        }
         for (k, v) in &w.dropped {
             writeln!(out, "  {v:>10}  dropped by link rule '{k}'")?;
         }
