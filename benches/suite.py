@@ -117,7 +117,7 @@ class Suite:
         store = os.path.join(work, "store")
         # Import, timed: one fresh store per run.
         t_imp, rss_imp = [], 0.0
-        for i in range(1 if a.ci else max(1, min(a.runs, 3))):
+        for i in range(1 if a.ci else a.import_runs or max(1, min(a.runs, 3))):
             shutil.rmtree(store, ignore_errors=True)
             w, m, _ = run_rss([fd, "--quiet", "--store", store, "import", "--links", links, cap])
             t_imp.append(w)
@@ -279,6 +279,8 @@ def main():
     ap.add_argument("--sizes", default="1M,10M", help="records per store, e.g. 1M,10M")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--flowdrill", default="target/release/flowdrill")
+    ap.add_argument("--import-runs", type=int,
+                    help="imports per size (default: --runs, at most 3; 1 keeps a 100M run short)")
     ap.add_argument("--month", action="store_true", help="also the time-range scaling")
     ap.add_argument("--month-flows", default="2M")
     ap.add_argument("--chart", help="write the scaling chart (PNG)")

@@ -272,7 +272,13 @@ def main():
         try:
             answer = run(spark, json.loads(line))
         except Exception as e:  # noqa: BLE001 - reported to flowdrill as text
-            answer = {"ok": False, "error": str(e).strip().splitlines()[0][:2000]}
+            text = (str(e).strip().splitlines() or [type(e).__name__])[0][:2000]
+            if "Connection refused" in text or "heap space" in text or "OutOfMemory" in text:
+                # A local driver JVM that ran out of memory dies and leaves only this.
+                text += (" (the Spark driver may have run out of memory: results are collected"
+                         " there; raise FLOWDRILL_SPARK_MEMORY, now %s)"
+                         % os.environ.get("FLOWDRILL_SPARK_MEMORY", "2g"))
+            answer = {"ok": False, "error": text}
         print(json.dumps(answer), flush=True)
     spark.stop()
     return 0

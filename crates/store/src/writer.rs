@@ -10,8 +10,9 @@
 //! advance(t) / finish ─ close level-k bin ─ write link=L/level=k/…
 //! ```
 //!
-//! Sorting, encoding and writing a closed bin happen on one encoder thread while records keep
-//! coming (at most one more bin waits for it); an error there is returned by the next
+//! Sorting, encoding and writing closed bins happen on encoder threads (one per core, at most
+//! two, so at most two bins are encoded at once) while records keep coming; files are taken
+//! into the catalog in the order the bins closed. An error there is returned by the next
 //! [`StoreWriter::advance`] or by [`StoreWriter::finish`], which waits for every file.
 //!
 //! Memory is bounded by the records of the open level-0 bins (close them with
@@ -37,6 +38,7 @@ use flowdrill_model::hll::{hash_u64, mix64};
 use flowdrill_model::{ColumnRef, CustomFields, Field, FlowRecord};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender};
 
 /// How a writer behaves.
 #[derive(Clone, Debug)]
@@ -176,10 +178,11 @@ pub struct StoreWriter {
     pending: Vec<BinRef>,
     /// Per-link totals, by link index (copied into the summary's map by name).
     totals: Vec<LinkTotals>,
-    /// The encoder thread (bins are sorted, encoded and written there while records keep
-    /// coming), and the bins it has not finished, in submission order.
+    /// The encoder threads (bins are sorted, encoded and written there while records keep
+    /// coming), and the bins they have not finished, in submission order, each with the
+    /// channel its result comes back on.
     worker: Option<Worker>,
-    in_flight: Vec<PathBuf>,
+    in_flight: std::collections::VecDeque<(PathBuf, Receiver<Result<Done>>)>,
     summary: WriteSummary,
 }
 
@@ -343,7 +346,7 @@ impl StoreWriter {
             pending: Vec::new(),
             totals: vec![LinkTotals::default(); store.config().links.len()],
             worker: None,
-            in_flight: Vec::new(),
+            in_flight: Default::default(),
             summary: WriteSummary::default(),
         })
     }
@@ -802,7 +805,7 @@ impl StoreWriter {
         let rel = layout::bin_path(&link, level, start);
         let path = self.root.join(&rel);
         let mut merged = false;
-        if self.in_flight.contains(&rel) {
+        if self.in_flight.iter().any(|(p, _)| *p == rel) {
             self.collect(true)?; // the earlier write of this bin must land before the merge
         }
         if path.exists() {
@@ -840,58 +843,65 @@ impl StoreWriter {
         self.submit(job)
     }
 
-    /// Hands a job to the encoder thread (started on first use), first collecting what it has
-    /// finished. At most [`MAX_IN_FLIGHT`] jobs wait, so memory stays bounded.
+    /// Hands a job to an encoder thread (started on first use), first collecting what they
+    /// have finished. At most [`ENCODERS`] jobs are encoded at once and the next waits here,
+    /// so memory stays bounded.
     fn submit(&mut self, job: Job) -> Result<()> {
         if self.worker.is_none() {
-            let (jobs_tx, jobs_rx) = std::sync::mpsc::sync_channel::<Job>(MAX_IN_FLIGHT);
-            let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<Done>>();
-            let handle = std::thread::Builder::new()
-                .name("flowdrill-store-encoder".into())
-                .spawn(move || {
-                    for job in jobs_rx {
-                        if done_tx.send(run_job(job)).is_err() {
-                            break;
+            // A rendezvous channel: a job is handed over only when an encoder is free.
+            let (jobs_tx, jobs_rx) =
+                std::sync::mpsc::sync_channel::<(Job, Sender<Result<Done>>)>(0);
+            let jobs_rx = std::sync::Arc::new(std::sync::Mutex::new(jobs_rx));
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(ENCODERS));
+            let mut handles = Vec::new();
+            for i in 0..threads {
+                let rx = jobs_rx.clone();
+                let h = std::thread::Builder::new()
+                    .name(format!("flowdrill-store-encoder-{i}"))
+                    .spawn(move || {
+                        loop {
+                            // The lock is held only while waiting for the next job.
+                            let next = match rx.lock() {
+                                Ok(r) => r.recv(),
+                                Err(_) => break,
+                            };
+                            let Ok((job, done)) = next else { break };
+                            let _ = done.send(run_job(job));
                         }
-                    }
-                })
-                .map_err(|e| Error::io(&self.root, e))?;
+                    })
+                    .map_err(|e| Error::io(&self.root, e))?;
+                handles.push(h);
+            }
             self.worker = Some(Worker {
                 jobs: jobs_tx,
-                done: done_rx,
-                handle,
+                handles,
             });
         }
         self.collect(false)?;
         let w = self.worker.as_ref().expect("started above");
-        self.in_flight.push(job.rel.clone());
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        self.in_flight.push_back((job.rel.clone(), done_rx));
         w.jobs
-            .send(job)
-            .map_err(|_| Error::Internal("the encoder thread stopped".into()))
+            .send((job, done_tx))
+            .map_err(|_| Error::Internal("the encoder threads stopped".into()))
     }
 
-    /// Takes the encoder's finished jobs into the summary and the catalog; with `wait`, until
-    /// none is in flight.
+    /// Takes the encoders' finished jobs into the summary and the catalog, in submission
+    /// order; with `wait`, until none is in flight.
     fn collect(&mut self, wait: bool) -> Result<()> {
-        if self.worker.is_none() {
-            return Ok(());
-        }
         let mut first_err = None;
-        while !self.in_flight.is_empty() {
-            let w = self.worker.as_ref().expect("checked above");
+        while let Some((_, rx)) = self.in_flight.front() {
             let next = if wait {
-                w.done
-                    .recv()
-                    .map_err(|_| Error::Internal("the encoder thread died".into()))
+                rx.recv()
+                    .map_err(|_| Error::Internal("an encoder thread died".into()))
             } else {
-                match w.done.try_recv() {
+                match rx.try_recv() {
                     Ok(r) => Ok(r),
                     Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                    Err(_) => Err(Error::Internal("the encoder thread died".into())),
+                    Err(_) => Err(Error::Internal("an encoder thread died".into())),
                 }
             };
-            // Jobs finish in submission order (one encoder thread).
-            self.in_flight.remove(0);
+            self.in_flight.pop_front();
             match next? {
                 Ok(done) => self.finish_job(done),
                 Err(e) => {
@@ -916,16 +926,16 @@ impl StoreWriter {
     }
 }
 
-/// At most this many bins wait for the encoder thread.
-const MAX_IN_FLIGHT: usize = 1;
+/// Encoder threads (at most; one per core): closed bins are encoded side by side while
+/// records keep coming (encoding, not decoding, limits an import on 2 cores).
+const ENCODERS: usize = 2;
 
-/// The encoder thread and its channels.
+/// The encoder threads and the channel that hands them jobs.
 #[derive(Debug)]
 struct Worker {
-    jobs: std::sync::mpsc::SyncSender<Job>,
-    done: std::sync::mpsc::Receiver<Result<Done>>,
-    #[allow(dead_code)] // kept so the thread is owned; it ends when `jobs` is dropped
-    handle: std::thread::JoinHandle<()>,
+    jobs: std::sync::mpsc::SyncSender<(Job, Sender<Result<Done>>)>,
+    #[allow(dead_code)] // kept so the threads are owned; they end when `jobs` is dropped
+    handles: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// One bin to encode within its budget and write.
