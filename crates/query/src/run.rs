@@ -4,7 +4,7 @@
 
 use crate::drill;
 use crate::report::{Cell, Meta, Report, Section, Shape};
-use crate::{Bound, Engine, Loaded, Metric, QueryError, RowWeights, Selection};
+use crate::{Bound, Engine, Loaded, Metric, QueryError, RowWeights, Selection, WeightColumns};
 use flowdrill_analysis::group;
 use flowdrill_analysis::hhh::{
     self, AppHierarchy, HhhReport, Hierarchy, IpKey, IpLevels, MapKey, PortSide, PrefixMap,
@@ -327,18 +327,16 @@ fn metric_index(m: Metric) -> usize {
     METRICS.iter().position(|&x| x == m).unwrap_or(2)
 }
 
-/// One group of `top`: its records, its weight in each metric and the variance of the
-/// ranked metric's weight.
+/// One group of `top`: its weight in each metric and the variance of the ranked metric's
+/// weight.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct TopAcc {
-    records: u64,
     sums: [f64; 3],
     var: f64,
 }
 
 impl TopAcc {
     fn combine(&mut self, o: TopAcc) {
-        self.records += o.records;
         for (a, b) in self.sums.iter_mut().zip(o.sums) {
             *a += b;
         }
@@ -346,12 +344,227 @@ impl TopAcc {
     }
 }
 
-/// A worker's groups of `top`: IPv4 addresses and integers on u64 keys, IPv6 addresses on
-/// u128 keys.
-#[derive(Default)]
+/// The top bit of [`ExactVal::packets_flow`]: set when the record starts a flow.
+const FLOW_BIT: u64 = 1 << 63;
+
+/// What an unsampled record adds to its group, packed to 16 bytes (the scattered records of
+/// a grouper are most of its memory): its bytes, and its packets with [`FLOW_BIT`] set when
+/// it counts as a flow. Only for packet counts below 2^63 (a file's INT64 column read as
+/// `max(0)` always is; [`packs`] checks).
+#[derive(Clone, Copy, Debug, Default)]
+struct ExactVal {
+    bytes: u64,
+    packets_flow: u64,
+}
+
+/// One group of `top` over unsampled records: exact integer sums. Summed in any order they
+/// are the same, and as `f64` ([`ExactAcc::to_top`]) they equal [`TopAcc`]'s sums of the
+/// same records while those are below 2^53. Packed to 20 bytes, so that an IPv4 group takes
+/// 24 (its 4-byte key, then this): the tables are most of the memory of `top` by address.
+/// `flows` fits as [`TopState`] keeps at most `u32::MAX` records exact.
+#[repr(C, packed(4))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ExactAcc {
+    flows: u32,
+    packets: u64,
+    bytes: u64,
+}
+
+impl ExactAcc {
+    #[inline]
+    fn add(&mut self, v: ExactVal) {
+        self.flows += (v.packets_flow >> 63) as u32;
+        self.packets = self.packets.saturating_add(v.packets_flow & !FLOW_BIT);
+        self.bytes = self.bytes.saturating_add(v.bytes);
+    }
+
+    fn combine(&mut self, o: ExactAcc) {
+        self.flows += o.flows;
+        self.packets = self.packets.saturating_add(o.packets);
+        self.bytes = self.bytes.saturating_add(o.bytes);
+    }
+
+    fn to_top(self) -> TopAcc {
+        TopAcc {
+            sums: [self.flows as f64, self.packets as f64, self.bytes as f64],
+            var: 0.0,
+        }
+    }
+}
+
+/// Whether the records of `c` can be added as [`ExactVal`]s: none sampled, every packet
+/// count below [`FLOW_BIT`].
+fn packs(c: &WeightColumns<'_>) -> bool {
+    c.exact() && c.packets.iter().all(|&p| p < FLOW_BIT)
+}
+
+/// Groups of a key of at most 16 bits (ports, protocol, ToS, flags) in an array indexed by
+/// the key instead of a hash table: no hashing, and the array stays in cache. A key's
+/// records are added in the order given, as a [`group::Grouper`] adds them.
+#[derive(Debug)]
+struct Direct<A> {
+    accs: Vec<A>,
+    seen: Vec<bool>,
+}
+
+impl<A> Default for Direct<A> {
+    fn default() -> Self {
+        Direct {
+            accs: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+}
+
+impl<A: Copy + Default> Direct<A> {
+    /// Adds records whose keys are below `size` (the same on every call).
+    fn add<V>(
+        &mut self,
+        size: usize,
+        items: impl Iterator<Item = (usize, V)>,
+        add: impl Fn(&mut A, V),
+    ) {
+        if self.accs.len() < size {
+            self.accs.resize(size, A::default());
+            self.seen.resize(size, false);
+        }
+        for (k, v) in items {
+            add(&mut self.accs[k], v);
+            self.seen[k] = true;
+        }
+    }
+
+    /// Adds `other`'s groups to these (`combine(into, from)`).
+    fn merge(&mut self, other: Direct<A>, combine: impl Fn(&mut A, A)) {
+        if self.accs.len() < other.accs.len() {
+            self.accs.resize(other.accs.len(), A::default());
+            self.seen.resize(other.accs.len(), false);
+        }
+        for (k, a) in other.iter() {
+            combine(&mut self.accs[k as usize], a);
+            self.seen[k as usize] = true;
+        }
+    }
+
+    /// The groups, by key.
+    fn iter(&self) -> impl Iterator<Item = (u64, A)> + '_ {
+        (0..self.accs.len())
+            .filter(|&k| self.seen[k])
+            .map(|k| (k as u64, self.accs[k]))
+    }
+}
+
+/// One family of `top` groups: IPv4 addresses on u32 keys (the address; prefixes stay
+/// IPv4), other integers on u64 keys, IPv6 addresses on u128 keys (or u64 when they fit),
+/// keys of at most 16 bits in an array.
+#[derive(Debug)]
+struct Groups<V, A> {
+    v4: group::Grouper<u32, V, A>,
+    narrow: group::Grouper<u64, V, A>,
+    wide: group::Grouper<u128, V, A>,
+    small: Direct<A>,
+}
+
+impl<V: Copy, A: Copy + Default> Default for Groups<V, A> {
+    fn default() -> Self {
+        Groups {
+            v4: group::Grouper::new(),
+            narrow: group::Grouper::new(),
+            wide: group::Grouper::new(),
+            small: Direct::default(),
+        }
+    }
+}
+
+impl<V: Copy, A: Copy + Default> Groups<V, A> {
+    /// Adds rows `rows` of `b` by `by`'s key, each adding `value(row)` with `add`.
+    fn add(
+        &mut self,
+        by: &KeySpec,
+        b: &Batch,
+        rows: impl Iterator<Item = usize> + Clone,
+        value: impl Fn(usize) -> V,
+        add: impl Fn(&mut A, V) + Copy,
+    ) {
+        match b.column(by.field) {
+            Some(ColumnRef::Addr(addrs)) => {
+                let full = by.v4_len == 32 && by.v6_len == 128;
+                let key = |x: u128| -> u128 {
+                    if full {
+                        return x;
+                    }
+                    let a = Addr(x);
+                    a.masked(if a.is_v4() { by.v4_len } else { by.v6_len }).0
+                };
+                let v4 = |x: u128| Addr(x).is_v4();
+                if rows.clone().all(|i| v4(addrs[i])) {
+                    self.v4
+                        .add(rows.map(|i| (key(addrs[i]) as u32, value(i))), add);
+                    return;
+                }
+                self.v4.add(
+                    rows.clone()
+                        .filter(|&i| v4(addrs[i]))
+                        .map(|i| (key(addrs[i]) as u32, value(i))),
+                    add,
+                );
+                let narrow = |x: u128| !v4(x) && x <= u64::MAX as u128;
+                self.narrow.add(
+                    rows.clone()
+                        .filter(|&i| narrow(addrs[i]))
+                        .map(|i| (key(addrs[i]) as u64, value(i))),
+                    add,
+                );
+                if !rows.clone().all(|i| v4(addrs[i]) || narrow(addrs[i])) {
+                    self.wide.add(
+                        rows.filter(|&i| addrs[i] > u64::MAX as u128)
+                            .map(|i| (key(addrs[i]), value(i))),
+                        add,
+                    );
+                }
+            }
+            Some(ColumnRef::U8(c)) => {
+                self.small
+                    .add(1 << 8, rows.map(|i| (c[i] as usize, value(i))), add)
+            }
+            Some(ColumnRef::U16(c)) => {
+                self.small
+                    .add(1 << 16, rows.map(|i| (c[i] as usize, value(i))), add)
+            }
+            Some(c) => self
+                .narrow
+                .add(rows.map(|i| (c.u64_at(i).unwrap_or(0), value(i))), add),
+            None => self.narrow.add(rows.map(|i| (0, value(i))), add),
+        }
+    }
+
+    /// Adds what the groupers still buffer.
+    fn flush(&mut self, add: impl Fn(&mut A, V) + Copy) {
+        self.v4.flush(add);
+        self.narrow.flush(add);
+        self.wide.flush(add);
+    }
+}
+
+/// A worker's groups of `top`. While every record added is unsampled, they are exact
+/// integer sums (`exact`, smaller and cheaper to add); the first sampled record moves them
+/// to estimates ([`TopState::switch_to_estimates`]), where they stay.
+#[derive(Debug)]
 struct TopState {
-    narrow: group::Grouper<u64, TopAcc, TopAcc>,
-    wide: group::Grouper<u128, TopAcc, TopAcc>,
+    exact: Option<Groups<ExactVal, ExactAcc>>,
+    est: Groups<TopAcc, TopAcc>,
+    /// Records added to `exact` (at most `u32::MAX`, so that [`ExactAcc::flows`] fits).
+    exact_records: u64,
+}
+
+impl Default for TopState {
+    fn default() -> Self {
+        TopState {
+            exact: Some(Groups::default()),
+            est: Groups::default(),
+            exact_records: 0,
+        }
+    }
 }
 
 impl TopState {
@@ -364,6 +577,12 @@ impl TopState {
         rank: usize,
         rows: Option<&[u32]>,
     ) {
+        if self.exact.is_some() {
+            self.exact_records += rows.map_or(b.len(), <[u32]>::len) as u64;
+            if self.exact_records > u64::from(u32::MAX) {
+                self.switch_to_estimates();
+            }
+        }
         match rows {
             Some(r) => self.add_rows(by, b, rw, rank, r.iter().map(|&i| i as usize)),
             None => self.add_rows(by, b, rw, rank, 0..b.len()),
@@ -382,22 +601,31 @@ impl TopState {
             RowWeights::Records(c) if c.exact() => Some(c),
             _ => None,
         };
+        if let Some(g) = &mut self.exact {
+            if let Some(c) = exact_cols.filter(packs) {
+                let value = |i: usize| ExactVal {
+                    bytes: c.bytes.get(i).copied().unwrap_or(0),
+                    packets_flow: c.packets.get(i).copied().unwrap_or(0)
+                        | if c.continued.get(i).copied().unwrap_or(0) == 0 {
+                            FLOW_BIT
+                        } else {
+                            0
+                        },
+                };
+                g.add(by, b, rows, value, ExactAcc::add);
+                return;
+            }
+            self.switch_to_estimates();
+        }
         // What record `i` adds to its group.
         let value = |i: usize| -> TopAcc {
             if let Some(c) = exact_cols {
                 return TopAcc {
-                    records: 1,
                     sums: c.exact_row(i),
                     var: 0.0,
                 };
             }
-            let mut a = TopAcc {
-                records: match rw {
-                    RowWeights::Aggregated(rows) => rows.get(i).map_or(0, |r| r.records),
-                    RowWeights::Records(_) => 1,
-                },
-                ..TopAcc::default()
-            };
+            let mut a = TopAcc::default();
             for (m, &metric) in METRICS.iter().enumerate() {
                 let (w, v) = rw.get(i, metric);
                 a.sums[m] = w;
@@ -407,46 +635,145 @@ impl TopState {
             }
             a
         };
-        match b.column(by.field) {
-            Some(ColumnRef::Addr(addrs)) => {
-                let full = by.v4_len == 32 && by.v6_len == 128;
-                let key = |x: u128| -> u128 {
-                    if full {
-                        return x;
-                    }
-                    let a = Addr(x);
-                    a.masked(if a.is_v4() { by.v4_len } else { by.v6_len }).0
-                };
-                let narrow = |x: u128| x <= u64::MAX as u128;
-                self.narrow.add(
-                    rows.clone()
-                        .filter(|&i| narrow(addrs[i]))
-                        .map(|i| (key(addrs[i]) as u64, value(i))),
-                    TopAcc::combine,
-                );
-                if !rows.clone().all(|i| narrow(addrs[i])) {
-                    self.wide.add(
-                        rows.filter(|&i| !narrow(addrs[i]))
-                            .map(|i| (key(addrs[i]), value(i))),
-                        TopAcc::combine,
-                    );
-                }
-            }
-            Some(c) => self.narrow.add(
-                rows.map(|i| (c.u64_at(i).unwrap_or(0), value(i))),
-                TopAcc::combine,
-            ),
-            None => self
-                .narrow
-                .add(rows.map(|i| (0, value(i))), TopAcc::combine),
-        }
+        self.est.add(by, b, rows, value, TopAcc::combine);
+    }
+
+    /// Moves the exact groups to the estimated ones (which must be empty, as they are until
+    /// this is called): the same sums as `f64`.
+    fn switch_to_estimates(&mut self) {
+        let Some(mut g) = self.exact.take() else {
+            return;
+        };
+        g.flush(ExactAcc::add);
+        let v4 = group::merge(vec![g.v4], ExactAcc::combine);
+        self.est.v4.add(
+            v4.into_iter().map(|(k, a)| (k, a.to_top())),
+            TopAcc::combine,
+        );
+        let narrow = group::merge(vec![g.narrow], ExactAcc::combine);
+        self.est.narrow.add(
+            narrow.into_iter().map(|(k, a)| (k, a.to_top())),
+            TopAcc::combine,
+        );
+        let wide = group::merge(vec![g.wide], ExactAcc::combine);
+        self.est.wide.add(
+            wide.into_iter().map(|(k, a)| (k, a.to_top())),
+            TopAcc::combine,
+        );
+        let mut small = Direct::default();
+        small.add(
+            g.small.accs.len(),
+            g.small.iter().map(|(k, a)| (k as usize, a.to_top())),
+            TopAcc::combine,
+        );
+        self.est.small = small;
     }
 
     /// Adds what the groupers still buffer.
     fn flush(&mut self) {
-        self.narrow.flush(TopAcc::combine);
-        self.wide.flush(TopAcc::combine);
+        if let Some(g) = &mut self.exact {
+            g.flush(ExactAcc::add);
+        }
+        self.est.flush(TopAcc::combine);
     }
+}
+
+/// The workers' groups of `top` merged: the first `n` (not yet in order), the distinct keys
+/// and the total.
+fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
+    // A worker that met a sampled record holds estimates: then every worker's groups are
+    // merged as estimates.
+    let exact_records: u64 = states.iter().map(|s| s.exact_records).sum();
+    if states.iter().any(|s| s.exact.is_none()) || exact_records > u64::from(u32::MAX) {
+        for s in &mut states {
+            s.switch_to_estimates();
+            s.flush();
+        }
+    }
+    let init = || Pick::new(n, rank);
+    let mut exact = Vec::new();
+    let mut est = Vec::new();
+    for s in states {
+        if let Some(g) = s.exact {
+            exact.push(g);
+        }
+        est.push(s.est);
+    }
+    let mut picks = Vec::new();
+    let (v4, narrow, wide, small) = unzip_groups(exact);
+    picks.extend(group::merge_into(v4, ExactAcc::combine, init, |s, k, a| {
+        s.visit(Addr::from_v4_u32(k).0, a.to_top())
+    }));
+    picks.extend(group::merge_into(
+        narrow,
+        ExactAcc::combine,
+        init,
+        |s, k, a| s.visit(k as u128, a.to_top()),
+    ));
+    picks.extend(group::merge_into(
+        wide,
+        ExactAcc::combine,
+        init,
+        |s, k, a| s.visit(k, a.to_top()),
+    ));
+    let mut pick = init();
+    for (k, a) in merge_small(small, ExactAcc::combine).iter() {
+        pick.visit(k as u128, a.to_top());
+    }
+    picks.push(pick);
+    let (v4, narrow, wide, small) = unzip_groups(est);
+    picks.extend(group::merge_into(v4, TopAcc::combine, init, |s, k, a| {
+        s.visit(Addr::from_v4_u32(k).0, a)
+    }));
+    picks.extend(group::merge_into(
+        narrow,
+        TopAcc::combine,
+        init,
+        |s, k, a| s.visit(k as u128, a),
+    ));
+    picks.extend(group::merge_into(wide, TopAcc::combine, init, Pick::visit));
+    let mut pick = init();
+    for (k, a) in merge_small(small, TopAcc::combine).iter() {
+        pick.visit(k as u128, a);
+    }
+    picks.push(pick);
+    let mut all = Pick::new(n, rank);
+    for pk in picks {
+        all.distinct += pk.distinct;
+        all.total.value += pk.total.value;
+        all.total.variance += pk.total.variance;
+        all.best.extend(pk.best);
+    }
+    all
+}
+
+/// The groupers and arrays of several workers' groups, each in worker order.
+#[allow(clippy::type_complexity)]
+fn unzip_groups<V, A>(
+    gs: Vec<Groups<V, A>>,
+) -> (
+    Vec<group::Grouper<u32, V, A>>,
+    Vec<group::Grouper<u64, V, A>>,
+    Vec<group::Grouper<u128, V, A>>,
+    Vec<Direct<A>>,
+) {
+    let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for g in gs {
+        out.0.push(g.v4);
+        out.1.push(g.narrow);
+        out.2.push(g.wide);
+        out.3.push(g.small);
+    }
+    out
+}
+
+/// The arrays of several workers in one, each key's groups combined in worker order.
+fn merge_small<A: Copy + Default>(all: Vec<Direct<A>>, combine: impl Fn(&mut A, A)) -> Direct<A> {
+    let mut out = Direct::default();
+    for d in all {
+        out.merge(d, &combine);
+    }
+    out
 }
 
 /// The first groups as `top` ranks them, among those visited, and what all of them add up to.
@@ -529,20 +856,8 @@ pub fn top(
         TopState::flush,
     )?;
     t.mark("read and group");
-    let (narrow, wide): (Vec<_>, Vec<_>) = states.into_iter().map(|s| (s.narrow, s.wide)).unzip();
-    let init = || Pick::new(p.n, rank);
-    let mut picks = group::merge_into(narrow, TopAcc::combine, init, |s, k, a| {
-        s.visit(k as u128, a)
-    });
-    picks.extend(group::merge_into(wide, TopAcc::combine, init, Pick::visit));
+    let all = merge_states(states, p.n, rank);
     t.mark("merge");
-    let mut all = Pick::new(p.n, rank);
-    for pk in picks {
-        all.distinct += pk.distinct;
-        all.total.value += pk.total.value;
-        all.total.variance += pk.total.variance;
-        all.best.extend(pk.best);
-    }
     let (distinct, total) = (all.distinct, all.total);
     if let Some(f) = l.folded.as_mut() {
         f.total = total;
@@ -1776,4 +2091,177 @@ pub fn scans(
             ),
         ],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowdrill_store::OwnedColumn;
+    use std::collections::BTreeMap;
+
+    /// A small seeded generator (xorshift64*), enough for test inputs.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// A batch of `n` random records: clustered addresses (some IPv6 when `v6`), ports,
+    /// protocols, AS numbers; sampled (thresholds above some sizes) when `sampled`.
+    fn batch(g: &mut Gen, n: usize, sampled: bool, v6: bool) -> Batch {
+        let mut cols = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut w = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..n {
+            let a = if v6 && g.below(8) == 0 {
+                (0x2001_0db8u128 << 96) | u128::from(g.below(50))
+            } else if v6 && g.below(20) == 0 {
+                // IPv6 addresses that fit 64 bits (::1, ::2, ...).
+                u128::from(g.below(20))
+            } else {
+                Addr::from_v4_u32(0x0a00_0000 + g.below(3000) as u32).0
+            };
+            cols.0.push(a);
+            cols.1.push(g.below(70) as u16 * 1000);
+            cols.2.push([6u8, 17, 1][g.below(3) as usize]);
+            cols.3.push(g.below(40) as u32);
+            let bytes = 40 + g.below(100_000);
+            w.0.push(bytes);
+            w.1.push(1 + g.below(200));
+            w.2.push(u8::from(g.below(5) == 0));
+            w.3.push(if sampled && g.below(2) == 0 {
+                bytes + g.below(50_000)
+            } else {
+                0
+            });
+        }
+        Batch::from_columns(
+            vec![
+                (Field::SrcAddr, OwnedColumn::Addr(cols.0)),
+                (Field::DstPort, OwnedColumn::U16(cols.1)),
+                (Field::Proto, OwnedColumn::U8(cols.2)),
+                (Field::SrcAs, OwnedColumn::U32(cols.3)),
+                (Field::Bytes, OwnedColumn::U64(w.0)),
+                (Field::Packets, OwnedColumn::U64(w.1)),
+                (Field::Continued, OwnedColumn::U8(w.2)),
+            ],
+            w.3,
+        )
+        .expect("test batch")
+    }
+
+    /// Every group of `top` by a naive reference: each record's key and weights, summed in
+    /// record order.
+    fn naive(by: &KeySpec, batches: &[Batch], rows: &[Option<Vec<u32>>]) -> BTreeMap<u128, TopAcc> {
+        let mut out: BTreeMap<u128, TopAcc> = BTreeMap::new();
+        for (b, r) in batches.iter().zip(rows) {
+            let c = WeightColumns::of(b);
+            let all: Vec<usize> = match r {
+                Some(r) => r.iter().map(|&i| i as usize).collect(),
+                None => (0..b.len()).collect(),
+            };
+            for i in all {
+                let key = match b.column(by.field).expect("loaded") {
+                    ColumnRef::Addr(a) => {
+                        let a = Addr(a[i]);
+                        a.masked(if a.is_v4() { by.v4_len } else { by.v6_len }).0
+                    }
+                    c => u128::from(c.u64_at(i).expect("integer")),
+                };
+                let mut v = TopAcc::default();
+                for (m, &metric) in METRICS.iter().enumerate() {
+                    let (w, var) = c.get(i, metric);
+                    v.sums[m] = w;
+                    if m == 2 {
+                        v.var = var;
+                    }
+                }
+                out.entry(key).or_default().combine(v);
+            }
+        }
+        out
+    }
+
+    /// `top`'s groups (exact sums while nothing is sampled, arrays for small keys, hash
+    /// groupers otherwise, over one to three workers) equal the naive reference's.
+    #[test]
+    fn top_groups_agree_with_a_naive_reference() {
+        let keys = [
+            KeySpec::parse("srcip").unwrap(),
+            KeySpec::parse("srcip/24,64").unwrap(),
+            KeySpec::parse("dstport").unwrap(),
+            KeySpec::parse("proto").unwrap(),
+            KeySpec::parse("srcas").unwrap(),
+        ];
+        for seed in 1..30u64 {
+            let mut g = Gen(seed * 0x9e37_79b9_7f4a_7c15);
+            let by = keys[seed as usize % keys.len()];
+            // Seeds 0 mod 3: nothing sampled; 1 mod 3: the last batch sampled; else all.
+            let nb = 1 + g.below(6) as usize;
+            let batches: Vec<Batch> = (0..nb)
+                .map(|i| {
+                    let sampled = match seed % 3 {
+                        0 => false,
+                        1 => i + 1 == nb,
+                        _ => true,
+                    };
+                    let n = 1 + g.below(5000) as usize;
+                    batch(&mut g, n, sampled, seed % 4 != 1)
+                })
+                .collect();
+            let rows: Vec<Option<Vec<u32>>> = batches
+                .iter()
+                .map(|b| {
+                    (g.below(2) == 0)
+                        .then(|| (0..b.len() as u32).filter(|_| g.below(3) > 0).collect())
+                })
+                .collect();
+            let want = naive(&by, &batches, &rows);
+            let workers = 1 + seed as usize % 3;
+            let per = nb.div_ceil(workers);
+            let mut states = Vec::new();
+            for w in 0..workers {
+                let mut st = TopState::default();
+                for i in (w * per).min(nb)..((w + 1) * per).min(nb) {
+                    let b = &batches[i];
+                    let rw = RowWeights::Records(WeightColumns::of(b));
+                    st.add(&by, b, rw, 2, rows[i].as_deref());
+                }
+                st.flush();
+                states.push(st);
+            }
+            let pick = merge_states(states, 1 << 20, 2);
+            let got: BTreeMap<u128, TopAcc> = pick.best.into_iter().collect();
+            assert_eq!(pick.distinct, want.len(), "seed {seed}");
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                want.keys().collect::<Vec<_>>(),
+                "seed {seed}"
+            );
+            for (k, a) in &want {
+                let b = got[k];
+                for m in 0..3 {
+                    let tol = 1e-9 * a.sums[m].abs().max(1.0);
+                    assert!(
+                        (a.sums[m] - b.sums[m]).abs() <= tol,
+                        "seed {seed} key {k}: {a:?} vs {b:?}"
+                    );
+                }
+                assert!(
+                    (a.var - b.var).abs() <= 1e-9 * a.var.max(1.0),
+                    "seed {seed}"
+                );
+                if seed % 3 == 0 {
+                    assert_eq!(*a, b, "seed {seed}: exact sums differ");
+                }
+            }
+        }
+    }
 }
