@@ -53,6 +53,9 @@ def session(master):
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": os.environ.get("FLOWDRILL_SPARK_PARTITIONS", "8"),
         "spark.driver.memory": os.environ.get("FLOWDRILL_SPARK_MEMORY", "2g"),
+        # The groups come back to the driver; their size is bounded by its memory, not by
+        # Spark's default 1 GB cap on collected results (0: no cap).
+        "spark.driver.maxResultSize": os.environ.get("FLOWDRILL_SPARK_MAX_RESULT", "0"),
     }
     if master.startswith("local"):
         # Local mode listens on loopback only.
@@ -201,11 +204,18 @@ def run(spark, req):
             F.col("sample_z").cast("long").alias("sample_z"),
         ).agg(F.count(F.lit(1)).alias("_records"))
         return write(out, req, t0)
+    index = bin_of(files)
     if rt:
-        index = bin_of(files)
         seed = [int(f["seed"]) for f in files]
         df = rethreshold(F, df, int(rt["z"]), lambda uri: seed[index(uri)])
-    keys = [F.col("_file")]
+    # Groups are keyed by the index of their bin in the request, an int joined from the few
+    # file URIs, not by the URI: with millions of groups (a source per bin), the strings
+    # were most of what the driver collected.
+    bins = spark.createDataFrame(
+        [(u, index(u)) for u in sorted(set(df.inputFiles()))], "_file string, _bin int"
+    )
+    df = df.join(F.broadcast(bins), "_file", "left")
+    keys = [F.col("_bin")]
     for name, kind in req["group"]:
         if kind == "millis":
             keys.append(F.unix_millis(F.col(name)).alias(name))
@@ -217,18 +227,18 @@ def run(spark, req):
     df = df.select(*keys, F.col("sample_z"), *[e.alias(n) for n, e in w])
     aggs = [F.count(F.lit(1)).alias("_records"), F.max("sample_z").alias("_z_max")]
     aggs += [F.sum(n).alias(n) for n, _ in w]
-    key_names = ["_file"] + [n for n, _ in req["group"]]
+    key_names = ["_bin"] + [n for n, _ in req["group"]]
     out = df.groupBy(*key_names).agg(*aggs)
-    return write(out, req, t0, files)
+    return write(out, req, t0, check_bins=True)
 
 
-def write(out, req, t0, files=None):
-    """Collects `out` and writes it where the request says (with `_file` made `_bin`)."""
+def write(out, req, t0, check_bins=False):
+    """Collects `out` and writes it where the request says."""
     import pyarrow.parquet as pq
 
     table = to_arrow(out)
-    if files is not None:
-        table = with_bin_index(table, files)
+    if check_bins and table.column("_bin").null_count:
+        raise ValueError("cannot tell which bin some records came from")
     pq.write_table(table, req["output"], compression="zstd")
     return {
         "ok": True,
@@ -246,14 +256,20 @@ def to_arrow(df):
     return pa.Table.from_pandas(df.toPandas(), preserve_index=False)
 
 
-def with_bin_index(table, files):
-    """Replaces the `_file` URI of each group by the index of its bin in the request."""
-    import pyarrow as pa
-
-    index = bin_of(files)
-    bins = pa.array([index(u) for u in table.column("_file").to_pylist()], pa.int32())
-    i = table.schema.get_field_index("_file")
-    return table.set_column(i, "_bin", bins)
+def describe(e):
+    """One line for an exception: its first line, and for a Java error (Py4J) the Java
+    exception and its root cause, which the first line does not name."""
+    lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
+    if not lines:
+        return type(e).__name__
+    text = lines[0]
+    java = [x[2:] for x in lines[1:] if x.startswith(": ")]
+    if java:
+        text += " " + java[0]
+    causes = [x for x in lines if x.startswith("Caused by:")]
+    if causes and causes[-1][len("Caused by:"):].strip() not in text:
+        text += " ... " + causes[-1]
+    return text[:2000]
 
 
 def main():
@@ -272,7 +288,7 @@ def main():
         try:
             answer = run(spark, json.loads(line))
         except Exception as e:  # noqa: BLE001 - reported to flowdrill as text
-            text = (str(e).strip().splitlines() or [type(e).__name__])[0][:2000]
+            text = describe(e)
             if "Connection refused" in text or "heap space" in text or "OutOfMemory" in text:
                 # A local driver JVM that ran out of memory dies and leaves only this.
                 text += (" (the Spark driver may have run out of memory: results are collected"
