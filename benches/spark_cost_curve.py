@@ -29,7 +29,12 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LINKS = '[defaults]\nbin = "5m"\nbudget = "100GB"\n'
+# Level 0 keeps every record; the coarse levels get small budgets of their own (inheriting
+# 10 GB/h and 1 GB/h from level 0's 100 GB/h, they would keep every record too, and hold a whole
+# hour and a whole day of records in memory until those bins close: 100 M records ran out of
+# memory).
+LINKS = ('[defaults]\nbin = "5m"\nbudget = "100GB"\n'
+         'levels = [{ bin = "1h", budget = "1MB" }, { bin = "1d", budget = "100kB" }]\n')
 QUERY = ["top", "--by", "srcip", "-n", "10", "--exact", "--no-cache"]
 
 
