@@ -95,19 +95,23 @@ def spark(fd, store, master, runs):
     wall = time.time() - t
     if p.returncode != 0:
         raise SystemExit("spark %s failed:\n%s" % (master, p.stderr[-2000:]))
-    # Per query: the pushed-down part, then the local phases up to the next query.
-    spark_ms, local_ms, returned = [], [], []
+    # Per query: the pushed-down part, then the local phases up to the next query ("load"
+    # is the pushed-down part and reading its answer: left out). A fold's "read and group"
+    # ran the pushed-down part inside it: then the phases alone are the query's time.
+    spark_ms, local_ms, inside, returned = [], [], [], []
     for line in p.stderr.splitlines():
         m = re.match(r"trace: spark: (\d+) groups, (\d+) bytes returned, ([\d.]+) ms", line)
         if m:
             spark_ms.append(float(m.group(3)))
             local_ms.append(0.0)
+            inside.append(False)
             returned.append(int(m.group(2)))
             continue
         m = re.match(r"trace: (.*): ([\d.]+) ms", line)
         if m and spark_ms and m.group(1) != "load":
+            inside[-1] |= m.group(1) == "read and group"
             local_ms[-1] += float(m.group(2))
-    total = [(s + l) / 1e3 for s, l in zip(spark_ms, local_ms)]
+    total = [(lo if i else s + lo) / 1e3 for s, lo, i in zip(spark_ms, local_ms, inside)]
     if len(total) < 2:
         raise SystemExit("spark %s: no trace lines:\n%s" % (master, p.stderr[-2000:]))
     return {
