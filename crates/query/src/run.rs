@@ -2129,7 +2129,7 @@ mod tests {
                 Addr::from_v4_u32(0x0a00_0000 + g.below(3000) as u32).0
             };
             cols.0.push(a);
-            cols.1.push(g.below(70) as u16 * 1000);
+            cols.1.push(g.below(65) as u16 * 1000);
             cols.2.push([6u8, 17, 1][g.below(3) as usize]);
             cols.3.push(g.below(40) as u32);
             let bytes = 40 + g.below(100_000);
