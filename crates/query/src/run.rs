@@ -2201,7 +2201,7 @@ mod tests {
             KeySpec::parse("srcas").unwrap(),
         ];
         for seed in 1..30u64 {
-            let mut g = Gen(seed * 0x9e37_79b9_7f4a_7c15);
+            let mut g = Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let by = keys[seed as usize % keys.len()];
             // Seeds 0 mod 3: nothing sampled; 1 mod 3: the last batch sampled; else all.
             let nb = 1 + g.below(6) as usize;
