@@ -645,21 +645,9 @@ impl TopState {
             return;
         };
         g.flush(ExactAcc::add);
-        let v4 = group::merge(vec![g.v4], ExactAcc::combine);
-        self.est.v4.add(
-            v4.into_iter().map(|(k, a)| (k, a.to_top())),
-            TopAcc::combine,
-        );
-        let narrow = group::merge(vec![g.narrow], ExactAcc::combine);
-        self.est.narrow.add(
-            narrow.into_iter().map(|(k, a)| (k, a.to_top())),
-            TopAcc::combine,
-        );
-        let wide = group::merge(vec![g.wide], ExactAcc::combine);
-        self.est.wide.add(
-            wide.into_iter().map(|(k, a)| (k, a.to_top())),
-            TopAcc::combine,
-        );
+        move_to_estimates(g.v4, &mut self.est.v4);
+        move_to_estimates(g.narrow, &mut self.est.narrow);
+        move_to_estimates(g.wide, &mut self.est.wide);
         let mut small = Direct::default();
         small.add(
             g.small.accs.len(),
@@ -676,6 +664,20 @@ impl TopState {
         }
         self.est.flush(TopAcc::combine);
     }
+}
+
+/// Adds exact groups to (empty) estimated ones, as `f64` sums.
+fn move_to_estimates<K>(
+    exact: group::Grouper<K, ExactVal, ExactAcc>,
+    est: &mut group::Grouper<K, TopAcc, TopAcc>,
+) where
+    K: Copy + Eq + std::hash::Hash + Send,
+{
+    let groups = group::merge(vec![exact], ExactAcc::combine);
+    est.add(
+        groups.into_iter().map(|(k, a)| (k, a.to_top())),
+        TopAcc::combine,
+    );
 }
 
 /// The workers' groups of `top` merged: the first `n` (not yet in order), the distinct keys
@@ -700,43 +702,8 @@ fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
         est.push(s.est);
     }
     let mut picks = Vec::new();
-    let (v4, narrow, wide, small) = unzip_groups(exact);
-    picks.extend(group::merge_into(v4, ExactAcc::combine, init, |s, k, a| {
-        s.visit(Addr::from_v4_u32(k).0, a.to_top())
-    }));
-    picks.extend(group::merge_into(
-        narrow,
-        ExactAcc::combine,
-        init,
-        |s, k, a| s.visit(k as u128, a.to_top()),
-    ));
-    picks.extend(group::merge_into(
-        wide,
-        ExactAcc::combine,
-        init,
-        |s, k, a| s.visit(k, a.to_top()),
-    ));
-    let mut pick = init();
-    for (k, a) in merge_small(small, ExactAcc::combine).iter() {
-        pick.visit(k as u128, a.to_top());
-    }
-    picks.push(pick);
-    let (v4, narrow, wide, small) = unzip_groups(est);
-    picks.extend(group::merge_into(v4, TopAcc::combine, init, |s, k, a| {
-        s.visit(Addr::from_v4_u32(k).0, a)
-    }));
-    picks.extend(group::merge_into(
-        narrow,
-        TopAcc::combine,
-        init,
-        |s, k, a| s.visit(k as u128, a),
-    ));
-    picks.extend(group::merge_into(wide, TopAcc::combine, init, Pick::visit));
-    let mut pick = init();
-    for (k, a) in merge_small(small, TopAcc::combine).iter() {
-        pick.visit(k as u128, a);
-    }
-    picks.push(pick);
+    pick_groups(exact, ExactAcc::combine, ExactAcc::to_top, init, &mut picks);
+    pick_groups(est, TopAcc::combine, |a| a, init, &mut picks);
     let mut all = Pick::new(n, rank);
     for pk in picks {
         all.distinct += pk.distinct;
@@ -745,6 +712,31 @@ fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
         all.best.extend(pk.best);
     }
     all
+}
+
+/// Merges one family of the workers' groups (key by key, in worker order) into picks.
+fn pick_groups<V: Copy + Send, A: Copy + Default + Send>(
+    gs: Vec<Groups<V, A>>,
+    combine: impl Fn(&mut A, A) + Sync + Copy,
+    to_top: impl Fn(A) -> TopAcc + Sync + Copy,
+    init: impl Fn() -> Pick + Sync + Copy,
+    picks: &mut Vec<Pick>,
+) {
+    let (v4, narrow, wide, small) = unzip_groups(gs);
+    picks.extend(group::merge_into(v4, combine, init, |s, k, a| {
+        s.visit(Addr::from_v4_u32(k).0, to_top(a))
+    }));
+    picks.extend(group::merge_into(narrow, combine, init, |s, k, a| {
+        s.visit(k as u128, to_top(a))
+    }));
+    picks.extend(group::merge_into(wide, combine, init, |s, k, a| {
+        s.visit(k, to_top(a))
+    }));
+    let mut pick = init();
+    for (k, a) in merge_small(small, combine).iter() {
+        pick.visit(k as u128, to_top(a));
+    }
+    picks.push(pick);
 }
 
 /// The groupers and arrays of several workers' groups, each in worker order.
@@ -2099,18 +2091,12 @@ mod tests {
     use flowdrill_store::OwnedColumn;
     use std::collections::BTreeMap;
 
-    /// A small seeded generator (xorshift64*), enough for test inputs.
-    struct Gen(u64);
+    /// Test inputs from the store's seeded generator.
+    struct Gen(flowdrill_store::sampling::Rng);
 
     impl Gen {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
         fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
+            self.0.next_u64() % n
         }
     }
 
@@ -2201,7 +2187,7 @@ mod tests {
             KeySpec::parse("srcas").unwrap(),
         ];
         for seed in 1..30u64 {
-            let mut g = Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut g = Gen(flowdrill_store::sampling::Rng::new(seed));
             let by = keys[seed as usize % keys.len()];
             // Seeds 0 mod 3: nothing sampled; 1 mod 3: the last batch sampled; else all.
             let nb = 1 + g.below(6) as usize;
