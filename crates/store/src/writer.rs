@@ -423,10 +423,11 @@ impl StoreWriter {
             self.max_seen = r_start;
             if let Some(lag) = self.opts.auto_close_after_ms {
                 let wm = self.max_seen.saturating_sub(lag);
-                if self.open0.iter().any(|(&(k, s), b)| {
-                    b.late_limit.is_none()
-                        && s.saturating_add(self.config.links[k].levels[0].bin_ms) <= wm
-                }) {
+                if self
+                    .open0
+                    .iter()
+                    .any(|(&key, b)| self.due0(key, b, wm, false))
+                {
                     self.close_until(wm, false)?;
                 }
             }
@@ -572,10 +573,7 @@ impl StoreWriter {
         let mut due: Vec<(usize, u64)> = self
             .open0
             .iter()
-            .filter(|&(&(k, s), b)| {
-                (with_late || b.late_limit.is_none())
-                    && s.saturating_add(self.config.links[k].levels[0].bin_ms) <= watermark
-            })
+            .filter(|&(&key, b)| self.due0(key, b, watermark, with_late))
             .map(|(&key, _)| key)
             .collect();
         due.sort_by_key(|&(k, s)| (s, k));
@@ -584,6 +582,19 @@ impl StoreWriter {
         }
         self.closed_until = self.closed_until.max(watermark);
         self.close_coarse_until(watermark)
+    }
+
+    /// Whether the open level-0 bin `key` closes at `watermark`: it ends at or before it and,
+    /// unless `with_late`, it is not a reopened (late) bin.
+    fn due0(
+        &self,
+        (k, start): (usize, u64),
+        bin: &OpenBin,
+        watermark: u64,
+        with_late: bool,
+    ) -> bool {
+        (with_late || bin.late_limit.is_none())
+            && start.saturating_add(self.config.links[k].levels[0].bin_ms) <= watermark
     }
 
     fn close_open0(&mut self, key: (usize, u64)) -> Result<()> {
