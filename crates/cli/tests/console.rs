@@ -345,9 +345,16 @@ impl Tmux {
     }
     /// Waits for `what` on the screen, then for the prompt under it (the command finished).
     fn done(&self, what: &str) -> String {
+        self.ready(what, |s| s.contains(what))
+    }
+    /// Waits until the screen satisfies `f` and the console shows its prompt
+    /// again. Tests type only then: keys that arrive while the line editor
+    /// starts up can be taken for its reply to the cursor-position query
+    /// (rustyline reads that reply from the same input) and lost; a person
+    /// sees the prompt before typing.
+    fn ready(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
         self.wait(what, |s| {
-            s.contains(what)
-                && s.lines().rev().find(|l| !l.trim().is_empty()) == Some("flowdrill> ")
+            f(s) && s.lines().rev().find(|l| !l.trim().is_empty()) == Some("flowdrill> ")
         })
     }
     fn alive(&self) -> bool {
@@ -388,22 +395,25 @@ fn a_person_at_a_terminal_completes_drills_goes_back_and_finds_the_history_next_
     t.keys(&["top --by dstp", "Tab"]);
     t.wait("completion of dstp", |s| s.contains("top --by dstport"));
     t.keys(&[" -n 4", "Enter"]);
-    let s1 = t.wait("the top table", |s| {
+    let s1 = t.ready("the top table", |s| {
         s.contains("== Top 4 dst_port by bytes")
     });
     assert!(s1.contains("rank"), "{s1}");
     // Drill into the first row by number; the filter shows it.
     t.keys(&["drill 1", "Enter"]);
-    let s2 = t.wait("the drilled table", |s| {
+    let s2 = t.ready("the drilled table", |s| {
         s.matches("== Top 4 dst_port").count() >= 2
     });
     assert!(s2.contains("drill into"), "{s2}");
     t.keys(&["show", "Enter"]);
-    t.wait("the narrowed filter", |s| {
+    t.ready("the narrowed filter", |s| {
         s.lines()
             .any(|l| l.starts_with("filter") && l.contains("dst port"))
     });
     t.keys(&["back", "Enter"]);
+    t.ready("the table after back", |s| {
+        s.matches("== Top 4 dst_port").count() >= 3
+    });
     t.keys(&["show", "Enter"]);
     t.wait("the filter gone after back", |s| {
         s.lines().rev().find(|l| l.starts_with("filter")) == Some("filter     (none)")
@@ -411,7 +421,7 @@ fn a_person_at_a_terminal_completes_drills_goes_back_and_finds_the_history_next_
     // Keys of the last result complete after `drill`.
     t.keys(&["C-l"]);
     t.keys(&["hhh -d app -T 30", "Enter"]);
-    t.wait("the app tree", |s| {
+    t.ready("the app tree", |s| {
         s.contains("Hierarchical heavy hitters of app")
     });
     t.keys(&["drill T", "Tab"]);
