@@ -40,7 +40,9 @@ use arrow_array::{
 use arrow_schema::{DataType, Field as AField, Schema, TimeUnit};
 use flowdrill_model::{Addr, CustomField, CustomFields, CustomKind, FIELDS, Field, Kind};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::{ArrowWriter, arrow_writer::ArrowWriterOptions};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -165,6 +167,16 @@ fn extra_field(c: &CustomField) -> AField {
 /// interfaces, exporter metadata: ~0.1 each instead of ~0.35 plain); for addresses, ports, AS
 /// numbers and counters, plain values compress 10–30 % better than dictionary indices; times
 /// are delta-encoded (time_start 0.4 instead of 2.9).
+///
+/// The columns that nearly every analysis reads are delta-encoded too, for decoding speed:
+/// zstd has to inflate a plain INT64 counter to 8 bytes a row, while the delta encoding
+/// bit-packs it before zstd sees it. Measured with arrow-rs on bins of the generated store
+/// (bytes/record with zstd 1 and decode ns/row, plain → delta): packets 0.51 → 0.97 and
+/// 8.8 → 2.6 ns; bytes 1.69 → 2.03 and 10.5 → 2.6 ns; IPv4 source 2.62 → 2.68 and 4.3 → 3.2 ns;
+/// IPv4 destination 1.67 → 1.67 and 5.5 → 3.7 ns; destination port (sorted within a bin)
+/// 0.27 → 0.08 and 2.4 → 1.9 ns; source AS 1.13 → 1.08 and 2.6 → 1.8 ns. Source ports and
+/// destination AS stay plain (delta is larger there). Byte-stream-split would be denser
+/// still, but Spark's vectorized reader does not read it for integers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ColumnEncoding {
     Dictionary,
@@ -178,6 +190,16 @@ fn column_encoding(info: &flowdrill_model::FieldInfo) -> ColumnEncoding {
         (Kind::TimeMs, _, _) => ColumnEncoding::Delta,
         (Kind::Unsigned(8), _, _) | (_, Role::Meta, _) => ColumnEncoding::Dictionary,
         (_, _, Field::InIf | Field::OutIf | Field::NextHop) => ColumnEncoding::Dictionary,
+        (
+            _,
+            _,
+            Field::Packets
+            | Field::Bytes
+            | Field::SrcAddr
+            | Field::DstAddr
+            | Field::DstPort
+            | Field::SrcAs,
+        ) => ColumnEncoding::Delta,
         _ => ColumnEncoding::Plain,
     }
 }
@@ -276,7 +298,154 @@ pub fn encode(batch: &Batch, meta: &FileMeta, stats: &BinStats) -> Result<Vec<u8
     let mut w = ArrowWriter::try_new_with_options(Vec::new(), schema, opts)
         .map_err(|e| arrow_err("writer", e))?;
     w.write(&rb).map_err(|e| arrow_err("write", e))?;
+    w.flush().map_err(|e| arrow_err("row group", e))?;
+    w.sync().map_err(|e| arrow_err("row group", e))?;
+    let sums = chunk_checksums(w.inner(), w.flushed_row_groups())?;
+    w.append_key_value_metadata(KeyValue::new(CHECKSUMS_KEY.into(), sums));
     w.into_inner().map_err(|e| arrow_err("close", e))
+}
+
+/// Key of the file metadata entry that holds the CRC-32 of every column chunk (row group by
+/// row group, columns in file order; 8 hex digits each, comma-separated). Parquet's own page
+/// checksums are optional and the Parquet writer used here does not write them; without a
+/// checksum, damage inside a page whose bytes still decode (bit-packed or literal data) would
+/// be read as valid values.
+pub const CHECKSUMS_KEY: &str = "flowdrill.chunk_crc32";
+
+/// The [`CHECKSUMS_KEY`] value for the row groups `groups` written to `file`.
+fn chunk_checksums(
+    file: &[u8],
+    groups: &[parquet::file::metadata::RowGroupMetaData],
+) -> Result<String> {
+    let mut out = String::new();
+    for c in groups.iter().flat_map(|g| g.columns()) {
+        let (start, len) = c.byte_range();
+        let bytes = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(s, l)| file.get(s..s.checked_add(l)?))
+            .ok_or_else(|| Error::Internal("a column chunk outside the file written".into()))?;
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&format!("{:08x}", crc32fast::hash(bytes)));
+    }
+    Ok(out)
+}
+
+/// A bin file to decode, with the column chunks that will be read loaded and checked against
+/// the checksums its writer stored ([`CHECKSUMS_KEY`]): a damaged chunk is an error naming
+/// the file and the column, never values. Reads outside the loaded chunks (none, for a file
+/// with checksums) and every read of a file without them go to the file.
+struct CheckedFile {
+    file: std::fs::File,
+    len: u64,
+    /// Loaded chunks by file offset.
+    chunks: Vec<(u64, bytes::Bytes)>,
+}
+
+impl CheckedFile {
+    /// Loads and checks the chunks of the leaf columns `mask` includes.
+    fn open(
+        path: &Path,
+        file: std::fs::File,
+        md: &parquet::file::metadata::ParquetMetaData,
+        mask: &ProjectionMask,
+    ) -> Result<CheckedFile> {
+        use std::os::unix::fs::FileExt;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut out = CheckedFile {
+            file,
+            len,
+            chunks: Vec::new(),
+        };
+        let Some(sums) = md
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|k| k.key == CHECKSUMS_KEY))
+            .and_then(|k| k.value.as_deref())
+        else {
+            // Written before checksums were stored: read as it is.
+            return Ok(out);
+        };
+        let sums: Vec<Option<u32>> = sums
+            .split(',')
+            .map(|x| u32::from_str_radix(x, 16).ok())
+            .collect();
+        let columns = md.file_metadata().schema_descr().num_columns();
+        if sums.len() != columns * md.num_row_groups() || sums.iter().any(Option::is_none) {
+            return Err(Error::corrupt(
+                path,
+                "its column checksums do not match its columns",
+            ));
+        }
+        for (g, group) in md.row_groups().iter().enumerate() {
+            for (i, c) in group.columns().iter().enumerate() {
+                if !mask.leaf_included(i) {
+                    continue;
+                }
+                let (start, n) = c.byte_range();
+                if start.checked_add(n).is_none_or(|end| end > len) {
+                    return Err(Error::corrupt(
+                        path,
+                        format!("column {} lies outside the file", c.column_path()),
+                    ));
+                }
+                let mut buf = vec![0u8; n as usize];
+                out.file
+                    .read_exact_at(&mut buf, start)
+                    .map_err(|e| Error::io(path, e))?;
+                if Some(crc32fast::hash(&buf)) != sums[g * columns + i] {
+                    return Err(Error::corrupt(
+                        path,
+                        format!(
+                            "column {} (row group {g}) fails its checksum: the file is damaged",
+                            c.column_path()
+                        ),
+                    ));
+                }
+                out.chunks.push((start, buf.into()));
+            }
+        }
+        out.chunks.sort_unstable_by_key(|c| c.0);
+        Ok(out)
+    }
+
+    /// The loaded chunk holding the bytes `start..start + len`, from `start` on.
+    fn loaded(&self, start: u64, len: u64) -> Option<bytes::Bytes> {
+        let i = self
+            .chunks
+            .partition_point(|c| c.0 <= start)
+            .checked_sub(1)?;
+        let (at, b) = &self.chunks[i];
+        let from = (start - at) as usize;
+        (from as u64 + len <= b.len() as u64).then(|| b.slice(from..))
+    }
+}
+
+impl parquet::file::reader::Length for CheckedFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl parquet::file::reader::ChunkReader for CheckedFile {
+    type T = Box<dyn std::io::Read + Send>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        match self.loaded(start, 0) {
+            Some(b) => Ok(Box::new(b.reader())),
+            None => Ok(Box::new(self.file.get_read(start)?)),
+        }
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        match self.loaded(start, length as u64) {
+            Some(b) => Ok(b.slice(..length)),
+            None => self.file.get_bytes(start, length),
+        }
+    }
 }
 
 /// The Arrow array(s) of one loaded schema column, as [`schema_fields`] types them.
@@ -355,9 +524,14 @@ fn column_props(
     custom: &CustomFields,
 ) -> parquet::file::properties::WriterPropertiesBuilder {
     for info in infos {
-        for name in column_names(info.field) {
+        for (i, name) in column_names(info.field).into_iter().enumerate() {
             let path = ColumnPath::from(name);
-            props = match column_encoding(info) {
+            let mut encoding = column_encoding(info);
+            if info.kind == Kind::Address && i > 0 && encoding == ColumnEncoding::Delta {
+                // The IPv6 half of an address (16-byte values) has no delta encoding.
+                encoding = ColumnEncoding::Plain;
+            }
+            props = match encoding {
                 ColumnEncoding::Dictionary => props.set_column_dictionary_enabled(path, true),
                 ColumnEncoding::Delta => {
                     props.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED)
@@ -623,10 +797,10 @@ fn open_reader(
     usize,
 )> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::corrupt(path, e))?;
-    let (meta, _) = meta_of(path, builder.metadata().file_metadata(), false)?;
-    let arrow = builder.schema().clone();
+    let footer = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|e| Error::corrupt(path, e))?;
+    let (meta, _) = meta_of(path, footer.metadata().file_metadata(), false)?;
+    let arrow = footer.schema().clone();
     let index = |name: &str| -> Result<usize> {
         arrow
             .index_of(name)
@@ -651,9 +825,10 @@ fn open_reader(
     }
     want.sort_unstable();
     want.dedup();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), want.iter().copied());
+    let mask = ProjectionMask::roots(footer.parquet_schema(), want.iter().copied());
+    let input = CheckedFile::open(path, file, footer.metadata(), &mask)?;
     let rows = meta.records_after as usize;
-    let reader = builder
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(input, footer)
         .with_projection(mask)
         .with_batch_size(rows.min(batch_size).max(1))
         .build()
