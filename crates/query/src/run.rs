@@ -775,6 +775,8 @@ struct Pick {
     rank: usize,
     total: Estimate,
     distinct: usize,
+    /// The ranked value of the n-th group kept after the last cut (`best` is then full).
+    floor: f64,
 }
 
 impl Pick {
@@ -785,6 +787,7 @@ impl Pick {
             rank,
             total: Estimate::default(),
             distinct: 0,
+            floor: f64::NEG_INFINITY,
         }
     }
 
@@ -792,12 +795,17 @@ impl Pick {
         self.distinct += 1;
         self.total.value += a.sums[self.rank];
         self.total.variance += a.var;
-        if self.n == 0 {
+        // Below the n-th kept so far: it cannot be among the first n (a tie may, by key).
+        if self.n == 0 || a.sums[self.rank] < self.floor {
             return;
         }
         self.best.push((k, a));
         if self.best.len() >= 2 * self.n.max(64) {
             self.best = top_of(std::mem::take(&mut self.best), self.n, self.rank);
+            self.floor = self
+                .best
+                .last()
+                .map_or(f64::NEG_INFINITY, |b| b.1.sums[self.rank]);
         }
     }
 }
@@ -2173,6 +2181,40 @@ mod tests {
             }
         }
         out
+    }
+
+    /// A pick of the first n over many groups (cut as it goes, skipping groups below the
+    /// n-th) keeps the same groups, in the same order, as sorting them all; ties (equal values,
+    /// ranked by key) included.
+    #[test]
+    fn picks_keep_the_first_n_as_a_full_sort() {
+        for seed in 1..40u64 {
+            let mut g = Gen(flowdrill_store::sampling::Rng::new(seed));
+            let n = 1 + g.below(30) as usize;
+            let groups: Vec<(u128, TopAcc)> = (0..g.below(3000))
+                .map(|i| {
+                    let v = g.below(if seed % 2 == 0 { 20 } else { 1_000_000 }) as f64;
+                    let key = u128::from(g.below(1 << 20)) << 8 | u128::from(i % 256);
+                    (
+                        key,
+                        TopAcc {
+                            sums: [0.0, 0.0, v],
+                            var: 0.0,
+                        },
+                    )
+                })
+                .collect();
+            let mut pick = Pick::new(n, 2);
+            for &(k, a) in &groups {
+                pick.visit(k, a);
+            }
+            let got = top_of(pick.best, n, 2);
+            let mut want = groups.clone();
+            sort_ranked(&mut want, 2);
+            want.truncate(n);
+            assert_eq!(got, want, "seed {seed}");
+            assert_eq!(pick.distinct, groups.len());
+        }
     }
 
     /// `top`'s groups (exact sums while nothing is sampled, arrays for small keys, hash
