@@ -436,6 +436,33 @@ impl Store {
         format::read_chunks(&self.root.join(&bin.path), fields, extras, chunk, f)
     }
 
+    /// Reads a bin in chunks as [`Store::read_bin_chunks`] does, decoding `fields` only for
+    /// the rows `select` keeps after reading `pre_fields` (see [`format::read_chunks_where`]:
+    /// the chunks may hold other rows too). Returns the bin's rows and the rows handed over.
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_bin_chunks_where(
+        &self,
+        bin: &BinRef,
+        fields: &[Field],
+        extras: &[&str],
+        pre_fields: &[Field],
+        pre_extras: &[&str],
+        chunk: usize,
+        select: &mut dyn FnMut(&Batch) -> Option<Vec<bool>>,
+        f: &mut dyn FnMut(Batch) -> bool,
+    ) -> Result<(usize, usize)> {
+        format::read_chunks_where(
+            &self.root.join(&bin.path),
+            fields,
+            extras,
+            pre_fields,
+            pre_extras,
+            chunk,
+            select,
+            f,
+        )
+    }
+
     /// The ranges of a bin's columns, from its footer (see [`format::column_ranges`]).
     pub fn bin_ranges(&self, bin: &BinRef) -> Result<format::ColumnRanges> {
         format::column_ranges(&self.root.join(&bin.path))

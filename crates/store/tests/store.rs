@@ -527,6 +527,80 @@ fn corrupt_and_truncated_files_are_named_and_skipped() {
     );
 }
 
+/// A selective read (the filter's columns first, the others only where rows match) hands
+/// over every row a full read would keep; only those when they sit together (rows are sorted
+/// by protocol and destination port; the reader then skips the pages without any), every row
+/// when they are scattered.
+#[test]
+fn selective_reads_keep_every_matching_row_and_skip_pages() {
+    fn ports(b: &flowdrill_store::Batch) -> &[u16] {
+        match b.column(Field::DstPort) {
+            Some(ColumnRef::U16(p)) => p,
+            other => panic!("dst_port column: {other:?}"),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), "[defaults]\nbudget = \"1GB\"\nbin = \"1h\"\n");
+    let mut w = StoreWriter::new(&store, WriterOptions::default()).unwrap();
+    w.push_all(records(300_000, 5, T0, HOUR - 130_000)).unwrap();
+    w.finish().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let bin = store.bins("default", 0..ALL, 0).unwrap().remove(0);
+    let fields = [Field::DstPort, Field::Bytes, Field::SrcAddr];
+    let full = store.read_bin(&bin, &fields).unwrap();
+    type Keep = fn(u16, u64) -> bool;
+    // (name, which rows, whether pages must be skipped)
+    let cases: [(&str, Keep, bool); 3] = [
+        ("dst port 22", |p, _| p == 22, true),
+        ("no row", |_, _| false, true),
+        ("odd byte counts", |_, b| b % 2 == 1, false),
+    ];
+    let rows_of = |b: &flowdrill_store::Batch, keep: Keep| -> Vec<(u16, u64)> {
+        let by = b.u64s(Field::Bytes).unwrap();
+        ports(b)
+            .iter()
+            .zip(by)
+            .filter(|&(&p, &x)| keep(p, x))
+            .map(|(&p, &x)| (p, x))
+            .collect()
+    };
+    for (name, keep, skips) in cases {
+        let want = rows_of(&full, keep);
+        let mut got = Vec::new();
+        let (rows, handed) = store
+            .read_bin_chunks_where(
+                &bin,
+                &fields,
+                &[],
+                &[Field::DstPort, Field::Bytes],
+                &[],
+                10_000,
+                &mut |pre| {
+                    let by = pre.u64s(Field::Bytes).unwrap();
+                    Some(
+                        ports(pre)
+                            .iter()
+                            .zip(by)
+                            .map(|(&p, &x)| keep(p, x))
+                            .collect(),
+                    )
+                },
+                &mut |b| {
+                    got.extend(rows_of(&b, keep));
+                    true
+                },
+            )
+            .unwrap();
+        assert_eq!(rows, full.len(), "{name}");
+        assert_eq!(got, want, "{name}");
+        if skips {
+            assert!(handed * 4 < rows, "{name}: {handed} of {rows} rows decoded");
+        } else {
+            assert_eq!(handed, rows, "{name}: scattered rows are read in full");
+        }
+    }
+}
+
 /// A byte changed anywhere in a column chunk is reported by its checksum, naming the file and
 /// the column, even where the damaged bytes would still decode (bit-packed or literal data);
 /// reads that do not need the damaged column are unaffected.
