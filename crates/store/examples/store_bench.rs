@@ -151,8 +151,10 @@ fn main() {
         );
         return;
     }
+    // `store_bench write N`: only the unsampled write (for profiling).
+    let write_only = std::env::args().nth(1).as_deref() == Some("write");
     let n: u64 = std::env::args()
-        .nth(1)
+        .nth(if write_only { 2 } else { 1 })
         .map(|a| a.parse().expect("N must be a number"))
         .unwrap_or(2_000_000);
     let scenario = Scenario {
@@ -185,6 +187,10 @@ fn main() {
         recs.len() as f64 / secs / 1e6,
         bytes as f64 / rows as f64
     );
+    if write_only {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return;
+    }
     // 2. The default budget (10 MB/h, with levels 1 and 2).
     let def = tmp.join("default");
     let (secs, rows, bytes, zmax) = write(&def, "", &recs);
