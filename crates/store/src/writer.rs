@@ -730,32 +730,22 @@ impl StoreWriter {
         // Records before any sampling (the exact count), not only those held.
         let n = stats.total.records;
         let levels = self.config.links[k].levels.clone();
-        // Held records were kept at `z_open`; for thresholds z ≥ z_open a record of x bytes
-        // behaves as one of max(x, z_open) unsampled bytes (its survival probability from
-        // here is min(1, x/z) / min(1, x/z_open) = min(1, max(x, z_open)/z)).
-        let raw =
-            sampling::RawThresholds::new(records.iter().map(|r| r.bytes.max(z_open)).collect());
         let overhead = self.overhead_of(k, 0, &stats)?;
         // 5 % headroom for the randomness of the sample size; the write loop enforces the rest.
         let room = levels[0].bin_budget().saturating_sub(overhead) as f64 * 0.95;
-        let z0 = raw.for_target(self.records_for(k, 0, room)).max(z_open);
-        let mut rng = self.rng_for(k, 0, start);
-        let kept: Vec<FlowRecord> = if z_open == 0 {
-            records
-                .into_iter()
-                .filter(|r| sampling::keep(r.bytes, z0, &mut rng))
-                .collect()
-        } else {
-            records
-                .into_iter()
-                .filter(|r| sampling::rethreshold(r.bytes, z_open, z0, &mut rng))
-                .collect()
+        let open = OpenRows {
+            records,
+            z_open,
+            target: self.records_for(k, 0, room),
+            rng: self.rng_for(k, 0, start),
+            custom: self.opts.custom.clone(),
         };
-        let batch0 = Batch::from_records(&kept, vec![z0; kept.len()], &self.opts.custom);
-        drop(kept);
         if levels.len() == 1 {
-            return self.write_bin(k, 0, start, batch0, stats, n);
+            // Sampled and turned into columns on an encoder thread.
+            return self.write_bin(k, 0, start, Rows::Open(open), stats, n);
         }
+        let raw = open.raw_thresholds();
+        let (batch0, z0) = open.sample(Some(&raw));
 
         // Coarser levels (before level 0's batch goes to the encoder, so that it is not
         // copied): this bin's share of each level's budget, nested samples.
@@ -791,12 +781,19 @@ impl StoreWriter {
             nested = Some(sub);
             z_prev = zk;
         }
-        self.write_bin(k, 0, start, batch0, stats, n)
+        self.write_bin(k, 0, start, Rows::Batch(batch0), stats, n)
     }
 
     fn close_coarse(&mut self, key: (usize, u8, u64), bin: CoarseBin) -> Result<()> {
         let (k, lvl, start) = key;
-        self.write_bin(k, lvl, start, bin.batch, bin.stats, bin.records_before)
+        self.write_bin(
+            k,
+            lvl,
+            start,
+            Rows::Batch(bin.batch),
+            bin.stats,
+            bin.records_before,
+        )
     }
 
     /// Writes one bin file within its budget, merging with the file already there.
@@ -805,12 +802,14 @@ impl StoreWriter {
         k: usize,
         level: u8,
         start: u64,
-        mut batch: Batch,
+        mut rows: Rows,
         mut stats: BinStats,
         mut records_before: u64,
     ) -> Result<()> {
-        if batch.cols.is_empty() {
-            batch = Batch::from_records(&[], Vec::new(), &self.opts.custom);
+        if let Rows::Batch(batch) = &mut rows
+            && batch.cols.is_empty()
+        {
+            *batch = Batch::from_records(&[], Vec::new(), &self.opts.custom);
         }
         let link = self.config.links[k].name.clone();
         let rel = layout::bin_path(&link, level, start);
@@ -822,8 +821,9 @@ impl StoreWriter {
         if path.exists() {
             match format::read_all(&path) {
                 Ok((mut old, meta, old_stats)) => {
-                    old.append(&batch)?;
-                    batch = old;
+                    // Merging (late records, rare) is done here, on the records' columns.
+                    old.append(&rows.into_batch())?;
+                    rows = Rows::Batch(old);
                     stats.merge(&old_stats)?;
                     records_before += meta.records_before;
                     merged = true;
@@ -845,7 +845,7 @@ impl StoreWriter {
             seed: self.rng_for(k, level, start ^ 0xb0d9e7).next_u64(),
             path,
             rel,
-            batch,
+            rows,
             stats,
             records_before,
             merged,
@@ -960,11 +960,98 @@ struct Job {
     seed: u64,
     path: PathBuf,
     rel: PathBuf,
-    batch: Batch,
+    rows: Rows,
     stats: BinStats,
     records_before: u64,
     merged: bool,
     key: (usize, u8),
+}
+
+/// The rows of a bin to write.
+enum Rows {
+    Batch(Batch),
+    /// A closed level-0 bin's records, not yet sampled to its budget: for a link without
+    /// coarser levels, the sampling and the conversion to columns are done on the encoder
+    /// thread instead of the thread that pushes records.
+    Open(OpenRows),
+}
+
+impl Rows {
+    fn into_batch(self) -> Batch {
+        match self {
+            Rows::Batch(b) => b,
+            Rows::Open(o) => o.into_batch(),
+        }
+    }
+}
+
+/// The records of a closed level-0 bin and what sampling them to the bin's budget takes.
+struct OpenRows {
+    /// Kept with probability `min(1, bytes / z_open)` (all of them when `z_open` is 0).
+    records: Vec<FlowRecord>,
+    z_open: u64,
+    /// Records expected to fit the bin's budget.
+    target: f64,
+    /// The bin's coin flips (seeded per link, level and bin: the sample does not depend on
+    /// the thread that draws it).
+    rng: Rng,
+    custom: CustomFields,
+}
+
+impl OpenRows {
+    /// The thresholds that fit a number of records: held records were kept at `z_open`; for
+    /// thresholds z ≥ z_open a record of x bytes behaves as one of max(x, z_open) unsampled
+    /// bytes (its survival probability from here is min(1, x/z) / min(1, x/z_open) =
+    /// min(1, max(x, z_open)/z)).
+    fn raw_thresholds(&self) -> sampling::RawThresholds {
+        sampling::RawThresholds::new(
+            self.records
+                .iter()
+                .map(|r| r.bytes.max(self.z_open))
+                .collect(),
+        )
+    }
+
+    /// Level 0's sample (the records kept at the threshold `z0` fitting `target`, as
+    /// columns, in push order, each with its threshold `z0`) and `z0`. `raw`: this bin's
+    /// [`OpenRows::raw_thresholds`] when the caller needs them too.
+    fn sample(self, raw: Option<&sampling::RawThresholds>) -> (Batch, u64) {
+        let z0 = match raw {
+            Some(raw) => raw.for_target(self.target).max(self.z_open),
+            // Everything fits: `for_target`'s answer, without sorting the sizes.
+            None if self.records.len() as f64 <= self.target => self.z_open,
+            None => self
+                .raw_thresholds()
+                .for_target(self.target)
+                .max(self.z_open),
+        };
+        let OpenRows {
+            records,
+            z_open,
+            mut rng,
+            custom,
+            ..
+        } = self;
+        let kept: Vec<FlowRecord> = if z0 == z_open {
+            records // nothing more to sample (no coin is flipped at z0 = z_open)
+        } else if z_open == 0 {
+            records
+                .into_iter()
+                .filter(|r| sampling::keep(r.bytes, z0, &mut rng))
+                .collect()
+        } else {
+            records
+                .into_iter()
+                .filter(|r| sampling::rethreshold(r.bytes, z_open, z0, &mut rng))
+                .collect()
+        };
+        let batch = Batch::from_records(&kept, vec![z0; kept.len()], &custom);
+        (batch, z0)
+    }
+
+    fn into_batch(self) -> Batch {
+        self.sample(None).0
+    }
 }
 
 /// A bin written.
@@ -996,7 +1083,8 @@ fn meta_for(job: &Job, b: &Batch) -> FileMeta {
 
 /// Sorts, encodes (re-thresholding until the file fits its budget) and writes one bin.
 fn run_job(mut job: Job) -> Result<Done> {
-    let mut batch = sort_for_compression(std::mem::take(&mut job.batch));
+    let rows = std::mem::replace(&mut job.rows, Rows::Batch(Batch::default()));
+    let mut batch = sort_for_compression(rows.into_batch());
     let (budget, overhead) = (job.budget, job.overhead);
     let mut rng = Rng::new(job.seed);
     let mut bytes;
