@@ -232,15 +232,16 @@ fn key_value(c: &ColumnRef<'_>, i: usize) -> u128 {
 
 /// The row order of `n` rows by the columns `cols` in turn, ties by row number.
 ///
-/// The leading columns are packed into one 128-bit key per row, each as its offset from the
-/// column's minimum in as many bits as its range needs (on typical bins every column fits:
-/// one exporter, a few interfaces, IPv4 addresses, times within a bin), so the sort moves
-/// 32 bytes per row instead of the full key's 128. Columns that do not fit order each run
-/// of equal packed keys afterwards, so the order is the same as a sort by the full key.
+/// The columns are packed, in order, into 128-bit words, each as its offset from the column's
+/// minimum in as many bits as its range needs; a column that does not fit the current word
+/// starts the next. On typical bins every column fits the first word (one exporter, a few
+/// interfaces, IPv4 addresses, times within a bin), so the sort moves 32 bytes per row
+/// instead of the full key's 128. The later words (IPv6 addresses, say) order each run of
+/// equal first words afterwards, so the order is the same as a sort by the full key.
 fn sort_order(cols: &[ColumnRef<'_>], n: usize) -> Vec<usize> {
     assert!(n <= u32::MAX as usize, "a bin holds fewer than 2^32 rows");
-    // (column, minimum, bits), while they fit in 128 bits.
-    let mut packed: Vec<(&ColumnRef<'_>, u128, u32)> = Vec::new();
+    // Per word, its (column, minimum, bits).
+    let mut words: Vec<Vec<(&ColumnRef<'_>, u128, u32)>> = vec![Vec::new()];
     let mut used = 0u32;
     for c in cols {
         let (mut lo, mut hi) = (u128::MAX, 0u128);
@@ -255,32 +256,75 @@ fn sort_order(cols: &[ColumnRef<'_>], n: usize) -> Vec<usize> {
             128 - (hi - lo).leading_zeros()
         };
         if used + bits > 128 {
-            break;
+            words.push(Vec::new());
+            used = 0;
         }
-        packed.push((c, lo, bits));
+        words
+            .last_mut()
+            .expect("one word at least")
+            .push((c, lo, bits));
         used += bits;
     }
-    let mut keyed: Vec<(u128, u32)> = (0..n)
-        .map(|i| {
-            let mut k = 0u128;
-            for &(c, lo, bits) in &packed {
-                let v = key_value(c, i) - lo;
-                k = if bits == 128 { v } else { (k << bits) | v };
-            }
-            (k, i as u32)
-        })
-        .collect();
+    let mut keyed: Vec<(u128, u32)> = (0..n).map(|i| (pack(&words[0], i), i as u32)).collect();
     keyed.sort_unstable();
-    let rest = &cols[packed.len()..];
-    if !rest.is_empty() {
-        let full = |&(_, i): &(u128, u32)| rest.iter().map(move |c| key_value(c, i as usize));
-        for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
-            if run.len() > 1 {
-                run.sort_unstable_by(|a, b| full(a).cmp(full(b)).then(a.1.cmp(&b.1)));
+    let rest = &words[1..];
+    match rest.len() {
+        0 => {}
+        1 => sort_runs::<1>(&mut keyed, rest),
+        2 => sort_runs::<2>(&mut keyed, rest),
+        3 => sort_runs::<3>(&mut keyed, rest),
+        4 => sort_runs::<4>(&mut keyed, rest),
+        _ => {
+            // More columns than the file's sort key has: the later words of every row.
+            let w = rest.len();
+            let later: Vec<u128> = (0..n)
+                .flat_map(|i| rest.iter().map(move |word| pack(word, i)))
+                .collect();
+            let of = |i: u32| &later[i as usize * w..(i as usize + 1) * w];
+            for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
+                if run.len() > 1 {
+                    run.sort_unstable_by(|a, b| of(a.1).cmp(of(b.1)).then(a.1.cmp(&b.1)));
+                }
             }
         }
     }
     keyed.into_iter().map(|(_, i)| i as usize).collect()
+}
+
+/// The columns packed into one word of a sort key: (column, minimum, bits).
+type Word<'a, 'b> = [(&'a ColumnRef<'b>, u128, u32)];
+
+/// Row `i`'s value of a word of the sort key.
+#[inline]
+fn pack(word: &Word<'_, '_>, i: usize) -> u128 {
+    let mut k = 0u128;
+    for &(c, lo, bits) in word {
+        let v = key_value(c, i) - lo;
+        k = if bits == 128 { v } else { (k << bits) | v };
+    }
+    k
+}
+
+/// Orders each run of equal first words of `keyed` by the `W` later words, then row number.
+fn sort_runs<const W: usize>(keyed: &mut [(u128, u32)], rest: &[Vec<(&ColumnRef<'_>, u128, u32)>]) {
+    // The later words of every row, computed in row order (reading each column in turn) and
+    // gathered side by side per run: looking them up per comparison, or per row in sorted
+    // order from the columns, would miss the cache (runs are large: one interface, protocol
+    // and service).
+    let later: Vec<[u128; W]> = (0..keyed.len())
+        .map(|i| std::array::from_fn(|w| pack(&rest[w], i)))
+        .collect();
+    let mut buf: Vec<([u128; W], u32)> = Vec::new();
+    for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
+            buf.clear();
+            buf.extend(run.iter().map(|&(_, i)| (later[i as usize], i)));
+            buf.sort_unstable();
+            for (slot, &(_, i)) in run.iter_mut().zip(&buf) {
+                slot.1 = i;
+            }
+        }
+    }
 }
 
 /// The fewest records a reopened (late) bin gathers before the automatic close merges it.
@@ -1220,5 +1264,20 @@ mod tests {
             );
         }
         assert!(sort_order(&[ColumnRef::U8(&[])], 0).is_empty());
+        // Seven columns of 128 bits: six later words (the general path).
+        let n = 500;
+        let cols: Vec<Vec<u128>> = (0..7)
+            .map(|_| {
+                (0..n)
+                    .map(|_| match rng.next_u64() % 3 {
+                        0 => 0,
+                        1 => 1,
+                        _ => u128::MAX,
+                    })
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<ColumnRef<'_>> = cols.iter().map(|c| ColumnRef::Addr(c)).collect();
+        assert_eq!(sort_order(&refs, n), naive(&refs, n));
     }
 }
