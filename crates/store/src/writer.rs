@@ -163,6 +163,10 @@ pub struct StoreWriter {
     /// Per link, the records its last closed level-0 bin held: a new current bin reserves
     /// about that much at once instead of growing (copying) its records vector by doubling.
     last_held: HashMap<usize, usize>,
+    /// Per link, its records so far (`totals.records`) when its latest current level-0 bin
+    /// opened: the records since then are a bin's worth, known before that bin closes (with
+    /// `auto_close_after_ms`, the next bin opens while it still waits for late records).
+    opened_at: HashMap<usize, u64>,
     /// Records held in reopened (late) level-0 bins, and whether one of them reached its
     /// limit or all of them [`LATE_HELD_MAX`].
     late_held: usize,
@@ -380,6 +384,7 @@ impl StoreWriter {
             opts,
             open0: HashMap::default(),
             last_held: HashMap::new(),
+            opened_at: HashMap::new(),
             late_held: 0,
             late_due: false,
             coarse: HashMap::new(),
@@ -507,12 +512,19 @@ impl StoreWriter {
                     open_cap_of(&self.config, &self.bpr, k, max)
                 });
                 // A current bin (not one that late records reopen) expects what the last one
-                // held.
+                // held, or the link's records since the last one opened when more, with a
+                // quarter more room: growing the vector would copy it into new memory, whose
+                // pages the kernel zeroes as they are first written (most of a push's time),
+                // while room never written costs nothing.
                 let held = self.last_held.get(&k).copied().unwrap_or(0);
                 let reserve = if late {
                     0
                 } else {
-                    (held + held / 8)
+                    let now = self.totals[k].records;
+                    let since = self.opened_at.insert(k, now).map_or(0, |then| now - then);
+                    let expect = held.max(usize::try_from(since).unwrap_or(usize::MAX));
+                    expect
+                        .saturating_add(expect / 4)
                         .min(cap.saturating_add(1))
                         .min(MAX_RESERVE)
                 };
@@ -1207,6 +1219,42 @@ fn run_job(mut job: Job) -> Result<Done> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_bin_reserves_room_for_a_bin_of_records_while_the_last_one_is_open() {
+        let dir = std::env::temp_dir().join(format!("flowdrill-reserve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::create(&dir).unwrap();
+        let opts = WriterOptions {
+            auto_close_after_ms: Some(60_000),
+            ..WriterOptions::default()
+        };
+        let mut w = StoreWriter::new(&store, opts).unwrap();
+        let rec = |t: u64| FlowRecord {
+            time_start: t,
+            time_end: t,
+            bytes: 100,
+            packets: 1,
+            ..Default::default()
+        };
+        // 5000 records in the first 5-minute bin, then one in the next: the first bin is
+        // still open (it waits a minute for late records), so none has closed yet.
+        for i in 0..5000u64 {
+            w.push(rec(i * 50)).unwrap();
+        }
+        w.push(rec(300_000)).unwrap();
+        assert_eq!(w.open_bins(), 2);
+        let next = &w.open0[&(0, 300_000)];
+        assert!(
+            next.records.capacity() >= 5000,
+            "{}",
+            next.records.capacity()
+        );
+        let s = w.finish().unwrap();
+        let level0 = s.bins.iter().filter(|b| b.level == 0);
+        assert_eq!(level0.map(|b| b.records_after).sum::<u64>(), 5001);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// Row order by every column in turn, then row number: what `sort_order` must give.
     fn naive(cols: &[ColumnRef<'_>], n: usize) -> Vec<usize> {
