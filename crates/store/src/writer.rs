@@ -163,10 +163,6 @@ pub struct StoreWriter {
     /// Per link, the records its last closed level-0 bin held: a new current bin reserves
     /// about that much at once instead of growing (copying) its records vector by doubling.
     last_held: HashMap<usize, usize>,
-    /// Per link, its records so far (`totals.records`) when its latest current level-0 bin
-    /// opened: the records since then are a bin's worth, known before that bin closes (with
-    /// `auto_close_after_ms`, the next bin opens while it still waits for late records).
-    opened_at: HashMap<usize, u64>,
     /// Records held in reopened (late) level-0 bins, and whether one of them reached its
     /// limit or all of them [`LATE_HELD_MAX`].
     late_held: usize,
@@ -347,6 +343,17 @@ fn late_limit(last_held: usize) -> usize {
 /// The most records a new open bin reserves room for up front.
 const MAX_RESERVE: usize = 1 << 20;
 
+/// The records a current open bin of a link makes room for: what the link's last bin held
+/// and a quarter more, within the bin's cap. Growing the records vector copies it into new
+/// memory, whose pages the kernel zeroes as they are first written (most of a push's time
+/// when it happened for every bin); room never written costs no memory.
+fn bin_room(last_held: usize, cap: usize) -> usize {
+    last_held
+        .saturating_add(last_held / 4)
+        .min(cap.saturating_add(1))
+        .min(MAX_RESERVE)
+}
+
 /// The cap of an open level-0 bin of link `k`: `max` or, when smaller, twice the records its
 /// disk budget is expected to keep (at least 1000): holding more would only be sampled away
 /// when the bin closes.
@@ -384,7 +391,6 @@ impl StoreWriter {
             opts,
             open0: HashMap::default(),
             last_held: HashMap::new(),
-            opened_at: HashMap::new(),
             late_held: 0,
             late_due: false,
             coarse: HashMap::new(),
@@ -512,22 +518,9 @@ impl StoreWriter {
                     open_cap_of(&self.config, &self.bpr, k, max)
                 });
                 // A current bin (not one that late records reopen) expects what the last one
-                // held, or the link's records since the last one opened when more, with a
-                // quarter more room: growing the vector would copy it into new memory, whose
-                // pages the kernel zeroes as they are first written (most of a push's time),
-                // while room never written costs nothing.
+                // held.
                 let held = self.last_held.get(&k).copied().unwrap_or(0);
-                let reserve = if late {
-                    0
-                } else {
-                    let now = self.totals[k].records;
-                    let since = self.opened_at.insert(k, now).map_or(0, |then| now - then);
-                    let expect = held.max(usize::try_from(since).unwrap_or(usize::MAX));
-                    expect
-                        .saturating_add(expect / 4)
-                        .min(cap.saturating_add(1))
-                        .min(MAX_RESERVE)
-                };
+                let reserve = if late { 0 } else { bin_room(held, cap) };
                 e.insert(OpenBin {
                     records: Vec::with_capacity(reserve),
                     stats: BinStats::default(),
@@ -545,6 +538,17 @@ impl StoreWriter {
             if !sampling::keep(rec.bytes, bin.z, rng) {
                 self.summary.open_sampled_out += 1;
                 return;
+            }
+        }
+        let len = bin.records.len();
+        if len == bin.records.capacity() && bin.late_limit.is_none() {
+            // A bin opened before its link's last bin closed (by a split flow's later part,
+            // or by the next records while the last bin waits for late ones): once full, it
+            // takes room for a bin's worth at once rather than doubling.
+            let held = self.last_held.get(&k).copied().unwrap_or(0);
+            let room = bin_room(held, bin.cap);
+            if room > len {
+                bin.records.reserve_exact(room - len);
             }
         }
         bin.records.push(rec);
@@ -1221,8 +1225,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_new_bin_reserves_room_for_a_bin_of_records_while_the_last_one_is_open() {
-        let dir = std::env::temp_dir().join(format!("flowdrill-reserve-{}", std::process::id()));
+    fn a_bin_opened_early_grows_to_a_bins_worth_at_once() {
+        let dir = std::env::temp_dir().join(format!("flowdrill-room-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::create(&dir).unwrap();
         let opts = WriterOptions {
@@ -1230,29 +1234,39 @@ mod tests {
             ..WriterOptions::default()
         };
         let mut w = StoreWriter::new(&store, opts).unwrap();
-        let rec = |t: u64| FlowRecord {
+        let rec = |t: u64, end: u64| FlowRecord {
             time_start: t,
-            time_end: t,
+            time_end: end,
             bytes: 100,
             packets: 1,
             ..Default::default()
         };
-        // 5000 records in the first 5-minute bin, then one in the next: the first bin is
-        // still open (it waits a minute for late records), so none has closed yet.
-        for i in 0..5000u64 {
-            w.push(rec(i * 50)).unwrap();
+        // A flow of 14 minutes opens the bins at 5 and 10 minutes with room for a part each.
+        w.push(rec(0, 840_000)).unwrap();
+        for i in 1..5000u64 {
+            w.push(rec(i * 50, i * 50)).unwrap();
         }
-        w.push(rec(300_000)).unwrap();
+        assert_eq!(w.open_bins(), 3);
+        // Six minutes in, the first bin (5000 records) closes.
+        w.push(rec(360_000, 360_000)).unwrap();
         assert_eq!(w.open_bins(), 2);
-        let next = &w.open0[&(0, 300_000)];
+        // The bin at 10 minutes fills its first room, then makes room for 5000 and more.
+        for i in 0..10u64 {
+            w.push(rec(600_000 + i, 600_000 + i)).unwrap();
+        }
+        let third = &w.open0[&(0, 600_000)];
+        assert_eq!(third.records.len(), 11);
         assert!(
-            next.records.capacity() >= 5000,
+            third.records.capacity() >= 5000,
             "{}",
-            next.records.capacity()
+            third.records.capacity()
         );
         let s = w.finish().unwrap();
         let level0 = s.bins.iter().filter(|b| b.level == 0);
-        assert_eq!(level0.map(|b| b.records_after).sum::<u64>(), 5001);
+        assert_eq!(
+            level0.map(|b| b.records_after).sum::<u64>(),
+            5000 + 2 + 1 + 10
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
