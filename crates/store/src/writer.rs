@@ -17,7 +17,8 @@
 //!
 //! Memory is bounded by the records of the open level-0 bins (close them with
 //! [`StoreWriter::advance`], or let [`WriterOptions::auto_close_after_ms`] do it) plus the
-//! samples of the open coarser bins (each within its budget).
+//! samples of the open coarser bins (each within its budget), plus the emptied records
+//! vectors of two closed bins, kept for reuse ([`SPARES`]).
 //!
 //! Budgets are hard: after encoding, a file larger than its bin budget is re-thresholded at a
 //! larger `z` and encoded again until it fits ([`Error::BudgetTooSmall`] if not even an empty
@@ -163,6 +164,7 @@ pub struct StoreWriter {
     /// Per link, the records its last closed level-0 bin held: a new current bin reserves
     /// about that much at once instead of growing (copying) its records vector by doubling.
     last_held: HashMap<usize, usize>,
+    spares: Spares,
     /// Records held in reopened (late) level-0 bins, and whether one of them reached its
     /// limit or all of them [`LATE_HELD_MAX`].
     late_held: usize,
@@ -391,6 +393,7 @@ impl StoreWriter {
             opts,
             open0: HashMap::default(),
             last_held: HashMap::new(),
+            spares: Spares::default(),
             late_held: 0,
             late_due: false,
             coarse: HashMap::new(),
@@ -517,12 +520,19 @@ impl StoreWriter {
                 let cap = self.opts.max_open_records.map_or(usize::MAX, |max| {
                     open_cap_of(&self.config, &self.bpr, k, max)
                 });
-                // A current bin (not one that late records reopen) expects what the last one
-                // held.
+                // A current bin expects what the last one held; a late bin, or a later bin
+                // that a split flow's part opens, starts small (it makes room for a bin's
+                // worth once current and full, below).
                 let held = self.last_held.get(&k).copied().unwrap_or(0);
-                let reserve = if late { 0 } else { bin_room(held, cap) };
+                let reserve = if late || bin_start > self.max_seen {
+                    0
+                } else {
+                    bin_room(held, cap)
+                };
+                let mut records = Vec::new();
+                self.spares.make_room(&mut records, reserve);
                 e.insert(OpenBin {
-                    records: Vec::with_capacity(reserve),
+                    records,
                     stats: BinStats::default(),
                     z: 0,
                     rng: None,
@@ -540,17 +550,29 @@ impl StoreWriter {
                 return;
             }
         }
-        let len = bin.records.len();
-        if len == bin.records.capacity() && bin.late_limit.is_none() {
-            // A bin opened before its link's last bin closed (by a split flow's later part,
-            // or by the next records while the last bin waits for late ones): once full, it
-            // takes room for a bin's worth at once rather than doubling.
-            let held = self.last_held.get(&k).copied().unwrap_or(0);
-            let room = bin_room(held, bin.cap);
-            if room > len {
-                bin.records.reserve_exact(room - len);
-            }
-        }
+        let bin = if bin.records.len() == bin.records.capacity()
+            && bin.late_limit.is_none()
+            && bin_start <= self.max_seen
+        {
+            // A current bin opened small (by a split flow's part, or before its link's last
+            // bin closed): once full, it takes room for a bin's worth at once rather than
+            // doubling: what the link's last bin held or, when more, what its other open
+            // bins hold.
+            let cap = bin.cap;
+            let open = self
+                .open0
+                .iter()
+                .filter(|&(&(l, s), b)| l == k && s != bin_start && b.late_limit.is_none())
+                .map(|(_, b)| b.records.len())
+                .max()
+                .unwrap_or(0);
+            let held = self.last_held.get(&k).copied().unwrap_or(0).max(open);
+            let bin = self.open0.get_mut(&(k, bin_start)).expect("bin just used");
+            self.spares.make_room(&mut bin.records, bin_room(held, cap));
+            bin
+        } else {
+            bin
+        };
         bin.records.push(rec);
         if let Some(limit) = bin.late_limit {
             self.late_held += 1;
@@ -805,7 +827,8 @@ impl StoreWriter {
             return self.write_bin(k, 0, start, Rows::Open(open), stats, n);
         }
         let raw = open.raw_thresholds();
-        let (batch0, z0) = open.sample(Some(&raw));
+        let (batch0, z0, spare) = open.sample(Some(&raw));
+        self.spares.keep(spare);
 
         // Coarser levels (before level 0's batch goes to the encoder, so that it is not
         // copied): this bin's share of each level's budget, nested samples.
@@ -882,7 +905,11 @@ impl StoreWriter {
             match format::read_all(&path) {
                 Ok((mut old, meta, old_stats)) => {
                     // Merging (late records, rare) is done here, on the records' columns.
-                    old.append(&rows.into_batch())?;
+                    let (new, spare) = rows.into_batch();
+                    if let Some(v) = spare {
+                        self.spares.keep(v);
+                    }
+                    old.append(&new)?;
                     rows = Rows::Batch(old);
                     stats.merge(&old_stats)?;
                     records_before += meta.records_before;
@@ -924,9 +951,12 @@ impl StoreWriter {
                 std::sync::mpsc::sync_channel::<(Job, Sender<Result<Done>>)>(0);
             let jobs_rx = std::sync::Arc::new(std::sync::Mutex::new(jobs_rx));
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(ENCODERS));
+            let (spares_tx, spares_rx) = std::sync::mpsc::channel();
+            self.spares.returned = Some(spares_rx);
             let mut handles = Vec::new();
             for i in 0..threads {
                 let rx = jobs_rx.clone();
+                let spares_tx = spares_tx.clone();
                 let h = std::thread::Builder::new()
                     .name(format!("flowdrill-store-encoder-{i}"))
                     .spawn(move || {
@@ -937,7 +967,7 @@ impl StoreWriter {
                                 Err(_) => break,
                             };
                             let Ok((job, done)) = next else { break };
-                            let _ = done.send(run_job(job));
+                            let _ = done.send(run_job(job, &spares_tx));
                         }
                     })
                     .map_err(|e| Error::io(&self.root, e))?;
@@ -991,11 +1021,67 @@ impl StoreWriter {
             let e = self.bpr.entry(d.key).or_insert(measured);
             *e = 0.5 * *e + 0.5 * measured;
         }
+        self.spares.take_returned();
         self.pending.retain(|b| b.path != d.bin.path);
         self.pending.push(d.bin);
         self.summary.bins.push(d.summary);
     }
 }
+
+/// Emptied records vectors of closed level-0 bins, for open bins that need room: the first
+/// write to each page of new memory costs the pushing thread a page fault and the zeroing of
+/// the page (most of its time when every bin's vector was new).
+#[derive(Debug, Default)]
+struct Spares {
+    /// The largest few (at most [`SPARES`]).
+    kept: Vec<Vec<FlowRecord>>,
+    /// The vectors the encoder threads return once they have turned a bin's records into
+    /// columns (before encoding it, so that the next bin can have it soon).
+    returned: Option<Receiver<Vec<FlowRecord>>>,
+}
+
+impl Spares {
+    fn keep(&mut self, v: Vec<FlowRecord>) {
+        if v.capacity() == 0 {
+            return;
+        }
+        debug_assert!(v.is_empty());
+        self.kept.push(v);
+        if self.kept.len() > SPARES {
+            self.kept
+                .sort_unstable_by_key(|v| std::cmp::Reverse(v.capacity()));
+            self.kept.truncate(SPARES);
+        }
+    }
+
+    fn take_returned(&mut self) {
+        let back: Vec<_> = self.returned.iter().flat_map(|r| r.try_iter()).collect();
+        for v in back {
+            self.keep(v);
+        }
+    }
+
+    /// Gives `records` room for `room` records: a spare vector's when one is large enough
+    /// (the records move into it), else new memory.
+    fn make_room(&mut self, records: &mut Vec<FlowRecord>, room: usize) {
+        self.take_returned();
+        let len = records.len();
+        if room <= len {
+            return;
+        }
+        match self.kept.iter().position(|v| v.capacity() >= room) {
+            Some(i) => {
+                let mut v = self.kept.swap_remove(i);
+                v.append(records);
+                *records = v;
+            }
+            None => records.reserve_exact(room - len),
+        }
+    }
+}
+
+/// Emptied records vectors a writer keeps for reuse: about one per bin being encoded.
+const SPARES: usize = ENCODERS;
 
 /// Encoder threads (at most; one per core): closed bins are encoded side by side while
 /// records keep coming (encoding, not decoding, limits an import on 2 cores).
@@ -1037,10 +1123,14 @@ enum Rows {
 }
 
 impl Rows {
-    fn into_batch(self) -> Batch {
+    /// The rows as columns, and the emptied vector that held the records (for reuse).
+    fn into_batch(self) -> (Batch, Option<Vec<FlowRecord>>) {
         match self {
-            Rows::Batch(b) => b,
-            Rows::Open(o) => o.into_batch(),
+            Rows::Batch(b) => (b, None),
+            Rows::Open(o) => {
+                let (b, _, spare) = o.sample(None);
+                (b, Some(spare))
+            }
         }
     }
 }
@@ -1073,9 +1163,10 @@ impl OpenRows {
     }
 
     /// Level 0's sample (the records kept at the threshold `z0` fitting `target`, as
-    /// columns, in push order, each with its threshold `z0`) and `z0`. `raw`: this bin's
-    /// [`OpenRows::raw_thresholds`] when the caller needs them too.
-    fn sample(self, raw: Option<&sampling::RawThresholds>) -> (Batch, u64) {
+    /// columns, in push order, each with its threshold `z0`), `z0`, and the emptied vector
+    /// that held the records. `raw`: this bin's [`OpenRows::raw_thresholds`] when the caller
+    /// needs them too.
+    fn sample(self, raw: Option<&sampling::RawThresholds>) -> (Batch, u64, Vec<FlowRecord>) {
         let z0 = match raw {
             Some(raw) => raw.for_target(self.target).max(self.z_open),
             // Everything fits: `for_target`'s answer, without sorting the sizes.
@@ -1106,11 +1197,9 @@ impl OpenRows {
                 .collect()
         };
         let batch = Batch::from_records(&kept, vec![z0; kept.len()], &custom);
-        (batch, z0)
-    }
-
-    fn into_batch(self) -> Batch {
-        self.sample(None).0
+        let mut spare = kept;
+        spare.clear();
+        (batch, z0, spare)
     }
 }
 
@@ -1141,10 +1230,15 @@ fn meta_for(job: &Job, b: &Batch) -> FileMeta {
     }
 }
 
-/// Sorts, encodes (re-thresholding until the file fits its budget) and writes one bin.
-fn run_job(mut job: Job) -> Result<Done> {
+/// Sorts, encodes (re-thresholding until the file fits its budget) and writes one bin; sends
+/// the emptied vector of a level-0 bin's records back on `spares`.
+fn run_job(mut job: Job, spares: &Sender<Vec<FlowRecord>>) -> Result<Done> {
     let rows = std::mem::replace(&mut job.rows, Rows::Batch(Batch::default()));
-    let mut batch = sort_for_compression(rows.into_batch());
+    let (batch, spare) = rows.into_batch();
+    if let Some(v) = spare {
+        let _ = spares.send(v); // the writer may be gone after an error
+    }
+    let mut batch = sort_for_compression(batch);
     let (budget, overhead) = (job.budget, job.overhead);
     let mut rng = Rng::new(job.seed);
     let mut bytes;
@@ -1267,6 +1361,45 @@ mod tests {
             level0.map(|b| b.records_after).sum::<u64>(),
             5000 + 2 + 1 + 10
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_closed_bins_records_vector_is_reused_by_the_next_bin_that_fills() {
+        let dir = std::env::temp_dir().join(format!("flowdrill-spare-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::create(&dir).unwrap();
+        let opts = WriterOptions {
+            auto_close_after_ms: Some(60_000),
+            ..WriterOptions::default()
+        };
+        let mut w = StoreWriter::new(&store, opts).unwrap();
+        let rec = |t: u64| FlowRecord {
+            time_start: t,
+            time_end: t,
+            bytes: 100,
+            packets: 1,
+            ..Default::default()
+        };
+        for i in 0..5000u64 {
+            w.push(rec(i * 50)).unwrap();
+        }
+        // The first bin closes; once encoded, its vector comes back.
+        w.push(rec(360_000)).unwrap();
+        w.collect(true).unwrap();
+        w.spares.take_returned();
+        assert_eq!(w.spares.kept.len(), 1);
+        let spare = w.spares.kept[0].as_ptr();
+        assert!(w.spares.kept[0].capacity() >= 5000);
+        // The bin at 10 minutes fills its first room, then takes it.
+        for i in 0..10u64 {
+            w.push(rec(600_000 + i)).unwrap();
+        }
+        assert_eq!(w.open0[&(0, 600_000)].records.as_ptr(), spare);
+        assert!(w.spares.kept.is_empty());
+        let s = w.finish().unwrap();
+        let level0 = s.bins.iter().filter(|b| b.level == 0);
+        assert_eq!(level0.map(|b| b.records_after).sum::<u64>(), 5000 + 1 + 10);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
