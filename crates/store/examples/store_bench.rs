@@ -20,7 +20,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// CPU seconds (user + system) of this process, from /proc (Linux; 0 elsewhere): on a shared
 /// machine wall time mostly measures the other tenants.
 fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_secs("/proc/self/stat")
+}
+
+/// CPU seconds of the calling thread: the writer's serial part (routing, splitting, statistics)
+/// runs on it, and it bounds the write rate once the encoder threads keep up.
+fn thread_cpu_secs() -> f64 {
+    stat_cpu_secs("/proc/thread-self/stat")
+}
+
+fn stat_cpu_secs(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<f64> = rest
@@ -38,6 +48,7 @@ fn write(dir: &std::path::Path, links: &str, recs: &[FlowRecord]) -> (f64, u64, 
     store.set_links(links).expect("links");
     let t = Instant::now();
     let c0 = cpu_secs();
+    let m0 = thread_cpu_secs();
     // As a live source would: the records come in start-time order, so a bin closes once
     // records start a minute past its end, and encoding (on the writer's encoder thread)
     // overlaps with pushing.
@@ -52,13 +63,17 @@ fn write(dir: &std::path::Path, links: &str, recs: &[FlowRecord]) -> (f64, u64, 
     let s = w.finish().expect("finish");
     let secs = t.elapsed().as_secs_f64();
     let c2 = cpu_secs();
+    let m2 = thread_cpu_secs();
     println!(
         "  push {pushed:.2} s wall / {:.2} s CPU (route, split, stats, closing bins as time \
-         advances); finish {:.2} s wall / {:.2} s CPU; CPU-time rate {:.2} M records/s",
+         advances); finish {:.2} s wall / {:.2} s CPU; CPU-time rate {:.2} M records/s; \
+         pushing thread {:.2} s CPU = {:.2} M records/s",
         c1 - c0,
         secs - pushed,
         c2 - c1,
-        recs.len() as f64 / (c2 - c0).max(0.01) / 1e6
+        recs.len() as f64 / (c2 - c0).max(0.01) / 1e6,
+        m2 - m0,
+        recs.len() as f64 / (m2 - m0).max(0.01) / 1e6
     );
     // A bin merged with late records appears twice in the summary: count its last write.
     let mut last = std::collections::BTreeMap::new();
@@ -151,8 +166,10 @@ fn main() {
         );
         return;
     }
+    // `store_bench write N`: only the unsampled write (for profiling).
+    let write_only = std::env::args().nth(1).as_deref() == Some("write");
     let n: u64 = std::env::args()
-        .nth(1)
+        .nth(if write_only { 2 } else { 1 })
         .map(|a| a.parse().expect("N must be a number"))
         .unwrap_or(2_000_000);
     let scenario = Scenario {
@@ -185,6 +202,10 @@ fn main() {
         recs.len() as f64 / secs / 1e6,
         bytes as f64 / rows as f64
     );
+    if write_only {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return;
+    }
     // 2. The default budget (10 MB/h, with levels 1 and 2).
     let def = tmp.join("default");
     let (secs, rows, bytes, zmax) = write(&def, "", &recs);

@@ -17,7 +17,8 @@
 //!
 //! Memory is bounded by the records of the open level-0 bins (close them with
 //! [`StoreWriter::advance`], or let [`WriterOptions::auto_close_after_ms`] do it) plus the
-//! samples of the open coarser bins (each within its budget).
+//! samples of the open coarser bins (each within its budget), plus the emptied records
+//! vectors of two closed bins, kept for reuse ([`SPARES`]).
 //!
 //! Budgets are hard: after encoding, a file larger than its bin budget is re-thresholded at a
 //! larger `z` and encoded again until it fits ([`Error::BudgetTooSmall`] if not even an empty
@@ -163,6 +164,7 @@ pub struct StoreWriter {
     /// Per link, the records its last closed level-0 bin held: a new current bin reserves
     /// about that much at once instead of growing (copying) its records vector by doubling.
     last_held: HashMap<usize, usize>,
+    spares: Spares,
     /// Records held in reopened (late) level-0 bins, and whether one of them reached its
     /// limit or all of them [`LATE_HELD_MAX`].
     late_held: usize,
@@ -232,15 +234,16 @@ fn key_value(c: &ColumnRef<'_>, i: usize) -> u128 {
 
 /// The row order of `n` rows by the columns `cols` in turn, ties by row number.
 ///
-/// The leading columns are packed into one 128-bit key per row, each as its offset from the
-/// column's minimum in as many bits as its range needs (on typical bins every column fits:
-/// one exporter, a few interfaces, IPv4 addresses, times within a bin), so the sort moves
-/// 32 bytes per row instead of the full key's 128. Columns that do not fit order each run
-/// of equal packed keys afterwards, so the order is the same as a sort by the full key.
+/// The columns are packed, in order, into 128-bit words, each as its offset from the column's
+/// minimum in as many bits as its range needs; a column that does not fit the current word
+/// starts the next. On typical bins every column fits the first word (one exporter, a few
+/// interfaces, IPv4 addresses, times within a bin), so the sort moves 32 bytes per row
+/// instead of the full key's 128. The later words (IPv6 addresses, say) order each run of
+/// equal first words afterwards, so the order is the same as a sort by the full key.
 fn sort_order(cols: &[ColumnRef<'_>], n: usize) -> Vec<usize> {
     assert!(n <= u32::MAX as usize, "a bin holds fewer than 2^32 rows");
-    // (column, minimum, bits), while they fit in 128 bits.
-    let mut packed: Vec<(&ColumnRef<'_>, u128, u32)> = Vec::new();
+    // Per word, its (column, minimum, bits).
+    let mut words: Vec<Vec<(&ColumnRef<'_>, u128, u32)>> = vec![Vec::new()];
     let mut used = 0u32;
     for c in cols {
         let (mut lo, mut hi) = (u128::MAX, 0u128);
@@ -255,32 +258,75 @@ fn sort_order(cols: &[ColumnRef<'_>], n: usize) -> Vec<usize> {
             128 - (hi - lo).leading_zeros()
         };
         if used + bits > 128 {
-            break;
+            words.push(Vec::new());
+            used = 0;
         }
-        packed.push((c, lo, bits));
+        words
+            .last_mut()
+            .expect("one word at least")
+            .push((c, lo, bits));
         used += bits;
     }
-    let mut keyed: Vec<(u128, u32)> = (0..n)
-        .map(|i| {
-            let mut k = 0u128;
-            for &(c, lo, bits) in &packed {
-                let v = key_value(c, i) - lo;
-                k = if bits == 128 { v } else { (k << bits) | v };
-            }
-            (k, i as u32)
-        })
-        .collect();
+    let mut keyed: Vec<(u128, u32)> = (0..n).map(|i| (pack(&words[0], i), i as u32)).collect();
     keyed.sort_unstable();
-    let rest = &cols[packed.len()..];
-    if !rest.is_empty() {
-        let full = |&(_, i): &(u128, u32)| rest.iter().map(move |c| key_value(c, i as usize));
-        for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
-            if run.len() > 1 {
-                run.sort_unstable_by(|a, b| full(a).cmp(full(b)).then(a.1.cmp(&b.1)));
+    let rest = &words[1..];
+    match rest.len() {
+        0 => {}
+        1 => sort_runs::<1>(&mut keyed, rest),
+        2 => sort_runs::<2>(&mut keyed, rest),
+        3 => sort_runs::<3>(&mut keyed, rest),
+        4 => sort_runs::<4>(&mut keyed, rest),
+        _ => {
+            // More columns than the file's sort key has: the later words of every row.
+            let w = rest.len();
+            let later: Vec<u128> = (0..n)
+                .flat_map(|i| rest.iter().map(move |word| pack(word, i)))
+                .collect();
+            let of = |i: u32| &later[i as usize * w..(i as usize + 1) * w];
+            for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
+                if run.len() > 1 {
+                    run.sort_unstable_by(|a, b| of(a.1).cmp(of(b.1)).then(a.1.cmp(&b.1)));
+                }
             }
         }
     }
     keyed.into_iter().map(|(_, i)| i as usize).collect()
+}
+
+/// The columns packed into one word of a sort key: (column, minimum, bits).
+type Word<'a, 'b> = [(&'a ColumnRef<'b>, u128, u32)];
+
+/// Row `i`'s value of a word of the sort key.
+#[inline]
+fn pack(word: &Word<'_, '_>, i: usize) -> u128 {
+    let mut k = 0u128;
+    for &(c, lo, bits) in word {
+        let v = key_value(c, i) - lo;
+        k = if bits == 128 { v } else { (k << bits) | v };
+    }
+    k
+}
+
+/// Orders each run of equal first words of `keyed` by the `W` later words, then row number.
+fn sort_runs<const W: usize>(keyed: &mut [(u128, u32)], rest: &[Vec<(&ColumnRef<'_>, u128, u32)>]) {
+    // The later words of every row, computed in row order (reading each column in turn) and
+    // gathered side by side per run: looking them up per comparison, or per row in sorted
+    // order from the columns, would miss the cache (runs are large: one interface, protocol
+    // and service).
+    let later: Vec<[u128; W]> = (0..keyed.len())
+        .map(|i| std::array::from_fn(|w| pack(&rest[w], i)))
+        .collect();
+    let mut buf: Vec<([u128; W], u32)> = Vec::new();
+    for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
+            buf.clear();
+            buf.extend(run.iter().map(|&(_, i)| (later[i as usize], i)));
+            buf.sort_unstable();
+            for (slot, &(_, i)) in run.iter_mut().zip(&buf) {
+                slot.1 = i;
+            }
+        }
+    }
 }
 
 /// The fewest records a reopened (late) bin gathers before the automatic close merges it.
@@ -298,6 +344,17 @@ fn late_limit(last_held: usize) -> usize {
 
 /// The most records a new open bin reserves room for up front.
 const MAX_RESERVE: usize = 1 << 20;
+
+/// The records a current open bin of a link makes room for: what the link's last bin held
+/// and a quarter more, within the bin's cap. Growing the records vector copies it into new
+/// memory, whose pages the kernel zeroes as they are first written (most of a push's time
+/// when it happened for every bin); room never written costs no memory.
+fn bin_room(last_held: usize, cap: usize) -> usize {
+    last_held
+        .saturating_add(last_held / 4)
+        .min(cap.saturating_add(1))
+        .min(MAX_RESERVE)
+}
 
 /// The cap of an open level-0 bin of link `k`: `max` or, when smaller, twice the records its
 /// disk budget is expected to keep (at least 1000): holding more would only be sampled away
@@ -336,6 +393,7 @@ impl StoreWriter {
             opts,
             open0: HashMap::default(),
             last_held: HashMap::new(),
+            spares: Spares::default(),
             late_held: 0,
             late_due: false,
             coarse: HashMap::new(),
@@ -462,18 +520,19 @@ impl StoreWriter {
                 let cap = self.opts.max_open_records.map_or(usize::MAX, |max| {
                     open_cap_of(&self.config, &self.bpr, k, max)
                 });
-                // A current bin (not one that late records reopen) expects what the last one
-                // held.
+                // A current bin expects what the last one held; a late bin, or a later bin
+                // that a split flow's part opens, starts small (it makes room for a bin's
+                // worth once current and full, below).
                 let held = self.last_held.get(&k).copied().unwrap_or(0);
-                let reserve = if late {
+                let reserve = if late || bin_start > self.max_seen {
                     0
                 } else {
-                    (held + held / 8)
-                        .min(cap.saturating_add(1))
-                        .min(MAX_RESERVE)
+                    bin_room(held, cap)
                 };
+                let mut records = Vec::new();
+                self.spares.make_room(&mut records, reserve);
                 e.insert(OpenBin {
-                    records: Vec::with_capacity(reserve),
+                    records,
                     stats: BinStats::default(),
                     z: 0,
                     rng: None,
@@ -491,6 +550,29 @@ impl StoreWriter {
                 return;
             }
         }
+        let bin = if bin.records.len() == bin.records.capacity()
+            && bin.late_limit.is_none()
+            && bin_start <= self.max_seen
+        {
+            // A current bin opened small (by a split flow's part, or before its link's last
+            // bin closed): once full, it takes room for a bin's worth at once rather than
+            // doubling: what the link's last bin held or, when more, what its other open
+            // bins hold.
+            let cap = bin.cap;
+            let open = self
+                .open0
+                .iter()
+                .filter(|&(&(l, s), b)| l == k && s != bin_start && b.late_limit.is_none())
+                .map(|(_, b)| b.records.len())
+                .max()
+                .unwrap_or(0);
+            let held = self.last_held.get(&k).copied().unwrap_or(0).max(open);
+            let bin = self.open0.get_mut(&(k, bin_start)).expect("bin just used");
+            self.spares.make_room(&mut bin.records, bin_room(held, cap));
+            bin
+        } else {
+            bin
+        };
         bin.records.push(rec);
         if let Some(limit) = bin.late_limit {
             self.late_held += 1;
@@ -730,32 +812,23 @@ impl StoreWriter {
         // Records before any sampling (the exact count), not only those held.
         let n = stats.total.records;
         let levels = self.config.links[k].levels.clone();
-        // Held records were kept at `z_open`; for thresholds z ≥ z_open a record of x bytes
-        // behaves as one of max(x, z_open) unsampled bytes (its survival probability from
-        // here is min(1, x/z) / min(1, x/z_open) = min(1, max(x, z_open)/z)).
-        let raw =
-            sampling::RawThresholds::new(records.iter().map(|r| r.bytes.max(z_open)).collect());
         let overhead = self.overhead_of(k, 0, &stats)?;
         // 5 % headroom for the randomness of the sample size; the write loop enforces the rest.
         let room = levels[0].bin_budget().saturating_sub(overhead) as f64 * 0.95;
-        let z0 = raw.for_target(self.records_for(k, 0, room)).max(z_open);
-        let mut rng = self.rng_for(k, 0, start);
-        let kept: Vec<FlowRecord> = if z_open == 0 {
-            records
-                .into_iter()
-                .filter(|r| sampling::keep(r.bytes, z0, &mut rng))
-                .collect()
-        } else {
-            records
-                .into_iter()
-                .filter(|r| sampling::rethreshold(r.bytes, z_open, z0, &mut rng))
-                .collect()
+        let open = OpenRows {
+            records,
+            z_open,
+            target: self.records_for(k, 0, room),
+            rng: self.rng_for(k, 0, start),
+            custom: self.opts.custom.clone(),
         };
-        let batch0 = Batch::from_records(&kept, vec![z0; kept.len()], &self.opts.custom);
-        drop(kept);
         if levels.len() == 1 {
-            return self.write_bin(k, 0, start, batch0, stats, n);
+            // Sampled and turned into columns on an encoder thread.
+            return self.write_bin(k, 0, start, Rows::Open(open), stats, n);
         }
+        let raw = open.raw_thresholds();
+        let (batch0, z0, spare) = open.sample(Some(&raw));
+        self.spares.keep(spare);
 
         // Coarser levels (before level 0's batch goes to the encoder, so that it is not
         // copied): this bin's share of each level's budget, nested samples.
@@ -791,12 +864,19 @@ impl StoreWriter {
             nested = Some(sub);
             z_prev = zk;
         }
-        self.write_bin(k, 0, start, batch0, stats, n)
+        self.write_bin(k, 0, start, Rows::Batch(batch0), stats, n)
     }
 
     fn close_coarse(&mut self, key: (usize, u8, u64), bin: CoarseBin) -> Result<()> {
         let (k, lvl, start) = key;
-        self.write_bin(k, lvl, start, bin.batch, bin.stats, bin.records_before)
+        self.write_bin(
+            k,
+            lvl,
+            start,
+            Rows::Batch(bin.batch),
+            bin.stats,
+            bin.records_before,
+        )
     }
 
     /// Writes one bin file within its budget, merging with the file already there.
@@ -805,12 +885,14 @@ impl StoreWriter {
         k: usize,
         level: u8,
         start: u64,
-        mut batch: Batch,
+        mut rows: Rows,
         mut stats: BinStats,
         mut records_before: u64,
     ) -> Result<()> {
-        if batch.cols.is_empty() {
-            batch = Batch::from_records(&[], Vec::new(), &self.opts.custom);
+        if let Rows::Batch(batch) = &mut rows
+            && batch.cols.is_empty()
+        {
+            *batch = Batch::from_records(&[], Vec::new(), &self.opts.custom);
         }
         let link = self.config.links[k].name.clone();
         let rel = layout::bin_path(&link, level, start);
@@ -822,8 +904,13 @@ impl StoreWriter {
         if path.exists() {
             match format::read_all(&path) {
                 Ok((mut old, meta, old_stats)) => {
-                    old.append(&batch)?;
-                    batch = old;
+                    // Merging (late records, rare) is done here, on the records' columns.
+                    let (new, spare) = rows.into_batch();
+                    if let Some(v) = spare {
+                        self.spares.keep(v);
+                    }
+                    old.append(&new)?;
+                    rows = Rows::Batch(old);
                     stats.merge(&old_stats)?;
                     records_before += meta.records_before;
                     merged = true;
@@ -845,7 +932,7 @@ impl StoreWriter {
             seed: self.rng_for(k, level, start ^ 0xb0d9e7).next_u64(),
             path,
             rel,
-            batch,
+            rows,
             stats,
             records_before,
             merged,
@@ -864,9 +951,12 @@ impl StoreWriter {
                 std::sync::mpsc::sync_channel::<(Job, Sender<Result<Done>>)>(0);
             let jobs_rx = std::sync::Arc::new(std::sync::Mutex::new(jobs_rx));
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(ENCODERS));
+            let (spares_tx, spares_rx) = std::sync::mpsc::channel();
+            self.spares.returned = Some(spares_rx);
             let mut handles = Vec::new();
             for i in 0..threads {
                 let rx = jobs_rx.clone();
+                let spares_tx = spares_tx.clone();
                 let h = std::thread::Builder::new()
                     .name(format!("flowdrill-store-encoder-{i}"))
                     .spawn(move || {
@@ -877,7 +967,7 @@ impl StoreWriter {
                                 Err(_) => break,
                             };
                             let Ok((job, done)) = next else { break };
-                            let _ = done.send(run_job(job));
+                            let _ = done.send(run_job(job, &spares_tx));
                         }
                     })
                     .map_err(|e| Error::io(&self.root, e))?;
@@ -931,11 +1021,67 @@ impl StoreWriter {
             let e = self.bpr.entry(d.key).or_insert(measured);
             *e = 0.5 * *e + 0.5 * measured;
         }
+        self.spares.take_returned();
         self.pending.retain(|b| b.path != d.bin.path);
         self.pending.push(d.bin);
         self.summary.bins.push(d.summary);
     }
 }
+
+/// Emptied records vectors of closed level-0 bins, for open bins that need room: the first
+/// write to each page of new memory costs the pushing thread a page fault and the zeroing of
+/// the page (most of its time when every bin's vector was new).
+#[derive(Debug, Default)]
+struct Spares {
+    /// The largest few (at most [`SPARES`]).
+    kept: Vec<Vec<FlowRecord>>,
+    /// The vectors the encoder threads return once they have turned a bin's records into
+    /// columns (before encoding it, so that the next bin can have it soon).
+    returned: Option<Receiver<Vec<FlowRecord>>>,
+}
+
+impl Spares {
+    fn keep(&mut self, v: Vec<FlowRecord>) {
+        if v.capacity() == 0 {
+            return;
+        }
+        debug_assert!(v.is_empty());
+        self.kept.push(v);
+        if self.kept.len() > SPARES {
+            self.kept
+                .sort_unstable_by_key(|v| std::cmp::Reverse(v.capacity()));
+            self.kept.truncate(SPARES);
+        }
+    }
+
+    fn take_returned(&mut self) {
+        let back: Vec<_> = self.returned.iter().flat_map(|r| r.try_iter()).collect();
+        for v in back {
+            self.keep(v);
+        }
+    }
+
+    /// Gives `records` room for `room` records: a spare vector's when one is large enough
+    /// (the records move into it), else new memory.
+    fn make_room(&mut self, records: &mut Vec<FlowRecord>, room: usize) {
+        self.take_returned();
+        let len = records.len();
+        if room <= len {
+            return;
+        }
+        match self.kept.iter().position(|v| v.capacity() >= room) {
+            Some(i) => {
+                let mut v = self.kept.swap_remove(i);
+                v.append(records);
+                *records = v;
+            }
+            None => records.reserve_exact(room - len),
+        }
+    }
+}
+
+/// Emptied records vectors a writer keeps for reuse: about one per bin being encoded.
+const SPARES: usize = ENCODERS;
 
 /// Encoder threads (at most; one per core): closed bins are encoded side by side while
 /// records keep coming (encoding, not decoding, limits an import on 2 cores).
@@ -960,11 +1106,101 @@ struct Job {
     seed: u64,
     path: PathBuf,
     rel: PathBuf,
-    batch: Batch,
+    rows: Rows,
     stats: BinStats,
     records_before: u64,
     merged: bool,
     key: (usize, u8),
+}
+
+/// The rows of a bin to write.
+enum Rows {
+    Batch(Batch),
+    /// A closed level-0 bin's records, not yet sampled to its budget: for a link without
+    /// coarser levels, the sampling and the conversion to columns are done on the encoder
+    /// thread instead of the thread that pushes records.
+    Open(OpenRows),
+}
+
+impl Rows {
+    /// The rows as columns, and the emptied vector that held the records (for reuse).
+    fn into_batch(self) -> (Batch, Option<Vec<FlowRecord>>) {
+        match self {
+            Rows::Batch(b) => (b, None),
+            Rows::Open(o) => {
+                let (b, _, spare) = o.sample(None);
+                (b, Some(spare))
+            }
+        }
+    }
+}
+
+/// The records of a closed level-0 bin and what sampling them to the bin's budget takes.
+struct OpenRows {
+    /// Kept with probability `min(1, bytes / z_open)` (all of them when `z_open` is 0).
+    records: Vec<FlowRecord>,
+    z_open: u64,
+    /// Records expected to fit the bin's budget.
+    target: f64,
+    /// The bin's coin flips (seeded per link, level and bin: the sample does not depend on
+    /// the thread that draws it).
+    rng: Rng,
+    custom: CustomFields,
+}
+
+impl OpenRows {
+    /// The thresholds that fit a number of records: held records were kept at `z_open`; for
+    /// thresholds z ≥ z_open a record of x bytes behaves as one of max(x, z_open) unsampled
+    /// bytes (its survival probability from here is min(1, x/z) / min(1, x/z_open) =
+    /// min(1, max(x, z_open)/z)).
+    fn raw_thresholds(&self) -> sampling::RawThresholds {
+        sampling::RawThresholds::new(
+            self.records
+                .iter()
+                .map(|r| r.bytes.max(self.z_open))
+                .collect(),
+        )
+    }
+
+    /// Level 0's sample (the records kept at the threshold `z0` fitting `target`, as
+    /// columns, in push order, each with its threshold `z0`), `z0`, and the emptied vector
+    /// that held the records. `raw`: this bin's [`OpenRows::raw_thresholds`] when the caller
+    /// needs them too.
+    fn sample(self, raw: Option<&sampling::RawThresholds>) -> (Batch, u64, Vec<FlowRecord>) {
+        let z0 = match raw {
+            Some(raw) => raw.for_target(self.target).max(self.z_open),
+            // Everything fits: `for_target`'s answer, without sorting the sizes.
+            None if self.records.len() as f64 <= self.target => self.z_open,
+            None => self
+                .raw_thresholds()
+                .for_target(self.target)
+                .max(self.z_open),
+        };
+        let OpenRows {
+            records,
+            z_open,
+            mut rng,
+            custom,
+            ..
+        } = self;
+        let kept: Vec<FlowRecord> = if z0 == z_open {
+            records // nothing more to sample (no coin is flipped at z0 = z_open)
+        } else if z_open == 0 {
+            records
+                .into_iter()
+                .filter(|r| sampling::keep(r.bytes, z0, &mut rng))
+                .collect()
+        } else {
+            records
+                .into_iter()
+                .filter(|r| sampling::rethreshold(r.bytes, z_open, z0, &mut rng))
+                .collect()
+        };
+        let batch = Batch::from_records(&kept, vec![z0; kept.len()], &custom);
+        let mut spare = kept;
+        spare.clear();
+        (batch, z0, spare)
+    }
 }
 
 /// A bin written.
@@ -994,9 +1230,15 @@ fn meta_for(job: &Job, b: &Batch) -> FileMeta {
     }
 }
 
-/// Sorts, encodes (re-thresholding until the file fits its budget) and writes one bin.
-fn run_job(mut job: Job) -> Result<Done> {
-    let mut batch = sort_for_compression(std::mem::take(&mut job.batch));
+/// Sorts, encodes (re-thresholding until the file fits its budget) and writes one bin; sends
+/// the emptied vector of a level-0 bin's records back on `spares`.
+fn run_job(mut job: Job, spares: &Sender<Vec<FlowRecord>>) -> Result<Done> {
+    let rows = std::mem::replace(&mut job.rows, Rows::Batch(Batch::default()));
+    let (batch, spare) = rows.into_batch();
+    if let Some(v) = spare {
+        let _ = spares.send(v); // the writer may be gone after an error
+    }
+    let mut batch = sort_for_compression(batch);
     let (budget, overhead) = (job.budget, job.overhead);
     let mut rng = Rng::new(job.seed);
     let mut bytes;
@@ -1076,6 +1318,91 @@ fn run_job(mut job: Job) -> Result<Done> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_bin_opened_early_grows_to_a_bins_worth_at_once() {
+        let dir = std::env::temp_dir().join(format!("flowdrill-room-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::create(&dir).unwrap();
+        let opts = WriterOptions {
+            auto_close_after_ms: Some(60_000),
+            ..WriterOptions::default()
+        };
+        let mut w = StoreWriter::new(&store, opts).unwrap();
+        let rec = |t: u64, end: u64| FlowRecord {
+            time_start: t,
+            time_end: end,
+            bytes: 100,
+            packets: 1,
+            ..Default::default()
+        };
+        // A flow of 14 minutes opens the bins at 5 and 10 minutes with room for a part each.
+        w.push(rec(0, 840_000)).unwrap();
+        for i in 1..5000u64 {
+            w.push(rec(i * 50, i * 50)).unwrap();
+        }
+        assert_eq!(w.open_bins(), 3);
+        // Six minutes in, the first bin (5000 records) closes.
+        w.push(rec(360_000, 360_000)).unwrap();
+        assert_eq!(w.open_bins(), 2);
+        // The bin at 10 minutes fills its first room, then makes room for 5000 and more.
+        for i in 0..10u64 {
+            w.push(rec(600_000 + i, 600_000 + i)).unwrap();
+        }
+        let third = &w.open0[&(0, 600_000)];
+        assert_eq!(third.records.len(), 11);
+        assert!(
+            third.records.capacity() >= 5000,
+            "{}",
+            third.records.capacity()
+        );
+        let s = w.finish().unwrap();
+        let level0 = s.bins.iter().filter(|b| b.level == 0);
+        assert_eq!(
+            level0.map(|b| b.records_after).sum::<u64>(),
+            5000 + 2 + 1 + 10
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_closed_bins_records_vector_is_reused_by_the_next_bin_that_fills() {
+        let dir = std::env::temp_dir().join(format!("flowdrill-spare-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::create(&dir).unwrap();
+        let opts = WriterOptions {
+            auto_close_after_ms: Some(60_000),
+            ..WriterOptions::default()
+        };
+        let mut w = StoreWriter::new(&store, opts).unwrap();
+        let rec = |t: u64| FlowRecord {
+            time_start: t,
+            time_end: t,
+            bytes: 100,
+            packets: 1,
+            ..Default::default()
+        };
+        for i in 0..5000u64 {
+            w.push(rec(i * 50)).unwrap();
+        }
+        // The first bin closes; once encoded, its vector comes back.
+        w.push(rec(360_000)).unwrap();
+        w.collect(true).unwrap();
+        w.spares.take_returned();
+        assert_eq!(w.spares.kept.len(), 1);
+        let spare = w.spares.kept[0].as_ptr();
+        assert!(w.spares.kept[0].capacity() >= 5000);
+        // The bin at 10 minutes fills its first room, then takes it.
+        for i in 0..10u64 {
+            w.push(rec(600_000 + i)).unwrap();
+        }
+        assert_eq!(w.open0[&(0, 600_000)].records.as_ptr(), spare);
+        assert!(w.spares.kept.is_empty());
+        let s = w.finish().unwrap();
+        let level0 = s.bins.iter().filter(|b| b.level == 0);
+        assert_eq!(level0.map(|b| b.records_after).sum::<u64>(), 5000 + 1 + 10);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// Row order by every column in turn, then row number: what `sort_order` must give.
     fn naive(cols: &[ColumnRef<'_>], n: usize) -> Vec<usize> {
         let mut rows: Vec<usize> = (0..n).collect();
@@ -1132,5 +1459,20 @@ mod tests {
             );
         }
         assert!(sort_order(&[ColumnRef::U8(&[])], 0).is_empty());
+        // Seven columns of 128 bits: six later words (the general path).
+        let n = 500;
+        let cols: Vec<Vec<u128>> = (0..7)
+            .map(|_| {
+                (0..n)
+                    .map(|_| match rng.next_u64() % 3 {
+                        0 => 0,
+                        1 => 1,
+                        _ => u128::MAX,
+                    })
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<ColumnRef<'_>> = cols.iter().map(|c| ColumnRef::Addr(c)).collect();
+        assert_eq!(sort_order(&refs, n), naive(&refs, n));
     }
 }
