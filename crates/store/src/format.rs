@@ -761,17 +761,8 @@ pub fn read_chunks(
 ) -> Result<()> {
     guard(path, || {
         let (reader, extra_defs, rows) = open_reader(path, fields, extras, chunk.max(1), None)?;
-        let mut seen = 0;
-        for b in reader {
-            let b = b.map_err(|e| Error::corrupt(path, e))?;
-            let n = b.num_rows();
-            seen += n;
-            let batch = convert(path, &[b], n, fields, &extra_defs)?;
-            if !f(batch) {
-                return Ok(());
-            }
-        }
-        if seen != rows {
+        let (seen, whole) = hand_over(path, reader, fields, &extra_defs, f)?;
+        if whole && seen != rows {
             return Err(Error::corrupt(
                 path,
                 "columns differ in length from the row count",
@@ -779,6 +770,27 @@ pub fn read_chunks(
         }
         Ok(())
     })
+}
+
+/// Hands each record batch of `reader` (on `fields` and `extra_defs`) to `f` as a [`Batch`]
+/// until `f` returns `false`; the rows handed over, and whether the reader was read to its end.
+fn hand_over(
+    path: &Path,
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    fields: &[Field],
+    extra_defs: &[CustomField],
+    f: &mut dyn FnMut(Batch) -> bool,
+) -> Result<(usize, bool)> {
+    let mut handed = 0;
+    for b in reader {
+        let b = b.map_err(|e| Error::corrupt(path, e))?;
+        let n = b.num_rows();
+        handed += n;
+        if !f(convert(path, &[b], n, fields, extra_defs)?) {
+            return Ok((handed, false));
+        }
+    }
+    Ok((handed, true))
 }
 
 /// Reads a bin file as [`read_chunks`] does, but decodes `fields` only for the rows `select`
@@ -799,8 +811,21 @@ pub fn read_chunks_where(
     f: &mut dyn FnMut(Batch) -> bool,
 ) -> Result<(usize, usize)> {
     guard(path, || {
-        let (reader, extra_defs, rows) =
-            open_reader(path, pre_fields, pre_extras, rows_all(), None)?;
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // One footer for both readers, with the offset index that locates the pages a
+        // selection skips.
+        let footer = Footer::read(path, &file, true)?;
+        let again = file.try_clone().map_err(|e| Error::io(path, e))?;
+        // The filter's columns, the whole bin at once.
+        let (reader, extra_defs, rows) = reader_on(
+            path,
+            file,
+            &footer,
+            pre_fields,
+            pre_extras,
+            usize::MAX,
+            None,
+        )?;
         let mut batches = Vec::new();
         for b in reader {
             batches.push(b.map_err(|e| Error::corrupt(path, e))?);
@@ -809,56 +834,34 @@ pub fn read_chunks_where(
         drop(batches);
         let keep = select(&pre);
         drop(pre);
-        let selection = keep.and_then(|k| row_selection(&k, rows));
-        if let Some(RowPick::None) = selection {
+        if keep
+            .as_ref()
+            .is_some_and(|k| k.len() == rows && !k.contains(&true))
+        {
             return Ok((rows, 0));
         }
-        let selection = match selection {
-            Some(RowPick::Some(s)) => Some(s),
-            _ => None,
-        };
-        let (reader, extra_defs, _) = open_reader(path, fields, extras, chunk.max(1), selection)?;
-        let mut handed = 0;
-        for b in reader {
-            let b = b.map_err(|e| Error::corrupt(path, e))?;
-            let n = b.num_rows();
-            handed += n;
-            let batch = convert(path, &[b], n, fields, &extra_defs)?;
-            if !f(batch) {
-                break;
-            }
-        }
+        let selection = keep.and_then(|k| row_selection(&k, rows));
+        let (reader, extra_defs, _) = reader_on(
+            path,
+            again,
+            &footer,
+            fields,
+            extras,
+            chunk.max(1),
+            selection,
+        )?;
+        let (handed, _) = hand_over(path, reader, fields, &extra_defs, f)?;
         Ok((rows, handed))
     })
-}
-
-/// A batch size larger than any bin.
-fn rows_all() -> usize {
-    usize::MAX
-}
-
-/// Which rows of a bin a selective read decodes.
-enum RowPick {
-    /// None of them.
-    None,
-    /// The rows selected (runs of kept rows).
-    Some(parquet::arrow::arrow_reader::RowSelection),
 }
 
 /// The selection of the rows `keep` marks, when it is worth one (`None`: read every row):
 /// skipping pays when the kept rows are a minority and come in runs (rows are sorted by
 /// exporter, interface, protocol, port, ...); scattered rows make a selection of many short
 /// runs, slower to apply than decoding everything.
-fn row_selection(keep: &[bool], rows: usize) -> Option<RowPick> {
+fn row_selection(keep: &[bool], rows: usize) -> Option<parquet::arrow::arrow_reader::RowSelection> {
     use parquet::arrow::arrow_reader::RowSelector;
-    if keep.len() != rows {
-        return None;
-    }
-    let kept = keep.iter().filter(|&&k| k).count();
-    if kept == 0 {
-        return Some(RowPick::None);
-    }
-    if kept * 2 > rows {
+    if keep.len() != rows || keep.iter().filter(|&&k| k).count() * 2 > rows {
         return None;
     }
     let mut runs: Vec<RowSelector> = Vec::new();
@@ -880,7 +883,7 @@ fn row_selection(keep: &[bool], rows: usize) -> Option<RowPick> {
             return None;
         }
     }
-    Some(RowPick::Some(runs.into()))
+    Some(runs.into())
 }
 
 fn read_inner(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
@@ -890,6 +893,30 @@ fn read_inner(path: &Path, fields: &[Field], extras: &[&str]) -> Result<Batch> {
         batches.push(b.map_err(|e| Error::corrupt(path, e))?);
     }
     convert(path, &batches, rows, fields, &extra_defs)
+}
+
+/// A bin file's footer, read once for the readers opened on the file.
+struct Footer {
+    arrow: ArrowReaderMetadata,
+    meta: FileMeta,
+}
+
+impl Footer {
+    /// Reads it, with the offset index (which locates pages) when `offset_index` (a file
+    /// written without one then reads every page).
+    fn read(path: &Path, file: &std::fs::File, offset_index: bool) -> Result<Footer> {
+        use parquet::file::metadata::PageIndexPolicy;
+        let policy = if offset_index {
+            PageIndexPolicy::Optional
+        } else {
+            PageIndexPolicy::Skip
+        };
+        let options = ArrowReaderOptions::new().with_offset_index_policy(policy);
+        let arrow =
+            ArrowReaderMetadata::load(file, options).map_err(|e| Error::corrupt(path, e))?;
+        let (meta, _) = meta_of(path, arrow.metadata().file_metadata(), false)?;
+        Ok(Footer { arrow, meta })
+    }
 }
 
 /// Opens a bin file's reader on the columns of `fields`, the thresholds and the named
@@ -907,16 +934,26 @@ fn open_reader(
     usize,
 )> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    // The page index locates the pages a selection skips.
-    // (Only the offset index: a file written without one reads every page.)
-    let options = ArrowReaderOptions::new().with_offset_index_policy(if selection.is_some() {
-        parquet::file::metadata::PageIndexPolicy::Optional
-    } else {
-        parquet::file::metadata::PageIndexPolicy::Skip
-    });
-    let footer = ArrowReaderMetadata::load(&file, options).map_err(|e| Error::corrupt(path, e))?;
-    let (meta, _) = meta_of(path, footer.metadata().file_metadata(), false)?;
-    let arrow = footer.schema().clone();
+    let footer = Footer::read(path, &file, selection.is_some())?;
+    reader_on(path, file, &footer, fields, extras, batch_size, selection)
+}
+
+/// [`open_reader`] on a file already open, whose footer was read.
+fn reader_on(
+    path: &Path,
+    file: std::fs::File,
+    footer: &Footer,
+    fields: &[Field],
+    extras: &[&str],
+    batch_size: usize,
+    selection: Option<parquet::arrow::arrow_reader::RowSelection>,
+) -> Result<(
+    parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    Vec<CustomField>,
+    usize,
+)> {
+    let meta = &footer.meta;
+    let arrow = footer.arrow.schema().clone();
     let index = |name: &str| -> Result<usize> {
         arrow
             .index_of(name)
@@ -941,10 +978,11 @@ fn open_reader(
     }
     want.sort_unstable();
     want.dedup();
-    let mask = ProjectionMask::roots(footer.parquet_schema(), want.iter().copied());
-    let input = CheckedFile::open(path, file, footer.metadata(), &mask)?;
+    let mask = ProjectionMask::roots(footer.arrow.parquet_schema(), want.iter().copied());
+    let input = CheckedFile::open(path, file, footer.arrow.metadata(), &mask)?;
     let rows = meta.records_after as usize;
-    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(input, footer);
+    let mut builder =
+        ParquetRecordBatchReaderBuilder::new_with_metadata(input, footer.arrow.clone());
     if let Some(s) = selection {
         builder = builder.with_row_selection(s);
     }
