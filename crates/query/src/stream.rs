@@ -174,6 +174,7 @@ impl Engine {
                 .as_ref()
                 .map_or_else(Vec::new, |f| f.custom_names());
             let pre_extras: Vec<&str> = pre_names.iter().map(String::as_str).collect();
+            let pre_fields: Vec<Field> = sel.filter.as_ref().map_or_else(Vec::new, |f| f.fields());
             for bin in bins {
                 if !chunked {
                     let r = self.read_bin(bin, &reading.fields, &reading.extras);
@@ -193,7 +194,7 @@ impl Engine {
                         }
                     }
                 };
-                let mut pre: Vec<Field> = sel.filter.as_ref().map_or_else(Vec::new, |f| f.fields());
+                let mut pre = pre_fields.clone();
                 if clipped(sel, bin) {
                     pre.push(Field::TimeStart);
                 }
@@ -216,7 +217,7 @@ impl Engine {
                         &pre_extras,
                         FOLD_CHUNK,
                         &mut |b| match keep_of(sel, bin, b) {
-                            Ok(k) => Some(k.map_or_else(|| vec![true; b.len()], |k| k.to_bools())),
+                            Ok(k) => k.map(|k| k.to_bools()),
                             // Read every row: `one` reports the error.
                             Err(_) => None,
                         },
