@@ -38,7 +38,7 @@
 
 pub mod compare;
 pub mod dist;
-pub mod group;
+pub mod flat;
 pub mod hhh;
 pub mod hhh2;
 pub mod records;

@@ -57,7 +57,8 @@ impl Engine {
     }
 
     /// Reads the selection as [`Engine::load`] does and folds each bin's matching records into
-    /// a state per worker thread, without keeping the records: `init` makes a state, `f` adds
+    /// a state per worker thread, without keeping the records: `init` makes a state for the
+    /// bins a worker will read (to size it ahead; on Spark, for no bins), `f` adds
     /// one batch (with the weights of its rows) to it: the rows listed, or every row when
     /// `None` (a filter's matching rows are not copied out of the batch); `done` finishes a
     /// state on its worker once its bins are folded. The bins are split among the workers in
@@ -72,13 +73,13 @@ impl Engine {
         sel: &Selection,
         fields: &[Field],
         bound: Bound,
-        init: impl Fn() -> S + Sync,
+        init: impl Fn(&[BinRef]) -> S + Sync,
         f: impl Fn(&mut S, &Batch, RowWeights<'_>, Option<&[u32]>) -> Result<(), E> + Sync,
         done: impl Fn(&mut S) + Sync,
     ) -> Result<(Loaded, Vec<S>), E> {
         if self.spark().is_some() {
             let mut l = self.load(sel, fields, bound)?;
-            let mut s = init();
+            let mut s = init(&[]);
             for i in 0..l.batches.len() {
                 f(&mut s, &l.batches[i].1, l.row_weights(i), None)?;
             }
@@ -112,7 +113,7 @@ impl Engine {
                 start: u64::MAX,
                 ..Folded::default()
             };
-            let mut state = init();
+            let mut state = init(bins);
             let mut one = |bin: &BinRef,
                            r: Result<Arc<Batch>, flowdrill_store::Error>,
                            part: &mut Loaded|
