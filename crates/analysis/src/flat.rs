@@ -32,8 +32,8 @@ const MIN_SLOTS: usize = 1 << 10;
 const MAX_LOAD: (usize, usize) = (4, 5);
 /// Share of slots filled by the expected keys when a table is sized ahead.
 const SIZED_LOAD: (usize, usize) = (7, 10);
-/// Records gathered before they are added (see [`Flat::add`]).
-const RUN: usize = 1024;
+/// Records gathered before they are added (see [`Flat::add_run`]).
+pub const RUN: usize = 1024;
 
 #[inline]
 fn hash<K: Key>(k: K) -> u64 {
@@ -129,52 +129,53 @@ impl<K: Key, A: Copy + Default> Flat<K, A> {
     }
 
     /// Adds records: `items` yields each record's key and value, and `add` folds a value into
-    /// its group's accumulator.
-    ///
-    /// Records are taken [`RUN`] at a time: their keys, values and first slots are gathered
-    /// first, then added in a loop that does little else, so that the processor has the
-    /// slots of many records in flight at once (nearly every slot is a cache miss).
+    /// its group's accumulator. Records are gathered [`RUN`] at a time for [`Flat::add_run`].
     pub fn add<V: Copy>(
         &mut self,
         items: impl Iterator<Item = (K, V)>,
         mut add: impl FnMut(&mut A, V),
     ) {
         let mut run: Vec<(K, V)> = Vec::with_capacity(RUN);
-        let mut homes: Vec<usize> = Vec::with_capacity(RUN);
         let mut items = items.peekable();
         while items.peek().is_some() {
             run.clear();
             run.extend(items.by_ref().take(RUN));
-            homes.clear();
-            homes.extend(run.iter().map(|&(k, _)| self.home(k)));
-            // Touch the first slots in a loop without branches: their cache misses overlap,
-            // and the loop below finds the slots in cache.
-            let mut touched = K::default();
-            for &h in &homes {
-                touched = touched ^ self.slots[h].0;
+            self.add_run(&run, &mut add);
+        }
+    }
+
+    /// Adds gathered records (best at most [`RUN`] at a time): their first slots are computed
+    /// and touched first, then the records are added in a loop that does little else, so that
+    /// the processor has the slots of many records in flight at once (nearly every slot is a
+    /// cache miss).
+    pub fn add_run<V: Copy>(&mut self, run: &[(K, V)], mut add: impl FnMut(&mut A, V)) {
+        let mut homes: Vec<usize> = run.iter().map(|&(k, _)| self.home(k)).collect();
+        // Touch the first slots in a loop without branches: their cache misses overlap, and
+        // the loop below finds the slots in cache.
+        let mut touched = K::default();
+        for &h in &homes {
+            touched = touched ^ self.slots[h].0;
+        }
+        std::hint::black_box(touched);
+        for (j, &(k, v)) in run.iter().enumerate() {
+            if k == K::default() {
+                add(self.zero.get_or_insert_default(), v);
+                continue;
             }
-            std::hint::black_box(touched);
-            for j in 0..run.len() {
-                let (k, v) = run[j];
-                if k == K::default() {
-                    add(self.zero.get_or_insert_default(), v);
-                    continue;
-                }
-                let s = self.find_from(k, homes[j]);
-                let e = &mut self.slots[s];
-                if e.0 == k {
-                    add(&mut e.1, v);
-                    continue;
-                }
-                *e = (k, A::default());
+            let s = self.find_from(k, homes[j]);
+            let e = &mut self.slots[s];
+            if e.0 == k {
                 add(&mut e.1, v);
-                self.len += 1;
-                if self.len > self.limit {
-                    self.grow();
-                    // The first slots of the rest of the run changed with the size.
-                    for i in j + 1..run.len() {
-                        homes[i] = self.home(run[i].0);
-                    }
+                continue;
+            }
+            *e = (k, A::default());
+            add(&mut e.1, v);
+            self.len += 1;
+            if self.len > self.limit {
+                self.grow();
+                // The first slots of the rest of the run changed with the size.
+                for (h, &(k, _)) in homes[j + 1..].iter_mut().zip(&run[j + 1..]) {
+                    *h = self.home(k);
                 }
             }
         }

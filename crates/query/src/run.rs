@@ -502,32 +502,35 @@ impl<V: Copy, A: Copy + Default> Groups<V, A> {
                     let a = Addr(x);
                     a.masked(if a.is_v4() { by.v4_len } else { by.v6_len }).0
                 };
-                let v4 = |x: u128| Addr(x).is_v4();
-                if rows.clone().all(|i| v4(addrs[i])) {
-                    self.v4
-                        .add(rows.map(|i| (key(addrs[i]) as u32, value(i))), add);
-                    return;
+                // One pass over the rows, each family's records gathered for its table.
+                let mut v4: Vec<(u32, V)> = Vec::with_capacity(flat::RUN);
+                let mut narrow: Vec<(u64, V)> = Vec::new();
+                let mut wide: Vec<(u128, V)> = Vec::new();
+                for i in rows {
+                    let x = addrs[i];
+                    if Addr(x).is_v4() {
+                        v4.push((key(x) as u32, value(i)));
+                        if v4.len() == flat::RUN {
+                            self.v4.add_run(&v4, add);
+                            v4.clear();
+                        }
+                    } else if x <= u64::MAX as u128 {
+                        narrow.push((key(x) as u64, value(i)));
+                        if narrow.len() == flat::RUN {
+                            self.narrow.add_run(&narrow, add);
+                            narrow.clear();
+                        }
+                    } else {
+                        wide.push((key(x), value(i)));
+                        if wide.len() == flat::RUN {
+                            self.wide.add_run(&wide, add);
+                            wide.clear();
+                        }
+                    }
                 }
-                self.v4.add(
-                    rows.clone()
-                        .filter(|&i| v4(addrs[i]))
-                        .map(|i| (key(addrs[i]) as u32, value(i))),
-                    add,
-                );
-                let narrow = |x: u128| !v4(x) && x <= u64::MAX as u128;
-                self.narrow.add(
-                    rows.clone()
-                        .filter(|&i| narrow(addrs[i]))
-                        .map(|i| (key(addrs[i]) as u64, value(i))),
-                    add,
-                );
-                if !rows.clone().all(|i| v4(addrs[i]) || narrow(addrs[i])) {
-                    self.wide.add(
-                        rows.filter(|&i| addrs[i] > u64::MAX as u128)
-                            .map(|i| (key(addrs[i]), value(i))),
-                        add,
-                    );
-                }
+                self.v4.add_run(&v4, add);
+                self.narrow.add_run(&narrow, add);
+                self.wide.add_run(&wide, add);
             }
             Some(ColumnRef::U8(c)) => {
                 self.small
