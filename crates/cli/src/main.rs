@@ -86,7 +86,8 @@ fn keep_freed_memory() {
     unsafe extern "C" {
         fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
     }
-    /// `mi_option_purge_delay` in mimalloc 2's `mi_option_t` (libmimalloc-sys 0.1, `v2`).
+    /// `mi_option_purge_delay` in `mi_option_t`: the same index in mimalloc 3 (what
+    /// libmimalloc-sys 0.1.49 builds by default, and so this binary) and mimalloc 2.
     const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
     // SAFETY: mi_option_set only stores the value in mimalloc's option table; -1 is the
     // documented "never purge" value of this option.
