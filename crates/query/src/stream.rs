@@ -549,8 +549,12 @@ pub(crate) fn z_max(b: &Batch) -> u64 {
 /// A batch read and which of its rows match a selection (`None`: all of them).
 pub(crate) type Matching = (Arc<Batch>, Option<flowdrill_filter::Bitmap>);
 
-/// Rows per chunk when [`Engine::fold`] reads a bin chunk by chunk.
-const FOLD_CHUNK: usize = 1 << 16;
+/// Rows per chunk when [`Engine::fold`] reads a bin chunk by chunk. A chunk's columns (about
+/// 40 bytes a row for `top srcip`) then stay in a core's 1 MB L2 cache while they are folded,
+/// and its buffers are small enough for the allocator to reuse from its free lists: 64 Ki-row
+/// chunks (512 KB for each 8-byte column) took fresh pages for every chunk, and `top srcip` over
+/// 10 M records took 0.225 s (median of 10) instead of 0.185; `top dstport` 0.10 instead of 0.06.
+const FOLD_CHUNK: usize = 1 << 14;
 
 /// `bins` in at most `parts` contiguous runs of about equal stored records.
 fn split_bins(bins: &[BinRef], parts: usize) -> Vec<&[BinRef]> {
