@@ -836,7 +836,8 @@ fn expected_keys(
     (field, v4_len): (Field, u8),
     bins: &[flowdrill_store::BinRef],
 ) -> usize {
-    if sel.filter.is_some() || v4_len != 32 || bins.is_empty() {
+    let whole_addrs = matches!(field, Field::SrcAddr | Field::DstAddr) && v4_len == 32;
+    if sel.filter.is_some() || !whole_addrs || bins.is_empty() {
         return 0;
     }
     let sketch = |s: flowdrill_store::BinStats| match field {
@@ -845,7 +846,15 @@ fn expected_keys(
         _ => None,
     };
     let mut union: Option<flowdrill_model::hll::Hll> = None;
-    for bin in bins {
+    // A small bin adds at most its records; its footer is not worth opening (a trail of
+    // one-record bins follows long flows).
+    let small = |b: &flowdrill_store::BinRef| b.records_after < 4096;
+    let smalls: u64 = bins
+        .iter()
+        .filter(|b| small(b))
+        .map(|b| b.records_after)
+        .sum();
+    for bin in bins.iter().filter(|b| !small(b)) {
         let Some(h) = engine.store.bin_stats(bin).ok().and_then(sketch) else {
             return 0;
         };
@@ -863,7 +872,8 @@ fn expected_keys(
         Bound::Records(max) => stored.min(max),
         _ => stored,
     };
-    union.map_or(0, |u| u.estimate().min(cap as f64) as usize)
+    let sketched = union.map_or(0.0, |u| u.estimate());
+    (sketched + smalls as f64).min(cap as f64) as usize
 }
 
 pub fn top(
@@ -2277,9 +2287,10 @@ mod tests {
         s.set_links("[defaults]\nbin = \"5m\"\nbudget = \"20GB\"\n")
             .unwrap();
         let mut w = StoreWriter::new(&s, WriterOptions::default()).unwrap();
-        // Two bins: 20,000 sources and 300 destinations each, no source in both.
+        // Two bins of 20,000 sources and 300 destinations each, no source in both, and a
+        // small third bin of 100 records (counted as 100 keys, its footer not read).
         let t0 = 1_700_000_100_000u64 / 300_000 * 300_000;
-        let records = (0..40_000u32).map(|i| {
+        let records = (0..40_100u32).map(|i| {
             let bin = u64::from(i / 20_000);
             FlowRecord {
                 time_start: t0 + bin * 300_000 + u64::from(i % 1000),
@@ -2297,21 +2308,22 @@ mod tests {
         s.refresh().unwrap();
         let e = Engine::new(s, 0);
         let bins = e.store.bins("default", 0..u64::MAX, 0).unwrap();
-        assert_eq!(bins.len(), 2);
+        assert_eq!(bins.len(), 3);
         let all = Selection::all();
         let near = |got: usize, want: usize| {
             let err = (got as f64 - want as f64).abs() / want as f64;
             assert!(err < 0.05, "{got} for {want}");
         };
         let src = (Field::SrcAddr, 32);
-        near(expected_keys(&e, &all, Bound::Exact, src, &bins), 40_000);
+        near(expected_keys(&e, &all, Bound::Exact, src, &bins), 40_100);
         near(
-            expected_keys(&e, &all, Bound::Exact, src, &bins[1..]),
+            expected_keys(&e, &all, Bound::Exact, src, &bins[..1]),
             20_000,
         );
+        assert_eq!(expected_keys(&e, &all, Bound::Exact, src, &bins[2..]), 100);
         near(
             expected_keys(&e, &all, Bound::Exact, (Field::DstAddr, 32), &bins),
-            300,
+            400,
         );
         assert_eq!(
             expected_keys(&e, &all, Bound::Records(1000), src, &bins),
