@@ -2,15 +2,15 @@
 //! [`Flat`]; [`merge_into`] combines the tables of several worker threads.
 //!
 //! **Why not partitions.** The group-by this replaced scattered records into per-partition
-//! buffers and then added them to small hash tables, so that each table was in cache while
-//! it was updated. For integer keys one table with linear probing does better: a slot is the key
+//! buffers and then added them to small hash tables, so that each table was in cache while it
+//! was updated. For integer keys one table with linear probing does better: a slot is the key
 //! and its accumulator side by side (one cache line per record, no control bytes, no second
-//! hashing), a probe is a compare and a step, and the processor overlaps the misses of
-//! consecutive records. Over the 4.5 M IPv4 sources of half of the benchmark's 10 M records
-//! (717 k distinct), this table groups in 73–79 ms where the partitioned one took 161–177 ms, and it
-//! needs no scatter buffers. Sized ahead from an estimate of the distinct keys (the bins'
-//! HyperLogLog sketches), it is allocated once: every table that grows leaves its old
-//! memory behind, and fresh pages are most of what a large group-by costs on a VM.
+//! hashing), a probe is a compare and a step, and the slot of the record [`AHEAD`] places on is
+//! prefetched, so that the cache misses of that many records overlap. No scatter buffers: over
+//! the 10 M records of the benchmark store, `top srcip` went from 0.30–0.34 s and 280 MB to
+//! 0.19–0.21 s and 195 MB. Sized ahead from an estimate of the distinct keys (the bins'
+//! HyperLogLog sketches), a table is allocated once: every table that grows leaves its old
+//! memory behind, and fresh pages are much of what a large group-by costs on a VM.
 //!
 //! **Determinism.** Each key's records are added in the order given, and [`merge_into`]
 //! combines a key's accumulators in the order of the tables: sums are added in one fixed
@@ -20,7 +20,7 @@ use std::hash::{BuildHasher, Hash};
 
 /// What a key of a [`Flat`] table must be: an integer whose zero (`Default`) marks an empty
 /// slot.
-pub trait Key: Copy + Eq + Hash + Default + std::ops::BitXor<Output = Self> {}
+pub trait Key: Copy + Eq + Hash + Default {}
 impl Key for u32 {}
 impl Key for u64 {}
 impl Key for u128 {}
@@ -39,8 +39,8 @@ pub const RUN: usize = 1024;
 
 /// Asks the processor to bring the cache line at `p` into its caches, so that a later access
 /// does not wait for memory: while a run of records is added, the first slot of the record
-/// `AHEAD` places on is prefetched, and the misses of about that many records overlap (top
-/// srcip over 10 M records: 15 % less CPU than touching each run's slots first with loads,
+/// `AHEAD` places on is prefetched, and the misses of about that many records overlap (`top
+/// srcip` over 10 M records: 15 % less CPU than touching each run's slots first with loads,
 /// which the processor cannot retire until they arrive).
 ///
 /// The crate's one `unsafe`: the intrinsic is a safe function behind `#[target_feature]`, and
@@ -169,13 +169,11 @@ impl<K: Key, A: Copy + Default> Flat<K, A> {
     }
 
     /// Adds gathered records (best at most [`RUN`] at a time): their first slots are computed
-    /// and touched first, then the records are added in a loop that does little else, so that
-    /// the processor has the slots of many records in flight at once (nearly every slot is a
-    /// cache miss).
+    /// first, then each record is added while the slot of the record [`AHEAD`] places on is
+    /// prefetched, so that the processor has the slots of many records in flight at once
+    /// (nearly every slot is a cache miss).
     pub fn add_run<V: Copy>(&mut self, run: &[(K, V)], mut add: impl FnMut(&mut A, V)) {
         let mut homes: Vec<usize> = run.iter().map(|&(k, _)| self.home(k)).collect();
-        // Touch the first slots in a loop without branches: their cache misses overlap, and
-        // the loop below finds the slots in cache.
         for (j, &(k, v)) in run.iter().enumerate() {
             if let Some(&h) = homes.get(j + AHEAD) {
                 prefetch(self.slots.as_ptr().wrapping_add(h));

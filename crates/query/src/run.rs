@@ -348,8 +348,8 @@ impl TopAcc {
 const FLOW_BIT: u64 = 1 << 63;
 
 /// What an unsampled record adds to its group, packed to 16 bytes: its bytes, and its
-/// packets with [`FLOW_BIT`] set when it counts as a flow. Only for packet counts below 2^63 (a file's INT64 column read as
-/// `max(0)` always is; [`packs`] checks).
+/// packets with [`FLOW_BIT`] set when it counts as a flow. Only for packet counts below 2^63
+/// (a file's INT64 column read as `max(0)` always is; [`packs`] checks).
 #[derive(Clone, Copy, Debug, Default)]
 struct ExactVal {
     bytes: u64,
@@ -455,23 +455,22 @@ impl<A: Copy + Default> Direct<A> {
 
 /// One family of `top` groups, in flat tables: IPv4 addresses on u32 keys (the address;
 /// prefixes stay IPv4), other integers on u64 keys, IPv6 addresses on u128 keys (or u64 when
-/// they fit); keys of at most 16 bits in an array. `V` is what a record adds.
+/// they fit); keys of at most 16 bits in an array.
 #[derive(Debug)]
-struct Groups<V, A> {
+struct Groups<A> {
     v4: flat::Flat<u32, A>,
     narrow: flat::Flat<u64, A>,
     wide: flat::Flat<u128, A>,
     small: Direct<A>,
-    adds: std::marker::PhantomData<V>,
 }
 
-impl<V: Copy, A: Copy + Default> Default for Groups<V, A> {
+impl<A: Copy + Default> Default for Groups<A> {
     fn default() -> Self {
         Self::with_v4_keys(0)
     }
 }
 
-impl<V: Copy, A: Copy + Default> Groups<V, A> {
+impl<A: Copy + Default> Groups<A> {
     /// Groups whose IPv4 table has room for about `keys` keys.
     fn with_v4_keys(keys: usize) -> Self {
         Groups {
@@ -479,12 +478,11 @@ impl<V: Copy, A: Copy + Default> Groups<V, A> {
             narrow: flat::Flat::new(),
             wide: flat::Flat::new(),
             small: Direct::default(),
-            adds: std::marker::PhantomData,
         }
     }
 
     /// Adds rows `rows` of `b` by `by`'s key, each adding `value(row)` with `add`.
-    fn add(
+    fn add<V: Copy>(
         &mut self,
         by: &KeySpec,
         b: &Batch,
@@ -553,8 +551,8 @@ impl<V: Copy, A: Copy + Default> Groups<V, A> {
 /// to estimates ([`TopState::switch_to_estimates`]), where they stay.
 #[derive(Debug)]
 struct TopState {
-    exact: Option<Groups<ExactVal, ExactAcc>>,
-    est: Groups<TopAcc, TopAcc>,
+    exact: Option<Groups<ExactAcc>>,
+    est: Groups<TopAcc>,
     /// Records added to `exact` (at most `u32::MAX`, so that [`ExactAcc::flows`] fits).
     exact_records: u64,
 }
@@ -705,8 +703,8 @@ fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
 }
 
 /// Merges one family of the workers' groups (key by key, in worker order) into picks.
-fn pick_groups<V: Copy + Send, A: Copy + Default + Send + Sync>(
-    gs: Vec<Groups<V, A>>,
+fn pick_groups<A: Copy + Default + Send + Sync>(
+    gs: Vec<Groups<A>>,
     combine: impl Fn(&mut A, A) + Sync + Copy,
     to_top: impl Fn(A) -> TopAcc + Sync + Copy,
     init: impl Fn() -> Pick + Sync + Copy,
@@ -731,8 +729,8 @@ fn pick_groups<V: Copy + Send, A: Copy + Default + Send + Sync>(
 
 /// The tables and arrays of several workers' groups, each in worker order.
 #[allow(clippy::type_complexity)]
-fn unzip_groups<V, A>(
-    gs: Vec<Groups<V, A>>,
+fn unzip_groups<A>(
+    gs: Vec<Groups<A>>,
 ) -> (
     Vec<flat::Flat<u32, A>>,
     Vec<flat::Flat<u64, A>>,
