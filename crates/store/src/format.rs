@@ -919,6 +919,14 @@ impl Footer {
     }
 }
 
+/// A bin file's reader, the definitions of the user-defined columns it reads, and the file's
+/// row count.
+type Opened = (
+    parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    Vec<CustomField>,
+    usize,
+);
+
 /// Opens a bin file's reader on the columns of `fields`, the thresholds and the named
 /// user-defined columns (the rows of `selection`, or all); also returns the definitions of
 /// those and the file's row count.
@@ -928,11 +936,7 @@ fn open_reader(
     extras: &[&str],
     batch_size: usize,
     selection: Option<parquet::arrow::arrow_reader::RowSelection>,
-) -> Result<(
-    parquet::arrow::arrow_reader::ParquetRecordBatchReader,
-    Vec<CustomField>,
-    usize,
-)> {
+) -> Result<Opened> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let footer = Footer::read(path, &file, selection.is_some())?;
     reader_on(path, file, &footer, fields, extras, batch_size, selection)
@@ -947,11 +951,7 @@ fn reader_on(
     extras: &[&str],
     batch_size: usize,
     selection: Option<parquet::arrow::arrow_reader::RowSelection>,
-) -> Result<(
-    parquet::arrow::arrow_reader::ParquetRecordBatchReader,
-    Vec<CustomField>,
-    usize,
-)> {
+) -> Result<Opened> {
     let meta = &footer.meta;
     let arrow = footer.arrow.schema().clone();
     let index = |name: &str| -> Result<usize> {

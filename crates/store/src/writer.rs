@@ -1318,23 +1318,37 @@ fn run_job(mut job: Job, spares: &Sender<Vec<FlowRecord>>) -> Result<Done> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_bin_opened_early_grows_to_a_bins_worth_at_once() {
-        let dir = std::env::temp_dir().join(format!("flowdrill-room-{}", std::process::id()));
+    /// An empty store in its own directory, named after the test.
+    fn store(name: &str) -> (std::path::PathBuf, Store) {
+        let dir = std::env::temp_dir().join(format!("flowdrill-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::create(&dir).unwrap();
-        let opts = WriterOptions {
+        (dir, store)
+    }
+
+    /// Bins close a minute after their end.
+    fn closing_after_a_minute() -> WriterOptions {
+        WriterOptions {
             auto_close_after_ms: Some(60_000),
             ..WriterOptions::default()
-        };
-        let mut w = StoreWriter::new(&store, opts).unwrap();
-        let rec = |t: u64, end: u64| FlowRecord {
+        }
+    }
+
+    /// A one-packet flow of 100 bytes from `t` to `end`.
+    fn rec(t: u64, end: u64) -> FlowRecord {
+        FlowRecord {
             time_start: t,
             time_end: end,
             bytes: 100,
             packets: 1,
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn a_bin_opened_early_grows_to_a_bins_worth_at_once() {
+        let (dir, store) = store("room");
+        let mut w = StoreWriter::new(&store, closing_after_a_minute()).unwrap();
         // A flow of 14 minutes opens the bins at 5 and 10 minutes with room for a part each.
         w.push(rec(0, 840_000)).unwrap();
         for i in 1..5000u64 {
@@ -1366,26 +1380,13 @@ mod tests {
 
     #[test]
     fn a_closed_bins_records_vector_is_reused_by_the_next_bin_that_fills() {
-        let dir = std::env::temp_dir().join(format!("flowdrill-spare-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::create(&dir).unwrap();
-        let opts = WriterOptions {
-            auto_close_after_ms: Some(60_000),
-            ..WriterOptions::default()
-        };
-        let mut w = StoreWriter::new(&store, opts).unwrap();
-        let rec = |t: u64| FlowRecord {
-            time_start: t,
-            time_end: t,
-            bytes: 100,
-            packets: 1,
-            ..Default::default()
-        };
+        let (dir, store) = store("spare");
+        let mut w = StoreWriter::new(&store, closing_after_a_minute()).unwrap();
         for i in 0..5000u64 {
-            w.push(rec(i * 50)).unwrap();
+            w.push(rec(i * 50, i * 50)).unwrap();
         }
         // The first bin closes; once encoded, its vector comes back.
-        w.push(rec(360_000)).unwrap();
+        w.push(rec(360_000, 360_000)).unwrap();
         w.collect(true).unwrap();
         w.spares.take_returned();
         assert_eq!(w.spares.kept.len(), 1);
@@ -1393,7 +1394,7 @@ mod tests {
         assert!(w.spares.kept[0].capacity() >= 5000);
         // The bin at 10 minutes fills its first room, then takes it.
         for i in 0..10u64 {
-            w.push(rec(600_000 + i)).unwrap();
+            w.push(rec(600_000 + i, 600_000 + i)).unwrap();
         }
         assert_eq!(w.open0[&(0, 600_000)].records.as_ptr(), spare);
         assert!(w.spares.kept.is_empty());

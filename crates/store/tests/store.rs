@@ -9,7 +9,7 @@ use flowdrill_model::{
     Field, FlowRecord, RecordColumns,
 };
 use flowdrill_store::sampling::{self, Rng};
-use flowdrill_store::{PlanGoal, Store, StoreWriter, WriterOptions};
+use flowdrill_store::{BinRef, PlanGoal, Store, StoreWriter, WriterOptions};
 use std::collections::HashMap;
 use std::path::Path;
 use util::{T0, records};
@@ -26,6 +26,18 @@ fn store_with(dir: &Path, links: &str) -> Store {
     let mut s = Store::create(dir).unwrap();
     s.set_links(links).unwrap();
     s
+}
+
+/// A store in `dir` (links `links`) holding `records(n, seed, T0, span)`, reopened, and its
+/// first level-0 bin.
+fn one_bin(dir: &Path, links: &str, n: usize, seed: u64, span: u64) -> (Store, BinRef) {
+    let store = store_with(dir, links);
+    let mut w = StoreWriter::new(&store, WriterOptions::default()).unwrap();
+    w.push_all(records(n, seed, T0, span)).unwrap();
+    w.finish().unwrap();
+    let store = Store::open(dir).unwrap();
+    let bin = store.bins("default", 0..ALL, 0).unwrap().remove(0);
+    (store, bin)
 }
 
 /// Splits records the way the writer does, for an exact reference.
@@ -540,12 +552,8 @@ fn selective_reads_keep_every_matching_row_and_skip_pages() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with(dir.path(), "[defaults]\nbudget = \"1GB\"\nbin = \"1h\"\n");
-    let mut w = StoreWriter::new(&store, WriterOptions::default()).unwrap();
-    w.push_all(records(300_000, 5, T0, HOUR - 130_000)).unwrap();
-    w.finish().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let bin = store.bins("default", 0..ALL, 0).unwrap().remove(0);
+    let links = "[defaults]\nbudget = \"1GB\"\nbin = \"1h\"\n";
+    let (store, bin) = one_bin(dir.path(), links, 300_000, 5, HOUR - 130_000);
     let fields = [Field::DstPort, Field::Bytes, Field::SrcAddr];
     let full = store.read_bin(&bin, &fields).unwrap();
     type Keep = fn(u16, u64) -> bool;
@@ -608,12 +616,8 @@ fn selective_reads_keep_every_matching_row_and_skip_pages() {
 fn damage_inside_a_column_is_caught_by_its_checksum() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with(dir.path(), "[defaults]\nbudget = \"1GB\"\n");
-    let mut w = StoreWriter::new(&store, WriterOptions::default()).unwrap();
-    w.push_all(records(4000, 9, T0, BIN - 130_000)).unwrap();
-    w.finish().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let bin = store.bins("default", 0..ALL, 0).unwrap().remove(0);
+    let links = "[defaults]\nbudget = \"1GB\"\n";
+    let (store, bin) = one_bin(dir.path(), links, 4000, 9, BIN - 130_000);
     let path = dir.path().join(&bin.path);
     let good = std::fs::read(&path).unwrap();
     let md = SerializedFileReader::new(std::fs::File::open(&path).unwrap())
@@ -654,12 +658,8 @@ fn damage_inside_a_column_is_caught_by_its_checksum() {
 #[test]
 fn randomly_damaged_files_never_crash_a_read() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with(dir.path(), "[defaults]\nbudget = \"1GB\"\n");
-    let mut w = StoreWriter::new(&store, WriterOptions::default()).unwrap();
-    w.push_all(records(2000, 9, T0, BIN - 130_000)).unwrap();
-    w.finish().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let bin = store.bins("default", 0..ALL, 0).unwrap().remove(0);
+    let links = "[defaults]\nbudget = \"1GB\"\n";
+    let (store, bin) = one_bin(dir.path(), links, 2000, 9, BIN - 130_000);
     let path = dir.path().join(&bin.path);
     let good = std::fs::read(&path).unwrap();
     let mut rng = Rng::new(77);
