@@ -314,13 +314,14 @@ fn spark_connect_home(test: &str) -> Option<PathBuf> {
     if !spark_available(test) {
         return None;
     }
+    let ready = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/spark_connect_ready.py"))
+        .output()
+        .ok()?;
     let out = Command::new("python3")
         .args([
             "-c",
-            "import os, pyspark\n\
-             from pyspark.sql.connect.utils import check_dependencies\n\
-             check_dependencies()\n\
-             print(os.path.dirname(pyspark.__file__))",
+            "import os, pyspark; print(os.path.dirname(pyspark.__file__))",
         ])
         .output()
         .ok()?;
@@ -332,13 +333,16 @@ fn spark_connect_home(test: &str) -> Option<PathBuf> {
                 .starts_with("spark-connect_")
         })
     });
-    if out.status.success() && has_server {
+    if ready.status.success() && out.status.success() && has_server {
         return Some(home);
     }
-    let what = if has_server {
-        "pyspark's Spark Connect client extras (grpcio, grpcio-status, googleapis-common-protos, pandas, zstandard)"
+    let what = if !has_server {
+        "the Spark Connect server jar in pyspark".to_string()
     } else {
-        "the Spark Connect server jar in pyspark"
+        format!(
+            "pyspark's Spark Connect client extras ({})",
+            String::from_utf8_lossy(&ready.stdout).trim()
+        )
     };
     assert!(
         std::env::var_os("CI").is_none(),
