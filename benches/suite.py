@@ -308,6 +308,9 @@ def main():
     ap.add_argument("--month", action="store_true", help="also the time-range scaling")
     ap.add_argument("--month-flows", default="2M")
     ap.add_argument("--chart", help="write the scaling chart (PNG)")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="work in DIR/SIZE and keep it (the store, nfcapd files, Parquet) "
+                         "for further runs by hand")
     ap.add_argument("--ci", action="store_true",
                     help="a few seconds: 20k records, one run, answers checked, timings ignored")
     a = ap.parse_args()
@@ -324,12 +327,18 @@ def main():
         sys.exit(f"{a.flowdrill} not found: cargo build --release (or --flowdrill PATH)")
     s = Suite(a)
     for n in [count(x) for x in a.sizes.split(",")]:
-        work = tempfile.mkdtemp(prefix="fd-suite-")
+        if a.keep:
+            work = os.path.join(a.keep, str(n))
+            shutil.rmtree(work, ignore_errors=True)
+            os.makedirs(work)
+        else:
+            work = tempfile.mkdtemp(prefix="fd-suite-")
         try:
             print(f"== {n:,} records", file=sys.stderr)
             s.size(n, work)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if not a.keep:
+                shutil.rmtree(work, ignore_errors=True)
     if a.month:
         work = tempfile.mkdtemp(prefix="fd-suite-month-")
         try:

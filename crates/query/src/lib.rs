@@ -41,6 +41,7 @@ pub mod report;
 pub mod run;
 pub mod spark;
 mod stream;
+pub use stream::FoldPart;
 pub mod time;
 
 pub use flowdrill_analysis::Estimate;

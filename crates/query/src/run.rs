@@ -4,7 +4,9 @@
 
 use crate::drill;
 use crate::report::{Cell, Meta, Report, Section, Shape};
-use crate::{Bound, Engine, Loaded, Metric, QueryError, RowWeights, Selection, WeightColumns};
+use crate::{
+    Bound, Engine, FoldPart, Loaded, Metric, QueryError, RowWeights, Selection, WeightColumns,
+};
 use flowdrill_analysis::flat;
 use flowdrill_analysis::hhh::{
     self, AppHierarchy, HhhReport, Hierarchy, IpKey, IpLevels, MapKey, PortSide, PrefixMap,
@@ -18,6 +20,8 @@ use flowdrill_store::Batch;
 /// strings; the analyses' maps are rebuilt per query).
 type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// A parameter that does not make sense (a usage error: exit code 2).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -481,7 +485,8 @@ impl<A: Copy + Default> Groups<A> {
         }
     }
 
-    /// Adds rows `rows` of `b` by `by`'s key, each adding `value(row)` with `add`.
+    /// Adds rows `rows` of `b` by `by`'s key, each adding `value(row)` with `add`; IPv4 keys
+    /// through `shard` when the workers share the IPv4 keys out among themselves.
     fn add<V: Copy>(
         &mut self,
         by: &KeySpec,
@@ -489,7 +494,9 @@ impl<A: Copy + Default> Groups<A> {
         rows: impl Iterator<Item = usize> + Clone,
         value: impl Fn(usize) -> V,
         add: impl Fn(&mut A, V) + Copy,
+        mut shard: Option<&mut flat::Shard<u32, V>>,
     ) {
+        let mut add_mut = add;
         match b.column(by.field) {
             Some(ColumnRef::Addr(addrs)) => {
                 let full = by.v4_len == 32 && by.v6_len == 128;
@@ -507,6 +514,10 @@ impl<A: Copy + Default> Groups<A> {
                 for i in rows {
                     let x = addrs[i];
                     if Addr(x).is_v4() {
+                        if let Some(s) = shard.as_deref_mut() {
+                            s.push(&mut self.v4, key(x) as u32, value(i), &mut add_mut);
+                            continue;
+                        }
                         v4.push((key(x) as u32, value(i)));
                         if v4.len() == flat::RUN {
                             self.v4.add_run(&v4, add);
@@ -526,7 +537,10 @@ impl<A: Copy + Default> Groups<A> {
                         }
                     }
                 }
-                self.v4.add_run(&v4, add);
+                match shard {
+                    Some(s) => s.flush(&mut self.v4, &mut add_mut),
+                    None => self.v4.add_run(&v4, add),
+                }
                 self.narrow.add_run(&narrow, add);
                 self.wide.add_run(&wide, add);
             }
@@ -555,6 +569,10 @@ struct TopState {
     est: Groups<TopAcc>,
     /// Records added to `exact` (at most `u32::MAX`, so that [`ExactAcc::flows`] fits).
     exact_records: u64,
+    /// This worker's share of the IPv4 keys of `exact` (see [`flat::Shard`]), until
+    /// [`TopState::finish`]; `sharded` stays set after it.
+    shard: Option<flat::Shard<u32, ExactVal>>,
+    sharded: bool,
 }
 
 impl Default for TopState {
@@ -570,10 +588,33 @@ impl TopState {
             exact: Some(Groups::with_v4_keys(keys)),
             est: Groups::default(),
             exact_records: 0,
+            shard: None,
+            sharded: false,
         }
     }
 
-    /// Adds one batch's records to their groups: the rows listed, or all.
+    /// A state that keeps the IPv4 keys of `shard` (sized for about `keys` of them), the
+    /// other workers' states the rest. Only for unsampled records, at most `u32::MAX` in all:
+    /// the exact sums are added in whatever order records arrive.
+    fn sharded(keys: usize, shard: flat::Shard<u32, ExactVal>) -> Self {
+        TopState {
+            shard: Some(shard),
+            sharded: true,
+            ..Self::with_v4_keys(keys)
+        }
+    }
+
+    /// Adds what the other workers' shards still send (see [`flat::Shard::finish`]).
+    fn finish(&mut self) {
+        if let (Some(mut shard), Some(g)) = (self.shard.take(), self.exact.as_mut()) {
+            shard.finish(&mut g.v4, ExactAcc::add);
+        }
+    }
+
+    /// Adds one batch's records to their groups: the rows listed, or all. `false` (nothing
+    /// added) when the state is sharded and the records are not all exact: the fold must run
+    /// again without shards.
+    #[must_use]
     fn add(
         &mut self,
         by: &KeySpec,
@@ -581,7 +622,13 @@ impl TopState {
         rw: RowWeights<'_>,
         rank: usize,
         rows: Option<&[u32]>,
-    ) {
+    ) -> bool {
+        if self.sharded {
+            let exact = matches!(rw, RowWeights::Records(c) if c.exact() && packs(&c));
+            if !exact {
+                return false;
+            }
+        }
         if self.exact.is_some() {
             self.exact_records += rows.map_or(b.len(), <[u32]>::len) as u64;
             if self.exact_records > u64::from(u32::MAX) {
@@ -592,6 +639,7 @@ impl TopState {
             Some(r) => self.add_rows(by, b, rw, rank, r.iter().map(|&i| i as usize)),
             None => self.add_rows(by, b, rw, rank, 0..b.len()),
         }
+        true
     }
 
     fn add_rows(
@@ -617,7 +665,7 @@ impl TopState {
                             0
                         },
                 };
-                g.add(by, b, rows, value, ExactAcc::add);
+                g.add(by, b, rows, value, ExactAcc::add, self.shard.as_mut());
                 return;
             }
             self.switch_to_estimates();
@@ -640,7 +688,7 @@ impl TopState {
             }
             a
         };
-        self.est.add(by, b, rows, value, TopAcc::combine);
+        self.est.add(by, b, rows, value, TopAcc::combine, None);
     }
 
     /// Moves the exact groups to the estimated ones (which must be empty, as they are until
@@ -681,6 +729,8 @@ fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
         }
     }
     let init = || Pick::new(n, rank);
+    // Sharded states' IPv4 tables hold disjoint keys.
+    let disjoint = states.iter().all(|s| s.sharded);
     let mut exact = Vec::new();
     let mut est = Vec::new();
     for s in states {
@@ -690,8 +740,15 @@ fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
         est.push(s.est);
     }
     let mut picks = Vec::new();
-    pick_groups(exact, ExactAcc::combine, ExactAcc::to_top, init, &mut picks);
-    pick_groups(est, TopAcc::combine, |a| a, init, &mut picks);
+    pick_groups(
+        exact,
+        disjoint,
+        ExactAcc::combine,
+        ExactAcc::to_top,
+        init,
+        &mut picks,
+    );
+    pick_groups(est, disjoint, TopAcc::combine, |a| a, init, &mut picks);
     let mut all = Pick::new(n, rank);
     for pk in picks {
         all.distinct += pk.distinct;
@@ -702,18 +759,23 @@ fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
     all
 }
 
-/// Merges one family of the workers' groups (key by key, in worker order) into picks.
+/// Merges one family of the workers' groups (key by key, in worker order) into picks; their
+/// IPv4 tables only visited when they hold `disjoint` keys.
 fn pick_groups<A: Copy + Default + Send + Sync>(
     gs: Vec<Groups<A>>,
+    disjoint: bool,
     combine: impl Fn(&mut A, A) + Sync + Copy,
     to_top: impl Fn(A) -> TopAcc + Sync + Copy,
     init: impl Fn() -> Pick + Sync + Copy,
     picks: &mut Vec<Pick>,
 ) {
     let (v4, narrow, wide, small) = unzip_groups(gs);
-    picks.extend(flat::merge_into(v4, combine, init, |s, k, a| {
-        s.visit(Addr::from_v4_u32(k).0, to_top(a))
-    }));
+    let visit_v4 = |s: &mut Pick, k: u32, a: A| s.visit(Addr::from_v4_u32(k).0, to_top(a));
+    picks.extend(if disjoint {
+        flat::visit_disjoint(v4, init, visit_v4)
+    } else {
+        flat::merge_into(v4, combine, init, visit_v4)
+    });
     picks.extend(flat::merge_into(narrow, combine, init, |s, k, a| {
         s.visit(k as u128, to_top(a))
     }));
@@ -874,6 +936,9 @@ fn expected_keys(
     (sketched + smalls as f64).min(cap as f64) as usize
 }
 
+/// The shards of `top`'s workers, each taken by its worker.
+type ShardHandout = Mutex<Vec<Option<flat::Shard<u32, ExactVal>>>>;
+
 pub fn top(
     engine: &Engine,
     sel: &Selection,
@@ -884,26 +949,58 @@ pub fn top(
     let rank = metric_index(sel.metric);
     // One pass: every worker folds its bins into flat tables (IPv4 addresses on u32 keys,
     // sized ahead from the bins' sketches; integers on u64 keys, IPv6 addresses on u128
-    // keys), then the tables are merged.
-    let (mut l, states) = engine.fold(
-        sel,
-        &[p.by.field],
-        bound,
-        |bins: &[flowdrill_store::BinRef]| {
-            TopState::with_v4_keys(expected_keys(
-                engine,
-                sel,
-                bound,
-                (p.by.field, p.by.v4_len),
-                bins,
-            ))
-        },
-        |st: &mut TopState, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
-            st.add(&p.by, b, rw, rank, rows);
-            Ok::<(), RunError>(())
-        },
-        |_: &mut TopState| {},
-    )?;
+    // keys), then the tables are merged. On unsampled records, the workers share the IPv4
+    // keys out among themselves instead (no merge, smaller tables); should a sampled record
+    // show up all the same (a file that disagrees with the catalog), the fold runs again
+    // without shards.
+    let by_addr = matches!(p.by.field, Field::SrcAddr | Field::DstAddr);
+    let fold = |allow_shards: bool| {
+        let shards: OnceLock<ShardHandout> = OnceLock::new();
+        let keys: OnceLock<usize> = OnceLock::new();
+        let unsharded = AtomicBool::new(false);
+        let r = engine.fold(
+            sel,
+            &[p.by.field],
+            bound,
+            |part: FoldPart<'_>| {
+                let spec = (p.by.field, p.by.v4_len);
+                let exact = !part.resampled
+                    && part.all.iter().all(|b| b.z_max == 0)
+                    && part.all.iter().map(|b| b.records_after).sum::<u64>() <= u64::from(u32::MAX);
+                if !(allow_shards && by_addr && exact && part.workers > 1) {
+                    return TopState::with_v4_keys(expected_keys(
+                        engine, sel, bound, spec, part.bins,
+                    ));
+                }
+                let keys = *keys.get_or_init(|| {
+                    expected_keys(engine, sel, bound, spec, part.all) / part.workers
+                });
+                let shard = shards
+                    .get_or_init(|| {
+                        Mutex::new(flat::shards(part.workers).into_iter().map(Some).collect())
+                    })
+                    .lock()
+                    .ok()
+                    .and_then(|mut all| all.get_mut(part.worker)?.take())
+                    .expect("one shard per worker");
+                TopState::sharded(keys, shard)
+            },
+            |st: &mut TopState, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
+                if !st.add(&p.by, b, rw, rank, rows) {
+                    unsharded.store(true, Ordering::Relaxed);
+                }
+                Ok::<(), RunError>(())
+            },
+            TopState::finish,
+        )?;
+        Ok::<_, RunError>((r, unsharded.into_inner()))
+    };
+    let ((l, states), unsharded) = fold(true)?;
+    let (mut l, states) = if unsharded {
+        fold(false)?.0
+    } else {
+        (l, states)
+    };
     t.mark("read and group");
     let all = merge_states(states, p.n, rank);
     t.mark("merge");
@@ -1254,13 +1351,13 @@ fn hhh_addrs_folded(
         sel,
         &[field],
         bound,
-        |bins: &[flowdrill_store::BinRef]| LeafState {
+        |part: FoldPart<'_>| LeafState {
             v4: flat::Flat::with_expected(expected_keys(
                 engine,
                 sel,
                 bound,
                 (field, levels.v4()[0]),
-                bins,
+                part.bins,
             )),
             v6: flat::Flat::new(),
         },
@@ -2378,7 +2475,7 @@ mod tests {
                 })
                 .collect();
             let want = naive(&by, &batches, &rows);
-            let workers = 1 + seed as usize % 3;
+            let workers = 1 + (seed as usize / 3) % 3;
             let per = nb.div_ceil(workers);
             let mut states = Vec::new();
             for w in 0..workers {
@@ -2386,33 +2483,72 @@ mod tests {
                 for i in (w * per).min(nb)..((w + 1) * per).min(nb) {
                     let b = &batches[i];
                     let rw = RowWeights::Records(WeightColumns::of(b));
-                    st.add(&by, b, rw, 2, rows[i].as_deref());
+                    assert!(
+                        st.add(&by, b, rw, 2, rows[i].as_deref()),
+                        "an unsharded state takes every batch"
+                    );
                 }
                 states.push(st);
             }
-            let pick = merge_states(states, 1 << 20, 2);
-            let got: BTreeMap<u128, TopAcc> = pick.best.into_iter().collect();
-            assert_eq!(pick.distinct, want.len(), "seed {seed}");
-            assert_eq!(
-                got.keys().collect::<Vec<_>>(),
-                want.keys().collect::<Vec<_>>(),
-                "seed {seed}"
-            );
-            for (k, a) in &want {
-                let b = got[k];
-                for m in 0..3 {
-                    let tol = 1e-9 * a.sums[m].abs().max(1.0);
-                    assert!(
-                        (a.sums[m] - b.sums[m]).abs() <= tol,
-                        "seed {seed} key {k}: {a:?} vs {b:?}"
-                    );
+            let mut picks = vec![merge_states(states, 1 << 20, 2)];
+            // Sharded (the workers at once, the IPv4 keys shared out): a state refuses a
+            // batch with sampled records; otherwise the same groups.
+            if workers > 1 {
+                let (batches, rows) = (&batches, &rows);
+                let run = |w: usize, shard| {
+                    let mut st = TopState::sharded(100, shard);
+                    let mut all_added = true;
+                    for i in (w * per).min(nb)..((w + 1) * per).min(nb) {
+                        let b = &batches[i];
+                        let rw = RowWeights::Records(WeightColumns::of(b));
+                        all_added &= st.add(&by, b, rw, 2, rows[i].as_deref());
+                    }
+                    st.finish();
+                    (st, all_added)
+                };
+                let done: Vec<(TopState, bool)> = std::thread::scope(|s| {
+                    let hs: Vec<_> = flat::shards(workers)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(w, shard)| s.spawn(move || run(w, shard)))
+                        .collect();
+                    hs.into_iter().map(|h| h.join().unwrap()).collect()
+                });
+                let sampled = batches.iter().any(|b| b.sample_z().iter().any(|&z| z > 0));
+                assert_eq!(
+                    done.iter().all(|d| d.1),
+                    !sampled,
+                    "seed {seed}: sharded states take exactly the unsampled batches"
+                );
+                if !sampled {
+                    let states = done.into_iter().map(|d| d.0).collect();
+                    picks.push(merge_states(states, 1 << 20, 2));
                 }
-                assert!(
-                    (a.var - b.var).abs() <= 1e-9 * a.var.max(1.0),
+            }
+            for pick in picks {
+                let got: BTreeMap<u128, TopAcc> = pick.best.into_iter().collect();
+                assert_eq!(pick.distinct, want.len(), "seed {seed}");
+                assert_eq!(
+                    got.keys().collect::<Vec<_>>(),
+                    want.keys().collect::<Vec<_>>(),
                     "seed {seed}"
                 );
-                if seed % 3 == 0 {
-                    assert_eq!(*a, b, "seed {seed}: exact sums differ");
+                for (k, a) in &want {
+                    let b = got[k];
+                    for m in 0..3 {
+                        let tol = 1e-9 * a.sums[m].abs().max(1.0);
+                        assert!(
+                            (a.sums[m] - b.sums[m]).abs() <= tol,
+                            "seed {seed} key {k}: {a:?} vs {b:?}"
+                        );
+                    }
+                    assert!(
+                        (a.var - b.var).abs() <= 1e-9 * a.var.max(1.0),
+                        "seed {seed}"
+                    );
+                    if seed % 3 == 0 {
+                        assert_eq!(*a, b, "seed {seed}: exact sums differ");
+                    }
                 }
             }
         }

@@ -16,6 +16,20 @@ pub(crate) struct Reading {
     pub(crate) extras: Vec<String>,
 }
 
+/// What a worker of [`Engine::fold`] makes its state for.
+#[derive(Clone, Copy, Debug)]
+pub struct FoldPart<'a> {
+    /// The bins this worker reads (none on Spark).
+    pub bins: &'a [BinRef],
+    /// This worker's index, among `workers` that run at the same time.
+    pub worker: usize,
+    pub workers: usize,
+    /// Every bin the selection reads.
+    pub all: &'a [BinRef],
+    /// Whether the records are re-sampled to the bound (their weights are then estimates).
+    pub resampled: bool,
+}
+
 impl Engine {
     /// Reads the selection as [`Engine::load`] does, but hands the records to `f` bin by bin
     /// (per link, by time) instead of keeping them. `extras` names user-defined elements to
@@ -57,8 +71,9 @@ impl Engine {
     }
 
     /// Reads the selection as [`Engine::load`] does and folds each bin's matching records into
-    /// a state per worker thread, without keeping the records: `init` makes a state for the
-    /// bins a worker will read (to size it ahead; on Spark, for no bins), `f` adds
+    /// a state per worker thread, without keeping the records: `init` makes a state for a
+    /// worker from the bins it will read (to size it ahead; on Spark, for no bins: one
+    /// worker), `f` adds
     /// one batch (with the weights of its rows) to it: the rows listed, or every row when
     /// `None` (a filter's matching rows are not copied out of the batch); `done` finishes a
     /// state on its worker once its bins are folded. The bins are split among the workers in
@@ -73,13 +88,19 @@ impl Engine {
         sel: &Selection,
         fields: &[Field],
         bound: Bound,
-        init: impl Fn(&[BinRef]) -> S + Sync,
+        init: impl Fn(FoldPart<'_>) -> S + Sync,
         f: impl Fn(&mut S, &Batch, RowWeights<'_>, Option<&[u32]>) -> Result<(), E> + Sync,
         done: impl Fn(&mut S) + Sync,
     ) -> Result<(Loaded, Vec<S>), E> {
         if self.spark().is_some() {
             let mut l = self.load(sel, fields, bound)?;
-            let mut s = init(&[]);
+            let mut s = init(FoldPart {
+                bins: &[],
+                worker: 0,
+                workers: 1,
+                all: &[],
+                resampled: false,
+            });
             for i in 0..l.batches.len() {
                 f(&mut s, &l.batches[i].1, l.row_weights(i), None)?;
             }
@@ -107,13 +128,20 @@ impl Engine {
         // over the whole bin) or the engine caches whole bins for the next question.
         let chunked = z_new.is_none() && !self.caches();
         let runs = split_bins(&reading.bins, self.fold_workers(&reading.bins));
-        let work = |bins: &[BinRef]| -> Result<(Loaded, S), E> {
+        let work = |worker: usize| -> Result<(Loaded, S), E> {
+            let bins = runs[worker];
             let mut part = Loaded::default();
             let mut span = Folded {
                 start: u64::MAX,
                 ..Folded::default()
             };
-            let mut state = init(bins);
+            let mut state = init(FoldPart {
+                bins,
+                worker,
+                workers: runs.len(),
+                all: &reading.bins,
+                resampled: z_new.is_some(),
+            });
             let mut one = |bin: &BinRef,
                            r: Result<Arc<Batch>, flowdrill_store::Error>,
                            part: &mut Loaded|
@@ -244,11 +272,11 @@ impl Engine {
             Ok((part, state))
         };
         let results: Vec<Result<(Loaded, S), E>> = if runs.len() <= 1 {
-            runs.iter().map(|r| work(r)).collect()
+            (0..runs.len()).map(work).collect()
         } else {
             std::thread::scope(|s| {
-                let handles: Vec<_> = runs[1..].iter().map(|r| s.spawn(|| work(r))).collect();
-                let mut all = vec![work(runs[0])];
+                let handles: Vec<_> = (1..runs.len()).map(|w| s.spawn(move || work(w))).collect();
+                let mut all = vec![work(0)];
                 for h in handles {
                     all.push(h.join().expect("fold worker panicked"));
                 }
