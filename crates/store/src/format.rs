@@ -942,6 +942,19 @@ fn open_reader(
     reader_on(path, file, &footer, fields, extras, batch_size, selection)
 }
 
+/// Whether the statistics of column `i` (a root column of one leaf) say it is null in every
+/// row of every row group (`false` when a row group has no null count).
+fn all_null(meta: &parquet::file::metadata::ParquetMetaData, i: usize) -> bool {
+    meta.row_groups().iter().all(|rg| {
+        i < rg.num_columns()
+            && rg
+                .column(i)
+                .statistics()
+                .and_then(|st| st.null_count_opt())
+                .is_some_and(|n| n == rg.num_rows() as u64)
+    })
+}
+
 /// [`open_reader`] on a file already open, whose footer was read.
 fn reader_on(
     path: &Path,
@@ -959,11 +972,22 @@ fn reader_on(
             .index_of(name)
             .map_err(|_| Error::corrupt(path, format!("no column {name}")))
     };
-    // Root column indices to load; Parquet returns them in file order.
-    let mut want: Vec<usize> = vec![index(Z_COLUMN)?];
+    // Root column indices to load; Parquet returns them in file order. Two columns whose
+    // values the footer already gives are not read (`convert` fills them in): the thresholds
+    // of an unsampled file (all 0), and the IPv6 half of an address column that its
+    // statistics say is null in every row (a file of IPv4 traffic).
+    let z = index(Z_COLUMN)?;
+    let mut want: Vec<usize> = Vec::new();
+    if meta.z_max > 0 {
+        want.push(z);
+    }
     for f in fields {
         for n in column_names(*f) {
-            want.push(index(&n)?);
+            let i = index(&n)?;
+            if n.ends_with("_v6") && all_null(footer.arrow.metadata(), i) {
+                continue;
+            }
+            want.push(i);
         }
     }
     let extra_defs: Vec<CustomField> = meta
@@ -1013,6 +1037,12 @@ fn convert(
             })
             .collect()
     };
+    // A column the reader left out because the footer gives its values (see `reader_on`).
+    let left_out = |name: &str| {
+        batches
+            .first()
+            .is_some_and(|b| b.column_by_name(name).is_none())
+    };
     let bad = |name: &str| Error::corrupt(path, format!("column {name} has an unexpected type"));
 
     let mut out = Batch {
@@ -1021,11 +1051,16 @@ fn convert(
         z: Vec::with_capacity(rows),
         extras: Vec::new(),
     };
-    for a in col(Z_COLUMN)? {
-        let a = a
-            .as_primitive_opt::<Int64Type>()
-            .ok_or_else(|| bad(Z_COLUMN))?;
-        out.z.extend(a.values().iter().map(|&v| v.max(0) as u64));
+    if left_out(Z_COLUMN) {
+        // An unsampled file.
+        out.z = vec![0; rows];
+    } else {
+        for a in col(Z_COLUMN)? {
+            let a = a
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| bad(Z_COLUMN))?;
+            out.z.extend(a.values().iter().map(|&v| v.max(0) as u64));
+        }
     }
     for &f in fields {
         let info = f.info();
@@ -1083,10 +1118,27 @@ fn convert(
             Kind::Address => {
                 let names = column_names(f);
                 let mut v = Vec::with_capacity(rows);
-                for (a4, a6) in col(&names[0])?.into_iter().zip(col(&names[1])?) {
+                // Null in every row of the file (not read): every address is IPv4.
+                let v6_null = left_out(&names[1]);
+                let v6_arrays = if v6_null {
+                    vec![None; batches.len()]
+                } else {
+                    col(&names[1])?.into_iter().map(Some).collect()
+                };
+                for (a4, a6) in col(&names[0])?.into_iter().zip(v6_arrays) {
                     let a4 = a4
                         .as_primitive_opt::<UInt32Type>()
                         .ok_or_else(|| bad(&names[0]))?;
+                    let Some(a6) = a6 else {
+                        if a4.null_count() > 0 {
+                            return Err(Error::corrupt(
+                                path,
+                                format!("{} is null in both families", info.name),
+                            ));
+                        }
+                        v.extend(a4.values().iter().map(|&x| Addr::from_v4_u32(x).0));
+                        continue;
+                    };
                     let a6 = a6
                         .as_any()
                         .downcast_ref::<FixedSizeBinaryArray>()
@@ -1382,7 +1434,7 @@ tap_builder!(
 mod tests {
     use super::*;
     use arrow_array::{FixedSizeBinaryArray, Int64Array, RecordBatch, UInt32Array};
-    use flowdrill_model::ColumnSource;
+    use flowdrill_model::{ColumnSource, FlowRecord};
 
     /// A record batch of source addresses in the store's two columns.
     fn addrs(v4: Vec<Option<u32>>, v6: Vec<Option<u128>>) -> RecordBatch {
@@ -1424,5 +1476,82 @@ mod tests {
         let bad = [addrs(vec![Some(1), None, None], vec![None, Some(x), None])];
         let e = convert(p, &bad, 3, &[Field::SrcAddr], &[]).unwrap_err();
         assert!(e.to_string().contains("at row 2"), "{e}");
+    }
+
+    /// Files whose footer gives some columns' values (no thresholds when unsampled, no IPv6
+    /// half when every address is IPv4) read back the same as the others: written, then read
+    /// whole and in chunks, with and without IPv6 rows and thresholds.
+    #[test]
+    fn columns_the_footer_gives_read_back_the_same() {
+        let dir = std::env::temp_dir().join(format!("fd-format-footer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let x = 0x2001_0db8_u128 << 96 | 7;
+        for (i, (v6, sampled)) in [(false, false), (true, false), (false, true), (true, true)]
+            .into_iter()
+            .enumerate()
+        {
+            let recs: Vec<FlowRecord> = (0..5000u32)
+                .map(|j| FlowRecord {
+                    src_addr: if v6 && j % 7 == 0 {
+                        Addr(x + u128::from(j))
+                    } else {
+                        Addr::from_v4_u32(0x0a00_0000 + j % 300)
+                    },
+                    bytes: 40 + u64::from(j % 1000),
+                    packets: 1 + u64::from(j % 9),
+                    ..Default::default()
+                })
+                .collect();
+            let z: Vec<u64> = (0..5000u64)
+                .map(|j| if sampled && j % 3 == 0 { 2000 } else { 0 })
+                .collect();
+            let batch = Batch::from_records(&recs, z.clone(), &CustomFields::default());
+            let mut stats = BinStats::default();
+            recs.iter().for_each(|r| stats.add(r, true));
+            let meta = FileMeta {
+                link: "l".into(),
+                level: 0,
+                bin_start: 0,
+                bin_end: 300_000,
+                records_before: 5000,
+                records_after: 5000,
+                z_max: z.iter().copied().max().unwrap_or(0),
+                bytes_variance: 0.0,
+                custom: CustomFields::default(),
+            };
+            let path = dir.join(format!("{i}.parquet"));
+            std::fs::write(&path, encode(&batch, &meta, &stats).unwrap()).unwrap();
+            let footer = Footer::read(&path, &std::fs::File::open(&path).unwrap(), false).unwrap();
+            let v6_col = footer.arrow.schema().index_of("src_addr_v6").unwrap();
+            assert_eq!(all_null(footer.arrow.metadata(), v6_col), !v6, "file {i}");
+            let fields = [Field::SrcAddr, Field::Bytes, Field::Packets];
+            let whole = read(&path, &fields, &[]).unwrap();
+            let mut chunks: Vec<Batch> = Vec::new();
+            read_chunks(&path, &fields, &[], 1024, &mut |b| {
+                chunks.push(b);
+                true
+            })
+            .unwrap();
+            let addrs_of = |b: &Batch| match b.column(Field::SrcAddr) {
+                Some(flowdrill_model::ColumnRef::Addr(a)) => a.to_vec(),
+                other => panic!("file {i}: {other:?}"),
+            };
+            let want: Vec<u128> = recs.iter().map(|r| r.src_addr.0).collect();
+            let mut got = addrs_of(&whole);
+            let mut got_z = whole.sample_z().to_vec();
+            // Rows are sorted on write: compare as multisets of (address, threshold).
+            let mut w: Vec<(u128, u64)> = want.into_iter().zip(z.iter().copied()).collect();
+            let mut g: Vec<(u128, u64)> = got.drain(..).zip(got_z.drain(..)).collect();
+            w.sort_unstable();
+            g.sort_unstable();
+            assert_eq!(g, w, "file {i}: whole");
+            let mut c: Vec<(u128, u64)> = chunks
+                .iter()
+                .flat_map(|b| addrs_of(b).into_iter().zip(b.sample_z().to_vec()))
+                .collect();
+            c.sort_unstable();
+            assert_eq!(c, w, "file {i}: chunks");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
