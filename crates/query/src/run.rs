@@ -497,6 +497,20 @@ impl<A: Copy + Default> Groups<A> {
         mut shard: Option<&mut flat::Shard<u32, V>>,
     ) {
         let mut add_mut = add;
+        if let Some(a4) = b.addrs_v4(by.field) {
+            // Every row IPv4, as 4-byte integers: the keys are the addresses masked.
+            let mask = v4_mask(by.v4_len);
+            match shard {
+                Some(s) => {
+                    for i in rows {
+                        s.push(&mut self.v4, a4[i] & mask, value(i), &mut add_mut);
+                    }
+                    s.flush(&mut self.v4, &mut add_mut);
+                }
+                None => self.v4.add(rows.map(|i| (a4[i] & mask, value(i))), add),
+            }
+            return;
+        }
         match b.column(by.field) {
             Some(ColumnRef::Addr(addrs)) => {
                 let full = by.v4_len == 32 && by.v6_len == 128;
@@ -1291,6 +1305,11 @@ fn add_pair(a: &mut (f64, f64), x: (f64, f64)) {
     a.1 += x.1;
 }
 
+/// The mask of an IPv4 prefix of `len` bits, on the address as an integer.
+fn v4_mask(len: u8) -> u32 {
+    (u64::from(u32::MAX) << (32 - u32::from(len.min(32)))) as u32
+}
+
 impl LeafState {
     /// Adds one batch's records (the rows listed, or all) to their leaves.
     fn add(
@@ -1315,10 +1334,16 @@ impl LeafState {
         m: Metric,
         rows: impl Iterator<Item = usize> + Clone,
     ) {
+        let (l4, l6) = (levels.v4()[0], levels.v6()[0]);
+        if let Some(a4) = b.addrs_v4(field) {
+            let mask = v4_mask(l4);
+            self.v4
+                .add(rows.map(|i| (a4[i] & mask, rw.get(i, m))), add_pair);
+            return;
+        }
         let Some(ColumnRef::Addr(addrs)) = b.column(field) else {
             return;
         };
-        let (l4, l6) = (levels.v4()[0], levels.v6()[0]);
         self.v4.add(
             rows.clone().filter_map(|i| {
                 let v4 = Addr(addrs[i]).masked(l4).v4()?;

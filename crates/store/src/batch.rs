@@ -13,13 +13,43 @@ use flowdrill_model::{
 };
 
 /// One loaded schema column.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum OwnedColumn {
     U8(Vec<u8>),
     U16(Vec<u16>),
     U32(Vec<u32>),
     U64(Vec<u64>),
     Addr(Vec<u128>),
+    /// Addresses that are all IPv4, as their 4-byte integers: what a read of an IPv4-only
+    /// file makes, a quarter of [`OwnedColumn::Addr`]'s memory. Widened to [`Addr`]'s `u128`
+    /// form the first time it is lent as a [`ColumnRef`] (kept in the second field); the
+    /// analyses that group by address read the integers as they are ([`Batch::addrs_v4`]).
+    AddrV4(Vec<u32>, std::sync::OnceLock<Vec<u128>>),
+}
+
+/// Columns are equal when their values are, whatever their form.
+impl PartialEq for OwnedColumn {
+    fn eq(&self, other: &Self) -> bool {
+        use OwnedColumn as C;
+        let same = |a: &[u128], b: &[u32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| x == Addr::from_v4_u32(y).0)
+        };
+        match (self, other) {
+            (C::U8(a), C::U8(b)) => a == b,
+            (C::U16(a), C::U16(b)) => a == b,
+            (C::U32(a), C::U32(b)) => a == b,
+            (C::U64(a), C::U64(b)) => a == b,
+            (C::Addr(a), C::Addr(b)) => a == b,
+            (C::AddrV4(a, _), C::AddrV4(b, _)) => a == b,
+            (C::Addr(a), C::AddrV4(b, _)) | (C::AddrV4(b, _), C::Addr(a)) => same(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// IPv4 addresses in [`Addr`]'s `u128` form.
+fn widen(v: &[u32]) -> Vec<u128> {
+    v.iter().map(|&x| Addr::from_v4_u32(x).0).collect()
 }
 
 impl OwnedColumn {
@@ -42,7 +72,12 @@ impl OwnedColumn {
             Value::U64(v) => v,
             Value::Addr(a) => a.0 as u64,
         };
+        if let OwnedColumn::AddrV4(v, _) = self {
+            // Records may hold IPv6 addresses: the column takes the wide form first.
+            *self = OwnedColumn::Addr(widen(v));
+        }
         match self {
+            OwnedColumn::AddrV4(..) => {}
             OwnedColumn::Addr(v) => v.extend(records.iter().map(|r| match r.get(f) {
                 Value::Addr(a) => a.0,
                 Value::U64(x) => x as u128,
@@ -54,15 +89,29 @@ impl OwnedColumn {
         }
     }
     pub(crate) fn len(&self) -> usize {
-        self.as_ref().len()
+        match self {
+            OwnedColumn::AddrV4(v, _) => v.len(),
+            other => other.as_ref().len(),
+        }
     }
     fn append(&mut self, o: &OwnedColumn) -> bool {
-        match (self, o) {
+        match (&mut *self, o) {
             (OwnedColumn::U8(a), OwnedColumn::U8(b)) => a.extend_from_slice(b),
             (OwnedColumn::U16(a), OwnedColumn::U16(b)) => a.extend_from_slice(b),
             (OwnedColumn::U32(a), OwnedColumn::U32(b)) => a.extend_from_slice(b),
             (OwnedColumn::U64(a), OwnedColumn::U64(b)) => a.extend_from_slice(b),
             (OwnedColumn::Addr(a), OwnedColumn::Addr(b)) => a.extend_from_slice(b),
+            (OwnedColumn::Addr(a), OwnedColumn::AddrV4(b, _)) => a.extend(widen(b)),
+            (OwnedColumn::AddrV4(a, wide), OwnedColumn::AddrV4(b, _)) => {
+                a.extend_from_slice(b);
+                // The widened form, if made, no longer covers every row.
+                *wide = std::sync::OnceLock::new();
+            }
+            (OwnedColumn::AddrV4(a, _), OwnedColumn::Addr(b)) => {
+                let mut all = widen(a);
+                all.extend_from_slice(b);
+                *self = OwnedColumn::Addr(all);
+            }
             _ => return false,
         }
         true
@@ -78,6 +127,7 @@ impl OwnedColumn {
             OwnedColumn::U32(v) => OwnedColumn::U32(t(v, order)),
             OwnedColumn::U64(v) => OwnedColumn::U64(t(v, order)),
             OwnedColumn::Addr(v) => OwnedColumn::Addr(t(v, order)),
+            OwnedColumn::AddrV4(v, _) => OwnedColumn::AddrV4(t(v, order), Default::default()),
         }
     }
     fn as_ref(&self) -> ColumnRef<'_> {
@@ -87,6 +137,7 @@ impl OwnedColumn {
             OwnedColumn::U32(v) => ColumnRef::U32(v),
             OwnedColumn::U64(v) => ColumnRef::U64(v),
             OwnedColumn::Addr(v) => ColumnRef::Addr(v),
+            OwnedColumn::AddrV4(v, wide) => ColumnRef::Addr(wide.get_or_init(|| widen(v))),
         }
     }
     fn filter(&self, keep: &[bool]) -> OwnedColumn {
@@ -103,6 +154,7 @@ impl OwnedColumn {
             OwnedColumn::U32(v) => OwnedColumn::U32(f(v, keep)),
             OwnedColumn::U64(v) => OwnedColumn::U64(f(v, keep)),
             OwnedColumn::Addr(v) => OwnedColumn::Addr(f(v, keep)),
+            OwnedColumn::AddrV4(v, _) => OwnedColumn::AddrV4(f(v, keep), Default::default()),
         }
     }
 }
@@ -305,7 +357,10 @@ impl Batch {
                     | (Kind::Unsigned(16), OwnedColumn::U16(_))
                     | (Kind::Unsigned(32), OwnedColumn::U32(_))
                     | (Kind::Unsigned(64) | Kind::TimeMs, OwnedColumn::U64(_))
-                    | (Kind::Address, OwnedColumn::Addr(_))
+                    | (
+                        Kind::Address,
+                        OwnedColumn::Addr(_) | OwnedColumn::AddrV4(..)
+                    )
             );
             if !fits || c.len() != z.len() {
                 return Err(Error::Internal(format!(
@@ -427,6 +482,16 @@ impl Batch {
     pub fn u64s(&self, f: Field) -> Option<&[u64]> {
         match self.cols.get(f as usize)?.as_ref()? {
             OwnedColumn::U64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The IPv4 addresses of an address column, as 4-byte integers, when every row holds one
+    /// and the column was read in that form ([`OwnedColumn::AddrV4`]); `None` otherwise (the
+    /// column is then read through [`ColumnSource::column`]).
+    pub fn addrs_v4(&self, f: Field) -> Option<&[u32]> {
+        match self.cols.get(f as usize)?.as_ref()? {
+            OwnedColumn::AddrV4(v, _) => Some(v),
             _ => None,
         }
     }
@@ -600,5 +665,59 @@ mod tests {
         // Re-thresholding records far above z_new keeps them all.
         let big = batch(vec![10_000; 5], vec![1; 5], vec![0; 5]);
         assert_eq!(big.rethreshold(100, 1).unwrap().len(), 5);
+    }
+
+    /// An all-IPv4 address column kept as 4-byte integers lends the same addresses as the
+    /// wide form, equals it, and stays right through append (either form on either side),
+    /// take and filter; the wide form made for a lend is not kept past an append.
+    #[test]
+    fn ipv4_address_columns_behave_as_wide_ones() {
+        let v4 = |xs: &[u32]| OwnedColumn::AddrV4(xs.to_vec(), Default::default());
+        let wide = |xs: &[u32]| OwnedColumn::Addr(widen(xs));
+        let x6 = 0x2001_0db8_u128 << 96 | 5;
+        let lend = |c: &OwnedColumn| match c.as_ref() {
+            ColumnRef::Addr(a) => a.to_vec(),
+            other => panic!("{other:?}"),
+        };
+        let a = v4(&[1, 2, 3]);
+        assert_eq!(lend(&a), widen(&[1, 2, 3]));
+        assert_eq!(a, wide(&[1, 2, 3]));
+        assert_eq!(wide(&[1, 2, 3]), a);
+        assert_ne!(a, wide(&[1, 2, 4]));
+        assert_ne!(a, v4(&[1, 2]));
+        // Lent (widened), then appended to: the next lend covers the new rows.
+        let mut b = v4(&[1, 2]);
+        let _ = lend(&b);
+        assert!(b.append(&v4(&[7])));
+        assert_eq!(lend(&b), widen(&[1, 2, 7]));
+        assert!(matches!(b, OwnedColumn::AddrV4(..)));
+        // IPv6 rows make the column wide.
+        assert!(b.append(&OwnedColumn::Addr(vec![x6])));
+        let mut want = widen(&[1, 2, 7]);
+        want.push(x6);
+        assert_eq!(lend(&b), want);
+        let mut c = OwnedColumn::Addr(vec![x6]);
+        assert!(c.append(&v4(&[9])));
+        assert_eq!(lend(&c), vec![x6, Addr::from_v4_u32(9).0]);
+        assert!(!v4(&[1]).append(&OwnedColumn::U64(vec![1])));
+        assert_eq!(v4(&[4, 5, 6]).take(&[2, 0]), v4(&[6, 4]));
+        assert_eq!(v4(&[4, 5, 6]).filter(&[true, false, true]), v4(&[4, 6]));
+        assert_eq!(v4(&[4, 5, 6]).len(), 3);
+        // From records (which may hold IPv6 addresses), a column is always wide.
+        let mut r = v4(&[1]);
+        r.extend_from_records(
+            &[FlowRecord {
+                src_addr: Addr(x6),
+                ..Default::default()
+            }],
+            Field::SrcAddr,
+        );
+        assert_eq!(lend(&r), vec![Addr::from_v4_u32(1).0, x6]);
+        // A batch lends the integers only when the column has that form.
+        let b = Batch::from_columns(vec![(Field::SrcAddr, v4(&[3, 4]))], vec![0, 0]).unwrap();
+        assert_eq!(b.addrs_v4(Field::SrcAddr), Some(&[3u32, 4][..]));
+        let w = Batch::from_columns(vec![(Field::SrcAddr, wide(&[3, 4]))], vec![0, 0]).unwrap();
+        assert_eq!(w.addrs_v4(Field::SrcAddr), None);
+        assert_eq!(b.addrs_v4(Field::DstAddr), None);
     }
 }

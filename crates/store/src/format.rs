@@ -467,6 +467,11 @@ fn schema_arrays(info: &flowdrill_model::FieldInfo, c: &OwnedColumn) -> Result<V
         (Kind::Unsigned(8), OwnedColumn::U8(v)) => vec![Arc::new(UInt8Array::from(v.clone()))],
         (Kind::Unsigned(16), OwnedColumn::U16(v)) => vec![Arc::new(UInt16Array::from(v.clone()))],
         (Kind::Unsigned(32), OwnedColumn::U32(v)) => vec![Arc::new(UInt32Array::from(v.clone()))],
+        (Kind::Address, OwnedColumn::AddrV4(v, _)) => {
+            let mut b = FixedSizeBinaryBuilder::with_capacity(v.len(), 16);
+            b.append_nulls(v.len());
+            vec![Arc::new(UInt32Array::from(v.clone())), Arc::new(b.finish())]
+        }
         (Kind::Address, OwnedColumn::Addr(v)) => {
             let v4 = UInt32Array::from_iter(v.iter().map(|&a| Addr(a).v4()));
             let mut b = FixedSizeBinaryBuilder::with_capacity(v.len(), 16);
@@ -1117,6 +1122,21 @@ fn convert(
             }
             Kind::Address => {
                 let names = column_names(f);
+                let a4s = col(&names[0])?;
+                let v4_only = a4s.iter().all(|a| a.null_count() == 0);
+                if v4_only {
+                    // Every row IPv4 (whatever the IPv6 column says: a row with both is
+                    // IPv4): kept as 4-byte integers.
+                    let mut v = Vec::with_capacity(rows);
+                    for a4 in &a4s {
+                        let a4 = a4
+                            .as_primitive_opt::<UInt32Type>()
+                            .ok_or_else(|| bad(&names[0]))?;
+                        v.extend_from_slice(a4.values());
+                    }
+                    out.cols[f as usize] = Some(OwnedColumn::AddrV4(v, Default::default()));
+                    continue;
+                }
                 let mut v = Vec::with_capacity(rows);
                 // Null in every row of the file (not read): every address is IPv4.
                 let v6_null = left_out(&names[1]);
@@ -1125,7 +1145,7 @@ fn convert(
                 } else {
                     col(&names[1])?.into_iter().map(Some).collect()
                 };
-                for (a4, a6) in col(&names[0])?.into_iter().zip(v6_arrays) {
+                for (a4, a6) in a4s.into_iter().zip(v6_arrays) {
                     let a4 = a4
                         .as_primitive_opt::<UInt32Type>()
                         .ok_or_else(|| bad(&names[0]))?;
@@ -1526,6 +1546,8 @@ mod tests {
             assert_eq!(all_null(footer.arrow.metadata(), v6_col), !v6, "file {i}");
             let fields = [Field::SrcAddr, Field::Bytes, Field::Packets];
             let whole = read(&path, &fields, &[]).unwrap();
+            // An all-IPv4 read keeps the addresses as 4-byte integers.
+            assert_eq!(whole.addrs_v4(Field::SrcAddr).is_some(), !v6, "file {i}");
             let mut chunks: Vec<Batch> = Vec::new();
             read_chunks(&path, &fields, &[], 1024, &mut |b| {
                 chunks.push(b);
