@@ -6,7 +6,8 @@ For each size (records of the generator's one-hour mix):
   2. Import: `flowdrill import` into an unsampled store (wall, CPU, peak memory) and nfcapd
      receiving the same datagrams on 127.0.0.1 (CPU); record counts must agree (no loss).
   3. Size: bytes per record of flowdrill's level-0 Parquet and of nfdump's files.
-  4. The same questions of every system, each a median of R runs after a warm-up, with the
+  4. The same questions of every system, each a median of R runs after a warm-up (flowdrill's
+     and nfdump's runs alternate, so that both meet the same machine), with the
      spread and the peak memory of a run: top-N by source, destination and port against
      `nfdump -s`; a filter + aggregate against DuckDB's GROUP BY over the same Parquet files;
      prefix aggregation against `nfdump -A`; HHH (no peer) against its target. Every answer a
@@ -66,6 +67,23 @@ def timed(cmd, runs):
         times.append(w)
         rss = max(rss, m)
     return times, rss, out
+
+
+def timed_pair(a, b, runs):
+    """`timed` for two commands whose times are compared, their runs alternating (a, b, a, b,
+    ...) so that both meet the same machine: on a shared VM whose speed drifts for minutes at a
+    time, consecutive runs of one and then the other can put each in a different phase."""
+    run_rss(a)
+    run_rss(b)
+    ta, tb, ra, rb, oa, ob = [], [], 0.0, 0.0, "", ""
+    for _ in range(runs):
+        w, m, oa = run_rss(a)
+        ta.append(w)
+        ra = max(ra, m)
+        w, m, ob = run_rss(b)
+        tb.append(w)
+        rb = max(rb, m)
+    return (ta, ra, oa), (tb, rb, ob)
 
 
 def bandwidth_gbs():
@@ -177,8 +195,8 @@ class Suite:
              "WHERE proto = 6 AND dst_port = 443", "dst_addr_v4, dst_addr_v6"),
         ]
         for q, touched, fq, nq, where, group in questions:
-            t_fd, rss_fd, out_fd = timed(fdq(fq), runs)
-            t_nf, rss_nf, out_nf = timed(["nfdump", "-R", nfdir, "-o", "csv", "-q"] + nq, runs)
+            (t_fd, rss_fd, out_fd), (t_nf, rss_nf, out_nf) = timed_pair(
+                fdq(fq), ["nfdump", "-R", nfdir, "-o", "csv", "-q"] + nq, runs)
             ours = flowdrill_top(out_fd)
             note = ""
             if self.bw:
@@ -211,11 +229,10 @@ class Suite:
                 self.row(n, q, "chDB file(Parquet)", ts, 0.0, "in-process")
                 got = [int(line.rsplit(",", 1)[-1]) for line in res.splitlines() if line]
                 self.check(f"{n}: {q}: chDB", got == [b for _, b, _ in ours])
-        t_fd, rss_fd, out_fd = timed(fdq(["top", "--by", "srcip/24", "-n", "20", "-f", "inet"]),
-                                     runs)
+        (t_fd, rss_fd, out_fd), (t_nf, rss_nf, _) = timed_pair(
+            fdq(["top", "--by", "srcip/24", "-n", "20", "-f", "inet"]),
+            ["nfdump", "-R", nfdir, "-q", "-A", "srcip4/24", "-O", "bytes", "inet"], runs)
         self.row(n, "srcip/24 aggregation", "flowdrill CLI", t_fd, rss_fd, "top 20")
-        t_nf, rss_nf, _ = timed(["nfdump", "-R", nfdir, "-q", "-A", "srcip4/24", "-O", "bytes",
-                                 "inet"], runs)
         self.row(n, "srcip/24 aggregation", "nfdump", t_nf, rss_nf,
                  "-A srcip4/24 -O bytes (prints every aggregate)")
         res = con.execute(
@@ -246,7 +263,8 @@ class Suite:
     def report(self):
         print(f"\nmachine: {os.cpu_count()} cores; memory bandwidth "
               + (f"{self.bw:.1f} GB/s (one core)" if self.bw else "not measured"))
-        print(f"median of {1 if self.a.ci else self.a.runs} runs after a warm-up; "
+        print(f"median of {1 if self.a.ci else self.a.runs} runs after a warm-up (flowdrill and "
+              "nfdump alternating); "
               "seconds (bytes for sizes); peak RSS of one run\n")
         print("| records | question | system | median | min | max | peak MiB | time ÷ flowdrill's | note |")
         print("|---:|---|---|---:|---:|---:|---:|---:|---|")
