@@ -288,6 +288,9 @@ where
 /// an exact `top` value: 192 KiB, within a core's L2 cache).
 const SEND: usize = 8192;
 
+/// Emptied queues a shard keeps to reuse (see [`Shard`]).
+const SPARES: usize = 4;
+
 /// One worker's share of a set of groups split among the workers by key: each worker keeps
 /// the keys it owns (by hash) in its own table and sends the others' records to them, so that
 /// the tables hold disjoint keys and need no merging (see [`visit_disjoint`]); each is a
@@ -445,8 +448,11 @@ impl<K: Key, V: Copy> Shard<K, V> {
         for run in got.chunks(RUN) {
             table.add_run(run, &mut *add);
         }
-        got.clear();
-        self.spare.push(got);
+        // A few spares cover the queues in flight; more would only hold memory.
+        if self.spare.len() < SPARES {
+            got.clear();
+            self.spare.push(got);
+        }
     }
 }
 
