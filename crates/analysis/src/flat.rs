@@ -1,5 +1,7 @@
 //! Groups of integer keys (addresses, prefixes, numbers) in one flat open-addressing table:
-//! [`Flat`]; [`merge_into`] combines the tables of several worker threads.
+//! [`Flat`]; [`merge_into`] combines the tables of several worker threads, or the workers share
+//! the keys out among themselves as they add records ([`Shard`]) and [`visit_disjoint`] visits
+//! their tables without merging.
 //!
 //! **Why not partitions.** The group-by this replaced scattered records into per-partition
 //! buffers and then added them to small hash tables, so that each table was in cache while it
@@ -14,7 +16,9 @@
 //!
 //! **Determinism.** Each key's records are added in the order given, and [`merge_into`]
 //! combines a key's accumulators in the order of the tables: sums are added in one fixed
-//! order whatever the table sizes. Key 0 marks an empty slot; its group is kept aside.
+//! order whatever the table sizes. (Not so with [`Shard`]s, whose records arrive in an order
+//! that depends on timing: only for sums whose additions commute exactly.) Key 0 marks an
+//! empty slot; its group is kept aside.
 
 use std::hash::{BuildHasher, Hash};
 
