@@ -7,7 +7,7 @@
 //! buffers and then added them to small hash tables, so that each table was in cache while it
 //! was updated. For integer keys one table with linear probing does better: a slot is the key
 //! and its accumulator side by side (one cache line per record, no control bytes, no second
-//! hashing), a probe is a compare and a step, and the slot of the record [`AHEAD`] places on is
+//! hashing), a probe is a compare and a step, and the slot of the record `AHEAD` places on is
 //! prefetched, so that the cache misses of that many records overlap. No scatter buffers: over
 //! the 10 M records of the benchmark store, `top srcip` went from 0.30–0.34 s and 280 MB to
 //! 0.19–0.21 s and 195 MB. Sized ahead from an estimate of the distinct keys (the bins'
@@ -173,7 +173,7 @@ impl<K: Key, A: Copy + Default> Flat<K, A> {
     }
 
     /// Adds gathered records (best at most [`RUN`] at a time): their first slots are computed
-    /// first, then each record is added while the slot of the record [`AHEAD`] places on is
+    /// first, then each record is added while the slot of the record `AHEAD` places on is
     /// prefetched, so that the processor has the slots of many records in flight at once
     /// (nearly every slot is a cache miss).
     pub fn add_run<V: Copy>(&mut self, run: &[(K, V)], mut add: impl FnMut(&mut A, V)) {
@@ -365,7 +365,7 @@ impl<K: Key, V: Copy> Shard<K, V> {
 
     /// Adds one record: it is queued for its owner (this shard's own records too: no branch
     /// on the owner, which is as good as random); this shard's are added to `table`
-    /// [`RUN`] at a time (as [`Flat::add_run`] adds them), the others' sent [`SEND`] at a time.
+    /// [`RUN`] at a time (as [`Flat::add_run`] adds them), the others' sent `SEND` at a time.
     /// [`Shard::flush`] adds what is still queued here.
     #[inline(always)]
     pub fn push<A: Copy + Default>(

@@ -17,7 +17,7 @@
 //! | [`hhh`] | hierarchical heavy hitters in one dimension (IP prefixes, applications, prefix maps) |
 //! | [`hhh2`] | two-dimensional HHH: relevant keys per axis and their cross-product cells |
 //! | [`top`] | group-by aggregation and top-N with a deterministic tie order |
-//! | [`group`] | streaming group-by, batch by batch, for selections too large to hold |
+//! | [`flat`] | flat tables of integer keys: streaming group-by for selections too large to hold, shared out among workers |
 //! | [`series`] | categories over time bins, active flows, distinct hosts, direction split |
 //! | [`dist`] | flow-size distribution and what ignoring small flows drops |
 //! | [`compare`] | the same keyed result on two selections: appeared, vanished, changed |

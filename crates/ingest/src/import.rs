@@ -456,7 +456,7 @@ fn read_head(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
 }
 
 /// Decides the kind of input from its first bytes (decompressed). A pcap is reported as
-/// [`InputKind::PacketCapture`] here; [`capture`] looks at its packets to tell export captures.
+/// [`InputKind::PacketCapture`] here; `capture` looks at its packets to tell export captures.
 pub fn detect(head: &[u8]) -> Option<InputKind> {
     if pcap::looks_like_pcap(head) {
         return Some(InputKind::PacketCapture);

@@ -14,7 +14,7 @@
 //! Every file is written by [`write_atomic`]: to a temporary name starting with `.tmp.` in the
 //! same directory, fsync'd, renamed over the final name, and the directory fsync'd. A reader
 //! therefore sees the old file or the new one, never a part; a crash leaves at most a `.tmp.`
-//! file, which listings ignore and [`remove_stale_temps`] deletes once its writer is gone.
+//! file, which listings ignore and `remove_stale_temps` deletes once its writer is gone.
 
 use crate::error::{Error, Result};
 use flowdrill_model::time::{civil_from_days, stamp_minutes};

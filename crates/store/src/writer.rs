@@ -18,14 +18,14 @@
 //! Memory is bounded by the records of the open level-0 bins (close them with
 //! [`StoreWriter::advance`], or let [`WriterOptions::auto_close_after_ms`] do it) plus the
 //! samples of the open coarser bins (each within its budget), plus the emptied records
-//! vectors of two closed bins, kept for reuse ([`SPARES`]).
+//! vectors of two closed bins, kept for reuse (`SPARES`).
 //!
 //! Budgets are hard: after encoding, a file larger than its bin budget is re-thresholded at a
 //! larger `z` and encoded again until it fits ([`Error::BudgetTooSmall`] if not even an empty
 //! file fits). Records for a bin already on disk (late data, a restarted writer) are merged
 //! with it: the union of two threshold samples with per-record thresholds is a valid sample.
 //! The automatic close gathers such late records per bin and merges them in bulk (see
-//! [`late_limit`]), so that a file is rewritten a few times at most, not once per late record.
+//! `late_limit`), so that a file is rewritten a few times at most, not once per late record.
 
 use crate::batch::Batch;
 use crate::config::{LinksConfig, Route};
