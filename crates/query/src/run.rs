@@ -457,6 +457,26 @@ impl<A: Copy + Default> Direct<A> {
     }
 }
 
+/// A worker's shares of the IPv4 keys and of the wide IPv6 keys of `top` (see
+/// [`flat::Shard`]); IPv6 addresses that fit 64 bits (rare) stay in per-worker tables.
+#[derive(Debug)]
+struct TopShards {
+    v4: flat::Shard<u32, ExactVal>,
+    wide: flat::Shard<u128, ExactVal>,
+}
+
+/// A worker's shards of IPv4 and of wide IPv6 keys, lent to [`Groups::add`].
+type ShardsOf<'a, V> = (&'a mut flat::Shard<u32, V>, &'a mut flat::Shard<u128, V>);
+
+/// One set of [`TopShards`] per worker.
+fn top_shards(workers: usize) -> Vec<TopShards> {
+    flat::shards(workers)
+        .into_iter()
+        .zip(flat::shards(workers))
+        .map(|(v4, wide)| TopShards { v4, wide })
+        .collect()
+}
+
 /// One family of `top` groups, in flat tables: IPv4 addresses on u32 keys (the address;
 /// prefixes stay IPv4), other integers on u64 keys, IPv6 addresses on u128 keys (or u64 when
 /// they fit); keys of at most 16 bits in an array.
@@ -485,8 +505,8 @@ impl<A: Copy + Default> Groups<A> {
         }
     }
 
-    /// Adds rows `rows` of `b` by `by`'s key, each adding `value(row)` with `add`; IPv4 keys
-    /// through `shard` when the workers share the IPv4 keys out among themselves.
+    /// Adds rows `rows` of `b` by `by`'s key, each adding `value(row)` with `add`; IPv4 and
+    /// wide IPv6 keys through `shards` when the workers share those keys out among themselves.
     fn add<V: Copy>(
         &mut self,
         by: &KeySpec,
@@ -494,8 +514,12 @@ impl<A: Copy + Default> Groups<A> {
         rows: impl Iterator<Item = usize> + Clone,
         value: impl Fn(usize) -> V,
         add: impl Fn(&mut A, V) + Copy,
-        mut shard: Option<&mut flat::Shard<u32, V>>,
+        shards: Option<ShardsOf<'_, V>>,
     ) {
+        let (mut shard, mut wide_shard) = match shards {
+            Some((s4, s6)) => (Some(s4), Some(s6)),
+            None => (None, None),
+        };
         let mut add_mut = add;
         if let Some(a4) = b.addrs_v4(by.field) {
             // Every row IPv4, as 4-byte integers: the keys are the addresses masked.
@@ -544,6 +568,10 @@ impl<A: Copy + Default> Groups<A> {
                             narrow.clear();
                         }
                     } else {
+                        if let Some(s) = wide_shard.as_deref_mut() {
+                            s.push(&mut self.wide, key(x), value(i), &mut add_mut);
+                            continue;
+                        }
                         wide.push((key(x), value(i)));
                         if wide.len() == flat::RUN {
                             self.wide.add_run(&wide, add);
@@ -556,7 +584,10 @@ impl<A: Copy + Default> Groups<A> {
                     None => self.v4.add_run(&v4, add),
                 }
                 self.narrow.add_run(&narrow, add);
-                self.wide.add_run(&wide, add);
+                match wide_shard {
+                    Some(s) => s.flush(&mut self.wide, &mut add_mut),
+                    None => self.wide.add_run(&wide, add),
+                }
             }
             Some(ColumnRef::U8(c)) => {
                 self.small
@@ -585,7 +616,7 @@ struct TopState {
     exact_records: u64,
     /// This worker's share of the IPv4 keys of `exact` (see [`flat::Shard`]), until
     /// [`TopState::finish`]; `sharded` stays set after it.
-    shard: Option<flat::Shard<u32, ExactVal>>,
+    shard: Option<TopShards>,
     sharded: bool,
 }
 
@@ -610,7 +641,7 @@ impl TopState {
     /// A state that keeps the IPv4 keys of `shard` (sized for about `keys` of them), the
     /// other workers' states the rest. Only for unsampled records, at most `u32::MAX` in all:
     /// the exact sums are added in whatever order records arrive.
-    fn sharded(keys: usize, shard: flat::Shard<u32, ExactVal>) -> Self {
+    fn sharded(keys: usize, shard: TopShards) -> Self {
         TopState {
             shard: Some(shard),
             sharded: true,
@@ -621,7 +652,10 @@ impl TopState {
     /// Adds what the other workers' shards still send (see [`flat::Shard::finish`]).
     fn finish(&mut self) {
         if let (Some(mut shard), Some(g)) = (self.shard.take(), self.exact.as_mut()) {
-            shard.finish(&mut g.v4, ExactAcc::add);
+            // Every worker finishes its IPv4 shard first: the other's IPv6 records wait in
+            // the channel meanwhile.
+            shard.v4.finish(&mut g.v4, ExactAcc::add);
+            shard.wide.finish(&mut g.wide, ExactAcc::add);
         }
     }
 
@@ -679,7 +713,8 @@ impl TopState {
                             0
                         },
                 };
-                g.add(by, b, rows, value, ExactAcc::add, self.shard.as_mut());
+                let shards = self.shard.as_mut().map(|s| (&mut s.v4, &mut s.wide));
+                g.add(by, b, rows, value, ExactAcc::add, shards);
                 return;
             }
             self.switch_to_estimates();
@@ -774,7 +809,7 @@ fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
 }
 
 /// Merges one family of the workers' groups (key by key, in worker order) into picks; their
-/// IPv4 tables only visited when they hold `disjoint` keys.
+/// IPv4 and wide IPv6 tables only visited when they hold `disjoint` keys.
 fn pick_groups<A: Copy + Default + Send + Sync>(
     gs: Vec<Groups<A>>,
     disjoint: bool,
@@ -793,9 +828,12 @@ fn pick_groups<A: Copy + Default + Send + Sync>(
     picks.extend(flat::merge_into(narrow, combine, init, |s, k, a| {
         s.visit(k as u128, to_top(a))
     }));
-    picks.extend(flat::merge_into(wide, combine, init, |s, k, a| {
-        s.visit(k, to_top(a))
-    }));
+    let visit_wide = |s: &mut Pick, k: u128, a: A| s.visit(k, to_top(a));
+    picks.extend(if disjoint {
+        flat::visit_disjoint(wide, init, visit_wide)
+    } else {
+        flat::merge_into(wide, combine, init, visit_wide)
+    });
     let mut pick = init();
     for (k, a) in merge_small(small, combine).iter() {
         pick.visit(k as u128, to_top(a));
@@ -951,7 +989,7 @@ fn expected_keys(
 }
 
 /// The shards of `top`'s workers, each taken by its worker.
-type ShardHandout = Mutex<Vec<Option<flat::Shard<u32, ExactVal>>>>;
+type ShardHandout = Mutex<Vec<Option<TopShards>>>;
 
 pub fn top(
     engine: &Engine,
@@ -991,7 +1029,7 @@ pub fn top(
                 });
                 let shard = shards
                     .get_or_init(|| {
-                        Mutex::new(flat::shards(part.workers).into_iter().map(Some).collect())
+                        Mutex::new(top_shards(part.workers).into_iter().map(Some).collect())
                     })
                     .lock()
                     .ok()
@@ -2532,7 +2570,7 @@ mod tests {
                     (st, all_added)
                 };
                 let done: Vec<(TopState, bool)> = std::thread::scope(|s| {
-                    let hs: Vec<_> = flat::shards(workers)
+                    let hs: Vec<_> = top_shards(workers)
                         .into_iter()
                         .enumerate()
                         .map(|(w, shard)| s.spawn(move || run(w, shard)))
