@@ -387,19 +387,6 @@ impl<K: Key, V: Copy> Shard<K, V> {
         }
     }
 
-    /// Adds records as [`Shard::push`] does, one after the other.
-    pub fn add_run<A: Copy + Default>(
-        &mut self,
-        table: &mut Flat<K, A>,
-        run: &[(K, V)],
-        mut add: impl FnMut(&mut A, V),
-    ) {
-        for &(k, v) in run {
-            self.push(table, k, v, &mut add);
-        }
-        self.flush(table, &mut add);
-    }
-
     /// Adds this shard's queued records to `table`, then what the others have sent so far.
     pub fn flush<A: Copy + Default>(
         &mut self,
@@ -609,7 +596,7 @@ mod tests {
 
     /// Shards on threads at once: every key in exactly one shard's table, with the sums and
     /// counts of a naive reference, whatever the record order and the batches the records
-    /// come in (some pushed one by one, some in runs), over one to four shards.
+    /// come in (some pushed one by one, some flushed after runs), over one to four shards.
     #[test]
     fn shards_hold_disjoint_keys_with_the_naive_sums() {
         for seed in 0..12u64 {
@@ -646,7 +633,10 @@ mod tests {
                                 shard.push(&mut t, k, v, &mut addf);
                             }
                             for run in b.chunks(700) {
-                                shard.add_run(&mut t, run, add);
+                                for &(k, v) in run {
+                                    shard.push(&mut t, k, v, &mut addf);
+                                }
+                                shard.flush(&mut t, &mut addf);
                             }
                             shard.finish(&mut t, add);
                             assert_eq!(shard.index(), w);

@@ -614,7 +614,7 @@ struct TopState {
     est: Groups<TopAcc>,
     /// Records added to `exact` (at most `u32::MAX`, so that [`ExactAcc::flows`] fits).
     exact_records: u64,
-    /// This worker's share of the IPv4 keys of `exact` (see [`flat::Shard`]), until
+    /// This worker's share of the IPv4 and wide IPv6 keys of `exact` (see [`TopShards`]), until
     /// [`TopState::finish`]; `sharded` stays set after it.
     shard: Option<TopShards>,
     sharded: bool,
@@ -638,8 +638,8 @@ impl TopState {
         }
     }
 
-    /// A state that keeps the IPv4 keys of `shard` (sized for about `keys` of them), the
-    /// other workers' states the rest. Only for unsampled records, at most `u32::MAX` in all:
+    /// A state that keeps the IPv4 and wide IPv6 keys of `shard` (its IPv4 table sized for
+    /// about `keys`), the other workers' states the rest. Only for unsampled records, at most `u32::MAX` in all:
     /// the exact sums are added in whatever order records arrive.
     fn sharded(keys: usize, shard: TopShards) -> Self {
         TopState {
@@ -671,12 +671,6 @@ impl TopState {
         rank: usize,
         rows: Option<&[u32]>,
     ) -> bool {
-        if self.sharded {
-            let exact = matches!(rw, RowWeights::Records(c) if c.exact() && packs(&c));
-            if !exact {
-                return false;
-            }
-        }
         if self.exact.is_some() {
             self.exact_records += rows.map_or(b.len(), <[u32]>::len) as u64;
             if self.exact_records > u64::from(u32::MAX) {
@@ -687,7 +681,6 @@ impl TopState {
             Some(r) => self.add_rows(by, b, rw, rank, r.iter().map(|&i| i as usize)),
             None => self.add_rows(by, b, rw, rank, 0..b.len()),
         }
-        true
     }
 
     fn add_rows(
@@ -697,7 +690,7 @@ impl TopState {
         rw: RowWeights<'_>,
         rank: usize,
         rows: impl Iterator<Item = usize> + Clone,
-    ) {
+    ) -> bool {
         let exact_cols = match rw {
             RowWeights::Records(c) if c.exact() => Some(c),
             _ => None,
@@ -715,7 +708,11 @@ impl TopState {
                 };
                 let shards = self.shard.as_mut().map(|s| (&mut s.v4, &mut s.wide));
                 g.add(by, b, rows, value, ExactAcc::add, shards);
-                return;
+                return true;
+            }
+            if self.sharded {
+                // Other workers' exact records of this worker's keys keep arriving.
+                return false;
             }
             self.switch_to_estimates();
         }
@@ -738,6 +735,7 @@ impl TopState {
             a
         };
         self.est.add(by, b, rows, value, TopAcc::combine, None);
+        true
     }
 
     /// Moves the exact groups to the estimated ones (which must be empty, as they are until
@@ -778,7 +776,7 @@ fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
         }
     }
     let init = || Pick::new(n, rank);
-    // Sharded states' IPv4 tables hold disjoint keys.
+    // Sharded states' IPv4 and wide IPv6 tables hold disjoint keys.
     let disjoint = states.iter().all(|s| s.sharded);
     let mut exact = Vec::new();
     let mut est = Vec::new();
@@ -1002,7 +1000,7 @@ pub fn top(
     // One pass: every worker folds its bins into flat tables (IPv4 addresses on u32 keys,
     // sized ahead from the bins' sketches; integers on u64 keys, IPv6 addresses on u128
     // keys), then the tables are merged. On unsampled records, the workers share the IPv4
-    // keys out among themselves instead (no merge, smaller tables); should a sampled record
+    // and wide IPv6 keys out among themselves instead (no merge, smaller tables); should a sampled record
     // show up all the same (a file that disagrees with the catalog), the fold runs again
     // without shards.
     let by_addr = matches!(p.by.field, Field::SrcAddr | Field::DstAddr);
@@ -2554,7 +2552,7 @@ mod tests {
                 states.push(st);
             }
             let mut picks = vec![merge_states(states, 1 << 20, 2)];
-            // Sharded (the workers at once, the IPv4 keys shared out): a state refuses a
+            // Sharded (the workers at once, the keys shared out): a state refuses a
             // batch with sampled records; otherwise the same groups.
             if workers > 1 {
                 let (batches, rows) = (&batches, &rows);

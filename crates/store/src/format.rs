@@ -1137,28 +1137,19 @@ fn convert(
                     out.cols[f as usize] = Some(OwnedColumn::AddrV4(v, Default::default()));
                     continue;
                 }
+                // Some row is not IPv4, yet the file's statistics say the IPv6 column is null
+                // in every row (so it was not read).
+                if left_out(&names[1]) {
+                    return Err(Error::corrupt(
+                        path,
+                        format!("{} is null in both families", info.name),
+                    ));
+                }
                 let mut v = Vec::with_capacity(rows);
-                // Null in every row of the file (not read): every address is IPv4.
-                let v6_null = left_out(&names[1]);
-                let v6_arrays = if v6_null {
-                    vec![None; batches.len()]
-                } else {
-                    col(&names[1])?.into_iter().map(Some).collect()
-                };
-                for (a4, a6) in a4s.into_iter().zip(v6_arrays) {
+                for (a4, a6) in a4s.into_iter().zip(col(&names[1])?) {
                     let a4 = a4
                         .as_primitive_opt::<UInt32Type>()
                         .ok_or_else(|| bad(&names[0]))?;
-                    let Some(a6) = a6 else {
-                        if a4.null_count() > 0 {
-                            return Err(Error::corrupt(
-                                path,
-                                format!("{} is null in both families", info.name),
-                            ));
-                        }
-                        v.extend(a4.values().iter().map(|&x| Addr::from_v4_u32(x).0));
-                        continue;
-                    };
                     let a6 = a6
                         .as_any()
                         .downcast_ref::<FixedSizeBinaryArray>()
