@@ -180,7 +180,10 @@ impl<K: Key, A: Copy + Default> Flat<K, A> {
         let mut homes: Vec<usize> = run.iter().map(|&(k, _)| self.home(k)).collect();
         for (j, &(k, v)) in run.iter().enumerate() {
             if let Some(&h) = homes.get(j + AHEAD) {
-                prefetch(self.slots.as_ptr().wrapping_add(h));
+                let slot = self.slots.as_ptr().wrapping_add(h);
+                prefetch(slot);
+                // A slot that crosses into the next cache line (a quarter of 24-byte slots).
+                prefetch(slot.cast::<u8>().wrapping_add(size_of::<(K, A)>() - 1));
             }
             if k == K::default() {
                 add(self.zero.get_or_insert_default(), v);

@@ -87,7 +87,17 @@ fn main() -> ExitCode {
 /// chunk faulted fresh pages in again: two thirds of a `top srcip` query's page faults over the
 /// 5 M-record benchmark store (1486 → 557 faults, 3 % of its time).
 ///
-/// The `unsafe` of the binary: calls into the allocators the binary already links.
+/// And no transparent huge pages: mimalloc asks for them (`MADV_HUGEPAGE`), which saves page
+/// faults while memory stays in a process, but a one-shot command's memory is all fresh, and a
+/// huge page is zeroed whole however little of it is used (a `top srcip` over the 5 M-record
+/// benchmark store touched 146 MB with them, 91 MB without). On a virtual machine that hands
+/// freed memory back to its host (free page reporting, as on the development VM: Firecracker),
+/// a fresh huge page often costs a fault on the host: touching 100 MB of them in a new process
+/// took 190–230 ms there (and 4.5 ms when the host still had them), 100 MB of 4 KiB pages a
+/// steady 35 ms. Run a few seconds apart, as a user at a prompt runs them, `top srcip` took
+/// 0.17–0.35 s with huge pages and 0.10–0.14 s without; back to back 0.08–0.09 s and 0.10 s.
+///
+/// The `unsafe` of the binary: calls into the allocators the binary already links, and `prctl`.
 #[allow(unsafe_code)]
 fn keep_freed_memory() {
     unsafe extern "C" {
@@ -114,6 +124,26 @@ fn keep_freed_memory() {
         unsafe {
             mallopt(M_MMAP_THRESHOLD, 32 << 20);
             mallopt(M_TRIM_THRESHOLD, 256 << 20);
+        }
+    }
+    #[cfg(target_os = "linux")]
+    {
+        unsafe extern "C" {
+            fn prctl(option: std::ffi::c_int, ...) -> std::ffi::c_int;
+        }
+        /// `PR_SET_THP_DISABLE` of `<linux/prctl.h>`.
+        const PR_SET_THP_DISABLE: std::ffi::c_int = 41;
+        // SAFETY: the option sets a flag of this process that only changes how the kernel
+        // backs its memory (no transparent huge pages); it reads no memory of ours. A kernel
+        // without it returns an error, which leaves things as they were.
+        unsafe {
+            prctl(
+                PR_SET_THP_DISABLE,
+                1 as std::ffi::c_ulong,
+                0 as std::ffi::c_ulong,
+                0 as std::ffi::c_ulong,
+                0 as std::ffi::c_ulong,
+            );
         }
     }
 }
