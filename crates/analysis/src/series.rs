@@ -320,6 +320,27 @@ impl Distinct {
             Distinct::Sketch(h) => h.insert_hash(hash_u128(a)),
         }
     }
+    /// Adds the addresses `other` counts (a sketch from a set, or the union of two).
+    pub fn merge(&mut self, other: Distinct) {
+        match other {
+            Distinct::Exact(s) => s.into_iter().for_each(|a| self.insert(a)),
+            Distinct::Sketch(h) => {
+                let mut mine = match std::mem::take(self) {
+                    Distinct::Sketch(m) => m,
+                    Distinct::Exact(s) => {
+                        let mut m = Hll::new();
+                        for &x in s.iter() {
+                            m.insert_hash(hash_u128(x));
+                        }
+                        m
+                    }
+                };
+                // Every sketch here is `Hll::new()`'s: the precisions agree.
+                let _ = mine.merge(&h);
+                *self = Distinct::Sketch(mine);
+            }
+        }
+    }
     /// The count (exact, or the sketch's estimate).
     pub fn count(&self) -> f64 {
         match self {
@@ -404,116 +425,229 @@ fn add(e: &mut Estimate, w: Weights<'_>, i: usize) {
     e.variance += w.var(i);
 }
 
-/// Bins `input` per `spec`.
+fn add_estimate(e: &mut Estimate, o: Estimate) {
+    e.value += o.value;
+    e.variance += o.variance;
+}
+
+/// Bins `input` per `spec`: [`SeriesAcc`] with one part.
 pub fn series(spec: &SeriesSpec, input: SeriesInput<'_>) -> Result<Series, AnalysisError> {
-    let n = input.start_ms.len();
-    if spec.bin_ms < 1000 {
-        return Err(AnalysisError::BinTooNarrow(spec.bin_ms));
-    }
-    if spec.end_ms <= spec.start_ms {
-        return Err(AnalysisError::EmptyRange {
-            start: spec.start_ms,
-            end: spec.end_ms,
-        });
-    }
-    check_len("end_ms", n, input.end_ms.len())?;
-    check_len("category", n, input.category.len())?;
-    input.bytes.check(n)?;
-    input.packets.check(n)?;
-    input.flows.check(n)?;
-    if let Some(s) = input.src {
-        check_len("src", n, s.len())?;
-    }
-    if let Some(d) = input.dst {
-        check_len("dst", n, d.len())?;
-    }
-    if spec.local.is_some() && (input.src.is_none() || input.dst.is_none()) {
-        return Err(AnalysisError::MissingColumn(
-            "src and dst, for the direction split",
-        ));
-    }
-    let cats = spec.categories.max(1);
-    if let Some((record, &index)) = input
-        .category
-        .iter()
-        .enumerate()
-        .find(|(_, c)| **c as usize >= cats)
-    {
-        return Err(AnalysisError::BadCategory {
-            record,
-            index,
-            count: cats,
-        });
-    }
-    let directions = match spec.local {
-        Some(_) => vec![
-            Direction::Inbound,
-            Direction::Outbound,
-            Direction::Internal,
-            Direction::Transit,
-        ],
-        None => vec![Direction::All],
-    };
-    let nd = directions.len();
-    let bins = (spec.end_ms - spec.start_ms).div_ceil(spec.bin_ms);
-    let cells_wanted = bins.saturating_mul((cats * nd) as u64);
-    if cells_wanted > MAX_CELLS {
-        return Err(AnalysisError::TooManyBins {
-            bins,
-            max: MAX_CELLS / (cats * nd) as u64,
-        });
-    }
-    let bins = bins as usize;
-    let mut cells = vec![BinCell::default(); bins * cats * nd];
-    // Active flows by difference array over bins: +w at the first bin, −w after the last.
-    let mut delta = vec![0.0f64; (bins + 1) * cats * nd];
-    let bin_of = |t: u64| ((t - spec.start_ms) / spec.bin_ms) as usize;
-    for i in 0..n {
-        let (s, e) = (input.start_ms[i], input.end_ms[i].max(input.start_ms[i]));
-        let c = input.category[i] as usize;
-        let d = match (&spec.local, input.src, input.dst) {
-            (Some(l), Some(src), Some(dst)) => directions
-                .iter()
-                .position(|x| *x == l.direction(src[i], dst[i]))
-                .expect("every direction listed"),
-            _ => 0,
+    let mut acc = SeriesAcc::new(spec)?;
+    acc.add(input)?;
+    Ok(acc.finish())
+}
+
+/// A series being built: records are added in parts as they are read ([`SeriesAcc::add`]),
+/// parts built apart (one per worker) are merged ([`SeriesAcc::merge`]), and
+/// [`SeriesAcc::finish`] gives the series. Memory holds the cells, not the records.
+#[derive(Clone, Debug)]
+pub struct SeriesAcc {
+    spec: SeriesSpec,
+    bins: usize,
+    categories: usize,
+    directions: Vec<Direction>,
+    cells: Vec<BinCell>,
+    /// Active flows by difference array over bins: +w at a flow's first bin, −w after its
+    /// last; summed by [`SeriesAcc::finish`].
+    delta: Vec<f64>,
+    /// The latest start of a record added (see [`SeriesAcc::window`]).
+    last_start: Option<u64>,
+}
+
+impl SeriesAcc {
+    /// An empty series over `spec`'s bins.
+    pub fn new(spec: &SeriesSpec) -> Result<SeriesAcc, AnalysisError> {
+        if spec.bin_ms < 1000 {
+            return Err(AnalysisError::BinTooNarrow(spec.bin_ms));
+        }
+        if spec.end_ms <= spec.start_ms {
+            return Err(AnalysisError::EmptyRange {
+                start: spec.start_ms,
+                end: spec.end_ms,
+            });
+        }
+        let categories = spec.categories.max(1);
+        let directions = match spec.local {
+            Some(_) => vec![
+                Direction::Inbound,
+                Direction::Outbound,
+                Direction::Internal,
+                Direction::Transit,
+            ],
+            None => vec![Direction::All],
         };
-        let slot = |b: usize| (b * cats + c) * nd + d;
-        if e >= spec.start_ms && s < spec.end_ms {
-            let first = bin_of(s.max(spec.start_ms));
-            let last = bin_of(e.min(spec.end_ms - 1));
-            delta[slot(first)] += input.flows.weight[i];
-            delta[slot(last + 1)] -= input.flows.weight[i];
+        let nd = directions.len();
+        let bins = (spec.end_ms - spec.start_ms).div_ceil(spec.bin_ms);
+        let cells_wanted = bins.saturating_mul((categories * nd) as u64);
+        if cells_wanted > MAX_CELLS {
+            return Err(AnalysisError::TooManyBins {
+                bins,
+                max: MAX_CELLS / (categories * nd) as u64,
+            });
         }
-        if s < spec.start_ms || s >= spec.end_ms {
-            continue;
+        let bins = bins as usize;
+        Ok(SeriesAcc {
+            spec: spec.clone(),
+            bins,
+            categories,
+            directions,
+            cells: vec![BinCell::default(); bins * categories * nd],
+            delta: vec![0.0; (bins + 1) * categories * nd],
+            last_start: None,
+        })
+    }
+
+    /// The bins this series is cut into.
+    pub fn spec(&self) -> &SeriesSpec {
+        &self.spec
+    }
+
+    /// Adds records.
+    pub fn add(&mut self, input: SeriesInput<'_>) -> Result<(), AnalysisError> {
+        let n = input.start_ms.len();
+        check_len("end_ms", n, input.end_ms.len())?;
+        check_len("category", n, input.category.len())?;
+        input.bytes.check(n)?;
+        input.packets.check(n)?;
+        input.flows.check(n)?;
+        if let Some(s) = input.src {
+            check_len("src", n, s.len())?;
         }
-        let cell = &mut cells[slot(bin_of(s))];
-        add(&mut cell.bytes, input.bytes, i);
-        add(&mut cell.packets, input.packets, i);
-        add(&mut cell.flows, input.flows, i);
-        if let Some(src) = input.src {
-            cell.sources.insert(src[i]);
+        if let Some(d) = input.dst {
+            check_len("dst", n, d.len())?;
         }
-        if let Some(dst) = input.dst {
-            cell.destinations.insert(dst[i]);
+        let spec = &self.spec;
+        if spec.local.is_some() && (input.src.is_none() || input.dst.is_none()) {
+            return Err(AnalysisError::MissingColumn(
+                "src and dst, for the direction split",
+            ));
+        }
+        let cats = self.categories;
+        if let Some((record, &index)) = input
+            .category
+            .iter()
+            .enumerate()
+            .find(|(_, c)| **c as usize >= cats)
+        {
+            return Err(AnalysisError::BadCategory {
+                record,
+                index,
+                count: cats,
+            });
+        }
+        let nd = self.directions.len();
+        let bin_of = |t: u64| ((t - spec.start_ms) / spec.bin_ms) as usize;
+        if let Some(&s) = input.start_ms.iter().max() {
+            self.last_start = self.last_start.max(Some(s));
+        }
+        for i in 0..n {
+            let (s, e) = (input.start_ms[i], input.end_ms[i].max(input.start_ms[i]));
+            let c = input.category[i] as usize;
+            let d = match (&spec.local, input.src, input.dst) {
+                (Some(l), Some(src), Some(dst)) => self
+                    .directions
+                    .iter()
+                    .position(|x| *x == l.direction(src[i], dst[i]))
+                    .expect("every direction listed"),
+                _ => 0,
+            };
+            let slot = |b: usize| (b * cats + c) * nd + d;
+            if e >= spec.start_ms && s < spec.end_ms {
+                let first = bin_of(s.max(spec.start_ms));
+                let last = bin_of(e.min(spec.end_ms - 1));
+                self.delta[slot(first)] += input.flows.weight[i];
+                self.delta[slot(last + 1)] -= input.flows.weight[i];
+            }
+            if s < spec.start_ms || s >= spec.end_ms {
+                continue;
+            }
+            let cell = &mut self.cells[slot(bin_of(s))];
+            add(&mut cell.bytes, input.bytes, i);
+            add(&mut cell.packets, input.packets, i);
+            add(&mut cell.flows, input.flows, i);
+            if let Some(src) = input.src {
+                cell.sources.insert(src[i]);
+            }
+            if let Some(dst) = input.dst {
+                cell.destinations.insert(dst[i]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the records of `other`, a series over the same bins.
+    pub fn merge(&mut self, other: SeriesAcc) -> Result<(), AnalysisError> {
+        if other.spec != self.spec {
+            return Err(AnalysisError::Internal(
+                "series parts over different bins merged",
+            ));
+        }
+        for (a, b) in self.cells.iter_mut().zip(other.cells) {
+            add_estimate(&mut a.bytes, b.bytes);
+            add_estimate(&mut a.packets, b.packets);
+            add_estimate(&mut a.flows, b.flows);
+            a.sources.merge(b.sources);
+            a.destinations.merge(b.destinations);
+        }
+        for (a, b) in self.delta.iter_mut().zip(other.delta) {
+            *a += b;
+        }
+        self.last_start = self.last_start.max(other.last_start);
+        Ok(())
+    }
+
+    /// The series over `spec`, a window of this one's bins: the same width, starting on one
+    /// of its bins and ending within them, and no record added starts at or after its end.
+    /// Then every cell and every bin's active flows are what a series over `spec` of the
+    /// same records counts (records before the window add to its active flows the same way).
+    /// `None` when `spec` is no such window.
+    pub fn window(self, spec: &SeriesSpec) -> Option<Series> {
+        let mine = &self.spec;
+        if spec.bin_ms != mine.bin_ms
+            || spec.local != mine.local
+            || spec.categories.max(1) != self.categories
+            || spec.start_ms < mine.start_ms
+            || !(spec.start_ms - mine.start_ms).is_multiple_of(mine.bin_ms)
+            || spec.end_ms <= spec.start_ms
+            || spec.end_ms > mine.end_ms
+            || self.last_start.is_some_and(|s| s >= spec.end_ms)
+        {
+            return None;
+        }
+        let first = ((spec.start_ms - mine.start_ms) / mine.bin_ms) as usize;
+        let bins = (spec.end_ms - spec.start_ms).div_ceil(spec.bin_ms) as usize;
+        let width = self.categories * self.directions.len();
+        let whole = self.finish();
+        let mut cells = whole.cells;
+        cells.truncate((first + bins) * width);
+        cells.drain(..first * width);
+        Some(Series {
+            start_ms: spec.start_ms,
+            bins,
+            cells,
+            ..whole
+        })
+    }
+
+    /// The series.
+    pub fn finish(mut self) -> Series {
+        let width = self.categories * self.directions.len();
+        for k in 0..width {
+            let mut run = 0.0;
+            for b in 0..self.bins {
+                run += self.delta[b * width + k];
+                self.cells[b * width + k].active_flows = run;
+            }
+        }
+        Series {
+            start_ms: self.spec.start_ms,
+            bin_ms: self.spec.bin_ms,
+            bins: self.bins,
+            categories: self.categories,
+            directions: self.directions,
+            cells: self.cells,
         }
     }
-    for k in 0..cats * nd {
-        let mut run = 0.0;
-        for b in 0..bins {
-            run += delta[b * cats * nd + k];
-            cells[b * cats * nd + k].active_flows = run;
-        }
-    }
-    Ok(Series {
-        start_ms: spec.start_ms,
-        bin_ms: spec.bin_ms,
-        bins,
-        categories: cats,
-        directions,
-        cells,
-    })
 }
 
 #[cfg(test)]
@@ -680,6 +814,170 @@ mod tests {
             [c.classify(&4), c.classify(&12), c.classify(&13)],
             [0, 1, 2]
         );
+    }
+
+    /// A series added in parts and merged, or cut to a window of its bins, is the series of
+    /// all the records over those bins (as the query layer builds it: one part per worker
+    /// and chunk, over the bins of every selected file, then cut to the matching records'
+    /// range).
+    #[test]
+    fn parts_merged_and_windows_equal_one_series() {
+        let same = |a: &Series, b: &Series, what: &str| {
+            assert_eq!(
+                (a.start_ms, a.bin_ms, a.bins, a.categories),
+                (b.start_ms, b.bin_ms, b.bins, b.categories),
+                "{what}"
+            );
+            assert_eq!(a.directions, b.directions, "{what}");
+            for (x, y) in a.cells.iter().zip(&b.cells) {
+                assert_eq!(x.bytes, y.bytes, "{what}");
+                assert_eq!(x.packets, y.packets, "{what}");
+                assert_eq!(x.flows, y.flows, "{what}");
+                assert_eq!(x.active_flows, y.active_flows, "{what}");
+                for (d, e) in [(&x.sources, &y.sources), (&x.destinations, &y.destinations)] {
+                    assert_eq!(
+                        (d.count(), d.is_exact()),
+                        (e.count(), e.is_exact()),
+                        "{what}"
+                    );
+                }
+            }
+        };
+        for seed in 0..80 {
+            let mut c = random_case(seed);
+            let mut r = rng(seed + 11);
+            if seed % 4 == 3 {
+                // Enough distinct sources that some cells turn to sketches, in some parts.
+                let n = 6000;
+                let keys = c.keys.clone();
+                c.start = (0..n).map(|_| r.random_range(0..100_000u64)).collect();
+                c.end = c.start.iter().map(|&s| s + 700).collect();
+                c.keys = (0..n).map(|i| keys[i % keys.len().max(1)]).collect();
+                c.src = (0..n as u128).map(|a| a * 7919 + seed as u128).collect();
+                c.dst = clustered_addrs(&mut r, n, false);
+                c.bytes = weights(&mut r, n);
+                c.packets = weights(&mut r, n);
+                c.flows = vec![1.0; n];
+                if keys.is_empty() {
+                    continue;
+                }
+            }
+            let n = c.start.len();
+            let cats = Categories::brownlee();
+            let category: Vec<u16> = c.keys.iter().map(|k| cats.classify(k)).collect();
+            let variance: Vec<f64> = (0..n).map(|i| (i % 5) as f64).collect();
+            let spec = SeriesSpec {
+                start_ms: r.random_range(0..10) * 1000,
+                end_ms: r.random_range(60_000..150_000),
+                bin_ms: [1000, 5000, 10_000][r.random_range(0..3)],
+                categories: cats.len(),
+                local: seed.is_multiple_of(2).then(|| LocalNets {
+                    prefixes: vec![Prefix::new(Addr(c.src.first().copied().unwrap_or(0)), 8)],
+                }),
+            };
+            let input = |lo: usize, hi: usize| SeriesInput {
+                start_ms: &c.start[lo..hi],
+                end_ms: &c.end[lo..hi],
+                category: &category[lo..hi],
+                bytes: Weights::sampled(&c.bytes[lo..hi], &variance[lo..hi]),
+                packets: Weights::exact(&c.packets[lo..hi]),
+                flows: Weights::exact(&c.flows[lo..hi]),
+                src: Some(&c.src[lo..hi]),
+                dst: Some(&c.dst[lo..hi]),
+            };
+            let whole = series(&spec, input(0, n)).unwrap();
+            // Parts: each worker's run of records, in chunks, merged in order.
+            let workers = r.random_range(1..5);
+            let mut cuts: Vec<usize> = (0..workers - 1).map(|_| r.random_range(0..=n)).collect();
+            cuts.extend([0, n]);
+            cuts.sort_unstable();
+            let mut merged: Option<SeriesAcc> = None;
+            for w in cuts.windows(2) {
+                let mut acc = SeriesAcc::new(&spec).unwrap();
+                let mut at = w[0];
+                while at < w[1] {
+                    let to = (at + r.random_range(1..200)).min(w[1]);
+                    acc.add(input(at, to)).unwrap();
+                    at = to;
+                }
+                match &mut merged {
+                    None => merged = Some(acc),
+                    Some(m) => m.merge(acc).unwrap(),
+                }
+            }
+            same(
+                &merged.unwrap().finish(),
+                &whole,
+                &format!("seed {seed}: parts"),
+            );
+            // A window of the bins: the series over that range of the records that start
+            // before its end (the query layer's records all do).
+            let first = r.random_range(0..whole.bins);
+            let bins = r.random_range(1..=whole.bins - first);
+            let sub = SeriesSpec {
+                start_ms: whole.bin_start(first),
+                end_ms: (whole.bin_start(first + bins) - r.random_range(0..spec.bin_ms))
+                    .max(whole.bin_start(first) + 1)
+                    .min(spec.end_ms),
+                ..spec.clone()
+            };
+            let keep: Vec<usize> = (0..n).filter(|&i| c.start[i] < sub.end_ms).collect();
+            let pick = |v: &[u64]| -> Vec<u64> { keep.iter().map(|&i| v[i]).collect() };
+            let pickf = |v: &[f64]| -> Vec<f64> { keep.iter().map(|&i| v[i]).collect() };
+            let pick_addr = |v: &[u128]| -> Vec<u128> { keep.iter().map(|&i| v[i]).collect() };
+            let (ks, ke) = (pick(&c.start), pick(&c.end));
+            let kc: Vec<u16> = keep.iter().map(|&i| category[i]).collect();
+            let (kb, kv, kp, kf) = (
+                pickf(&c.bytes),
+                pickf(&variance),
+                pickf(&c.packets),
+                pickf(&c.flows),
+            );
+            let (kr, kd) = (pick_addr(&c.src), pick_addr(&c.dst));
+            let kept = SeriesInput {
+                start_ms: &ks,
+                end_ms: &ke,
+                category: &kc,
+                bytes: Weights::sampled(&kb, &kv),
+                packets: Weights::exact(&kp),
+                flows: Weights::exact(&kf),
+                src: Some(&kr),
+                dst: Some(&kd),
+            };
+            let want = series(&sub, kept).unwrap();
+            let mut acc = SeriesAcc::new(&spec).unwrap();
+            acc.add(kept).unwrap();
+            let got = acc.clone().window(&sub).unwrap();
+            same(&got, &want, &format!("seed {seed}: window"));
+            // Another width, or a record at or past its end, and it is no window.
+            let wider = SeriesSpec {
+                bin_ms: spec.bin_ms * 2,
+                ..sub.clone()
+            };
+            assert!(acc.window(&wider).is_none());
+            let mut all = SeriesAcc::new(&spec).unwrap();
+            all.add(input(0, n)).unwrap();
+            assert_eq!(
+                all.window(&sub).is_some(),
+                c.start.iter().all(|&t| t < sub.end_ms),
+                "seed {seed}"
+            );
+        }
+        // Parts over other bins are not merged.
+        let spec = SeriesSpec {
+            start_ms: 0,
+            end_ms: 10_000,
+            bin_ms: 1000,
+            categories: 2,
+            local: None,
+        };
+        let mut a = SeriesAcc::new(&spec).unwrap();
+        let b = SeriesAcc::new(&SeriesSpec {
+            bin_ms: 2000,
+            ..spec
+        })
+        .unwrap();
+        assert!(matches!(a.merge(b), Err(AnalysisError::Internal(_))));
     }
 
     #[test]

@@ -1779,55 +1779,69 @@ impl CategorySet {
         }
     }
 
-    /// The category index of every record of `l`.
-    fn classify(&self, l: &Loaded) -> Result<Vec<u16>, RunError> {
+    /// The category index of each of `rows` of `b` (every row when `None`), into `out`.
+    fn classify_batch(
+        &self,
+        b: &Batch,
+        rows: Option<&[u32]>,
+        out: &mut Vec<u16>,
+    ) -> Result<(), RunError> {
         use flowdrill_analysis::series::{Categories, PortKey};
-        let names = self.names();
-        let builtin = |c: Categories<PortKey>| -> Vec<u16> {
-            let p = l.concat_u64(Field::Proto);
-            let s = l.concat_u64(Field::SrcPort);
-            let d = l.concat_u64(Field::DstPort);
-            (0..p.len())
-                .map(|i| {
-                    c.classify(&PortKey {
-                        proto: p[i] as u8,
-                        sport: s[i] as u16,
-                        dport: d[i] as u16,
-                    })
+        out.clear();
+        let n = rows.map_or(b.len(), <[u32]>::len);
+        let row = |k: usize| rows.map_or(k, |r| r[k] as usize);
+        let builtin = |c: Categories<PortKey>, out: &mut Vec<u16>| {
+            let (p, s, d) = (
+                b.column(Field::Proto),
+                b.column(Field::SrcPort),
+                b.column(Field::DstPort),
+            );
+            let at = |c: Option<ColumnRef<'_>>, i: usize| c.and_then(|c| c.u64_at(i)).unwrap_or(0);
+            out.extend((0..n).map(|k| {
+                let i = row(k);
+                c.classify(&PortKey {
+                    proto: at(p, i) as u8,
+                    sport: at(s, i) as u16,
+                    dport: at(d, i) as u16,
                 })
-                .collect()
+            }));
         };
-        Ok(match self {
-            CategorySet::Internet2 => builtin(Categories::internet2()),
-            CategorySet::Brownlee => builtin(Categories::brownlee()),
-            CategorySet::Protocols => builtin(Categories::protocols()),
+        match self {
+            CategorySet::Internet2 => builtin(Categories::internet2(), out),
+            CategorySet::Brownlee => builtin(Categories::brownlee(), out),
+            CategorySet::Protocols => builtin(Categories::protocols(), out),
             CategorySet::Rules(rules) => {
+                let names = self.names();
                 let other = names.iter().position(|n| n == "other").unwrap_or(0) as u16;
                 let idx: Vec<u16> = rules
                     .iter()
                     .map(|(n, _)| names.iter().position(|x| x == n).unwrap_or(0) as u16)
                     .collect();
-                let mut out = Vec::with_capacity(l.len());
-                for (_, b) in &l.batches {
-                    let mut cat = vec![other; b.len()];
-                    let mut left = flowdrill_filter::Bitmap::ones(b.len());
-                    for (ri, (_, e)) in rules.iter().enumerate() {
-                        if left.count_ones() == 0 {
-                            break;
+                let mut cat = vec![other; b.len()];
+                let mut left = match rows {
+                    None => flowdrill_filter::Bitmap::ones(b.len()),
+                    Some(r) => {
+                        let mut bools = vec![false; b.len()];
+                        for &i in r {
+                            bools[i as usize] = true;
                         }
-                        let hit = e
-                            .select_within(&**b, Some(&left))
-                            .map_err(QueryError::from)?;
-                        left.and_not_with(&hit);
-                        for r in hit.iter_ones() {
-                            cat[r] = idx[ri];
-                        }
+                        flowdrill_filter::Bitmap::from_bools(&bools)
                     }
-                    out.extend(cat);
+                };
+                for (ri, (_, e)) in rules.iter().enumerate() {
+                    if left.count_ones() == 0 {
+                        break;
+                    }
+                    let hit = e.select_within(b, Some(&left)).map_err(QueryError::from)?;
+                    left.and_not_with(&hit);
+                    for r in hit.iter_ones() {
+                        cat[r] = idx[ri];
+                    }
                 }
-                out
+                out.extend((0..n).map(|k| cat[row(k)]));
             }
-        })
+        }
+        Ok(())
     }
 }
 
@@ -1872,13 +1886,113 @@ pub struct SeriesParams {
     pub local: Option<Vec<Prefix>>,
 }
 
+/// A worker's part of a series: its cells, the selection's total in its metric, and the
+/// columns of the batch being added.
+struct SeriesPart {
+    acc: Result<flowdrill_analysis::series::SeriesAcc, AnalysisError>,
+    total: Estimate,
+    ts: Vec<u64>,
+    te: Vec<u64>,
+    category: Vec<u16>,
+    /// Weight and variance term of bytes, packets and flows.
+    w: [Vec<f64>; 6],
+    src: Vec<u128>,
+    dst: Vec<u128>,
+}
+
+impl SeriesPart {
+    fn new(spec: &flowdrill_analysis::series::SeriesSpec) -> SeriesPart {
+        SeriesPart {
+            acc: flowdrill_analysis::series::SeriesAcc::new(spec),
+            total: Estimate::default(),
+            ts: Vec::new(),
+            te: Vec::new(),
+            category: Vec::new(),
+            w: Default::default(),
+            src: Vec::new(),
+            dst: Vec::new(),
+        }
+    }
+
+    /// Adds rows `rows` of `b` (all when `None`).
+    fn add(
+        &mut self,
+        p: &SeriesParams,
+        metric: Metric,
+        addrs: bool,
+        b: &Batch,
+        rw: RowWeights<'_>,
+        rows: Option<&[u32]>,
+    ) -> Result<(), RunError> {
+        use flowdrill_analysis::series::SeriesInput;
+        let acc = self.acc.as_mut().map_err(|e| RunError::from(e.clone()))?;
+        let n = rows.map_or(b.len(), <[u32]>::len);
+        let row = |k: usize| rows.map_or(k, |r| r[k] as usize);
+        p.categories.classify_batch(b, rows, &mut self.category)?;
+        for (f, out) in [
+            (Field::TimeStart, &mut self.ts),
+            (Field::TimeEnd, &mut self.te),
+        ] {
+            let c = b.column(f);
+            out.clear();
+            out.extend((0..n).map(|k| c.and_then(|c| c.u64_at(row(k))).unwrap_or(0)));
+        }
+        for (m, metric) in [Metric::Bytes, Metric::Packets, Metric::Flows]
+            .into_iter()
+            .enumerate()
+        {
+            let [w, v] = self
+                .w
+                .get_disjoint_mut([2 * m, 2 * m + 1])
+                .expect("six columns");
+            w.clear();
+            v.clear();
+            for k in 0..n {
+                let (a, c) = rw.get(row(k), metric);
+                w.push(a);
+                v.push(c);
+            }
+        }
+        let t = match metric {
+            Metric::Bytes => 0,
+            Metric::Packets => 2,
+            Metric::Flows => 4,
+        };
+        self.total.value += self.w[t].iter().sum::<f64>();
+        self.total.variance += self.w[t + 1].iter().sum::<f64>();
+        if addrs {
+            for (f, out) in [
+                (Field::SrcAddr, &mut self.src),
+                (Field::DstAddr, &mut self.dst),
+            ] {
+                out.clear();
+                match b.column(f) {
+                    Some(ColumnRef::Addr(a)) => out.extend((0..n).map(|k| a[row(k)])),
+                    _ => out.resize(n, 0),
+                }
+            }
+        }
+        acc.add(SeriesInput {
+            start_ms: &self.ts,
+            end_ms: &self.te,
+            category: &self.category,
+            bytes: Weights::sampled(&self.w[0], &self.w[1]),
+            packets: Weights::sampled(&self.w[2], &self.w[3]),
+            flows: Weights::sampled(&self.w[4], &self.w[5]),
+            src: addrs.then_some(&self.src[..]),
+            dst: addrs.then_some(&self.dst[..]),
+        })?;
+        Ok(())
+    }
+}
+
 pub fn series(
     engine: &Engine,
     sel: &Selection,
     bound: Bound,
     p: &SeriesParams,
 ) -> Result<Report, RunError> {
-    use flowdrill_analysis::series::{self as s, LocalNets, SeriesInput, SeriesSpec};
+    use flowdrill_analysis::series::{LocalNets, SeriesAcc, SeriesSpec};
     let mut fields = p.categories.fields();
     fields.extend([Field::TimeStart, Field::TimeEnd]);
     let addrs =
@@ -1886,51 +2000,114 @@ pub fn series(
     if addrs {
         fields.extend([Field::SrcAddr, Field::DstAddr]);
     }
-    let l = engine.load(sel, &fields, bound)?;
-    let (start, end) = clip_range(sel, &l);
-    let end = end.max(start + 1000);
-    let bin_ms = match p.bin_ms {
-        Some(b) => b,
-        None => [
-            1_000, 10_000, 60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86_400_000,
-        ]
-        .into_iter()
-        .find(|b| (end - start).div_ceil(*b) <= 120)
-        .unwrap_or(86_400_000),
-    };
-    let start = start - start % bin_ms.min(86_400_000);
     let names = p.categories.names();
-    let category = p.categories.classify(&l)?;
-    let ts = l.concat_u64(Field::TimeStart);
-    let te = l.concat_u64(Field::TimeEnd);
-    let (bw, bv) = weights_in(&l, Metric::Bytes);
-    let (pw, pv) = weights_in(&l, Metric::Packets);
-    let (fw, fv) = weights_in(&l, Metric::Flows);
-    let (src, dst) = if addrs {
-        (l.concat_u128(Field::SrcAddr), l.concat_u128(Field::DstAddr))
-    } else {
-        (Vec::new(), Vec::new())
+    // The bins of a series over records read from the store bins from `lo` to `hi`.
+    let spec_of = |lo: u64, hi: u64| -> SeriesSpec {
+        let (start, end) = (sel.range.start.max(lo), sel.range.end.min(hi.max(lo)));
+        let end = end.max(start + 1000);
+        let bin_ms = p.bin_ms.unwrap_or_else(|| {
+            [
+                1_000, 10_000, 60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86_400_000,
+            ]
+            .into_iter()
+            .find(|b| (end - start).div_ceil(*b) <= 120)
+            .unwrap_or(86_400_000)
+        });
+        SeriesSpec {
+            start_ms: start - start % bin_ms.min(86_400_000),
+            end_ms: end,
+            bin_ms,
+            categories: names.len(),
+            local: p.local.clone().map(|prefixes| LocalNets { prefixes }),
+        }
     };
-    let spec = SeriesSpec {
-        start_ms: start,
-        end_ms: end,
-        bin_ms,
-        categories: names.len(),
-        local: p.local.clone().map(|prefixes| LocalNets { prefixes }),
+    // Folded without keeping the records: each worker adds its bins' records to the cells of
+    // a series over the bins of every file the selection reads; the series is then cut to the
+    // range of the files that had matching records (as `load` reads them). Should that range
+    // take other bins (a narrower auto width), the fold runs again over those.
+    let fold = |given: Option<&SeriesSpec>| {
+        engine.fold(
+            sel,
+            &fields,
+            bound,
+            |part: FoldPart<'_>| {
+                SeriesPart::new(&given.cloned().unwrap_or_else(|| {
+                    spec_of(
+                        part.all.iter().map(|b| b.start).min().unwrap_or(0),
+                        part.all.iter().map(|b| b.end).max().unwrap_or(0),
+                    )
+                }))
+            },
+            |part: &mut SeriesPart, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
+                part.add(p, sel.metric, addrs, b, rw, rows)
+            },
+            |_| {},
+        )
     };
-    let out = s::series(
-        &spec,
-        SeriesInput {
-            start_ms: &ts,
-            end_ms: &te,
-            category: &category,
-            bytes: Weights::sampled(&bw, &bv),
-            packets: Weights::sampled(&pw, &pv),
-            flows: Weights::sampled(&fw, &fv),
-            src: addrs.then_some(&src[..]),
-            dst: addrs.then_some(&dst[..]),
-        },
-    )?;
+    let finish = |l: &mut Loaded, parts: Vec<SeriesPart>, spec: &SeriesSpec| {
+        let mut acc: Option<SeriesAcc> = None;
+        let mut total = Estimate::default();
+        for part in parts {
+            let a = part.acc?;
+            total.value += part.total.value;
+            total.variance += part.total.variance;
+            match &mut acc {
+                None => acc = Some(a),
+                Some(m) => m.merge(a)?,
+            }
+        }
+        if let Some(f) = &mut l.folded {
+            f.total = total;
+        }
+        Ok::<_, RunError>(match acc {
+            Some(a) => a.window(spec),
+            None => Some(SeriesAcc::new(spec)?.finish()),
+        })
+    };
+    if engine.spark().is_some() {
+        // Spark hands every matching record over at once (in groups): one part, over the
+        // range of the bins it read.
+        let l = engine.load(sel, &fields, bound)?;
+        let (lo, hi) = clip_range(sel, &l);
+        let mut part = SeriesPart::new(&spec_of(lo, hi));
+        for i in 0..l.batches.len() {
+            part.add(
+                p,
+                sel.metric,
+                addrs,
+                &l.batches[i].1,
+                l.row_weights(i),
+                None,
+            )?;
+        }
+        let out = part.acc?.finish();
+        return Ok(series_report(sel, p, &names, &l, out));
+    }
+    let (mut l, parts) = fold(None)?;
+    let spec = {
+        let (lo, hi) = l.folded.as_ref().map_or((0, 0), |f| (f.start, f.end));
+        spec_of(lo, hi)
+    };
+    let out = match finish(&mut l, parts, &spec)? {
+        Some(out) => out,
+        None => {
+            let (again, parts) = fold(Some(&spec))?;
+            l = again;
+            finish(&mut l, parts, &spec)?
+                .ok_or(AnalysisError::Internal("a series is a window of itself"))?
+        }
+    };
+    Ok(series_report(sel, p, &names, &l, out))
+}
+
+fn series_report(
+    sel: &Selection,
+    p: &SeriesParams,
+    names: &[String],
+    l: &Loaded,
+    out: flowdrill_analysis::series::Series,
+) -> Report {
+    let bin_ms = out.bin_ms;
     let exact = l.exact;
     let split = p.local.is_some();
     let mut base = vec!["time", "category"];
@@ -1998,10 +2175,10 @@ pub fn series(
         names.join("|"),
         if split { " split=direction" } else { "" }
     );
-    Ok(Report {
-        meta: meta("series", params, sel, &l),
+    Report {
+        meta: meta("series", params, sel, l),
         sections: vec![sec],
-    })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

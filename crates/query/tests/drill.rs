@@ -54,13 +54,17 @@ fn records() -> Vec<FlowRecord> {
 
 /// A store of [`records`] in its own directory per test (tests run in parallel).
 fn engine(name: &str) -> Engine {
+    engine_of(name, records())
+}
+
+fn engine_of(name: &str, records: Vec<FlowRecord>) -> Engine {
     let dir = std::env::temp_dir().join(format!("fd-drill-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut s = Store::create(&dir).unwrap();
     s.set_links("[defaults]\nbin = \"5m\"\nbudget = \"20GB\"\n")
         .unwrap();
     let mut w = StoreWriter::new(&s, WriterOptions::default()).unwrap();
-    w.push_all(records()).unwrap();
+    w.push_all(records).unwrap();
     w.finish().unwrap();
     s.refresh().unwrap();
     Engine::new(s, 64 << 20)
@@ -283,6 +287,176 @@ fn folded_analyses_equal_a_naive_aggregation_of_the_loaded_records() {
                 .map(|row| (row.key.to_string(), format!("{}", row.total as i128)))
                 .collect();
             assert_eq!(got, expect, "hhh: {what}");
+        }
+    }
+}
+
+/// `series` folds the bins into cells without keeping the records (over the bins of every
+/// file read, then cut to the bins of the files with matching records, or folded again): under
+/// filters and time ranges cutting a bin, with and without the engine's cache, each of its
+/// values equals the series the analysis makes of the records `load` hands over.
+#[test]
+fn folded_series_equals_the_series_of_the_loaded_records() {
+    use flowdrill_analysis::series::{
+        Categories, LocalNets, PortKey, SeriesInput, SeriesSpec, series,
+    };
+    use flowdrill_query::run::{CategorySet, SeriesParams, SeriesValue};
+    // The records over two hours (24 files), those of the first six minutes to port 100
+    // (within every file's range of ports: no file is left out by its statistics).
+    let spread: Vec<FlowRecord> = records()
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| FlowRecord {
+            time_start: T0 + i as u64 * 360,
+            time_end: T0 + i as u64 * 360 + [5, 900, 70_000][i % 3],
+            dst_port: if i < 1000 { 100 } else { r.dst_port },
+            ..r
+        })
+        .collect();
+    let mut cases = Vec::new();
+    for (name, recs) in [("series", records()), ("series-spread", spread)] {
+        let cached = engine_of(name, recs);
+        let dir = cached.store().root().to_path_buf();
+        cases.push((cached, Engine::new(Store::open(&dir).unwrap(), 0)));
+    }
+    let selections = [
+        (0, "", T0, T0 + 3_600_000),
+        (0, "proto udp", T0, T0 + 3_600_000),
+        (0, "", T0 + 37_000, T0 + 151_000),
+        (0, "not proto icmp", T0 + 5_000, T0 + 99_000),
+        (1, "", T0, T0 + 7_200_000),
+        (1, "proto tcp", T0 + 1_000_000, T0 + 4_000_000),
+        // Matching records in two of the 24 files: 10-second bins, where all the files
+        // would give 1-minute ones (folded again).
+        (1, "dst port 100", T0, T0 + 7_200_000),
+    ];
+    let local: Vec<flowdrill_model::Prefix> = vec!["10.0.0.0/8".parse().unwrap()];
+    for (case, filter, start, end) in selections {
+        let (cached, uncached) = (&cases[case].0, &cases[case].1);
+        let sel = Selection {
+            filter: (!filter.is_empty())
+                .then(|| flowdrill_query::parse_filter(filter, &cached.custom_fields()).unwrap()),
+            range: start..end,
+            ..Selection::all()
+        };
+        let fields = [
+            Field::Proto,
+            Field::SrcPort,
+            Field::DstPort,
+            Field::TimeStart,
+            Field::TimeEnd,
+            Field::SrcAddr,
+            Field::DstAddr,
+        ];
+        let l = cached.load(&sel, &fields, Bound::Exact).unwrap();
+        assert!(l.records() > 0, "filter '{filter}': no records");
+        let (p, sp, dp) = (
+            l.concat_u64(Field::Proto),
+            l.concat_u64(Field::SrcPort),
+            l.concat_u64(Field::DstPort),
+        );
+        let cats = Categories::brownlee();
+        let category: Vec<u16> = (0..p.len())
+            .map(|i| {
+                cats.classify(&PortKey {
+                    proto: p[i] as u8,
+                    sport: sp[i] as u16,
+                    dport: dp[i] as u16,
+                })
+            })
+            .collect();
+        let weights = |m: Metric| {
+            let mut w = Vec::new();
+            for i in 0..l.batches.len() {
+                w.extend(l.weights_of(i, m).0);
+            }
+            w
+        };
+        let (bytes, packets, flows) = (
+            weights(Metric::Bytes),
+            weights(Metric::Packets),
+            weights(Metric::Flows),
+        );
+        let (ts, te) = (l.concat_u64(Field::TimeStart), l.concat_u64(Field::TimeEnd));
+        let (src, dst) = (l.concat_u128(Field::SrcAddr), l.concat_u128(Field::DstAddr));
+        // The range `load` read: its files', within the selection.
+        let lo = l.batches.iter().map(|(b, _)| b.start).min().unwrap();
+        let hi = l.batches.iter().map(|(b, _)| b.end).max().unwrap();
+        let (lo, hi) = (start.max(lo), end.min(hi));
+        for (value, split) in [
+            (SeriesValue::Metric, false),
+            (SeriesValue::Active, false),
+            (SeriesValue::Sources, false),
+            (SeriesValue::Destinations, true),
+            (SeriesValue::Metric, true),
+        ] {
+            let params = SeriesParams {
+                categories: CategorySet::Brownlee,
+                bin_ms: None,
+                value,
+                local: split.then(|| local.clone()),
+            };
+            for (name, e) in [("cached", cached), ("uncached", uncached)] {
+                let what = format!("{name}, filter '{filter}', {start}..{end}, {value:?}");
+                let r = run::series(e, &sel, Bound::Exact, &params).unwrap();
+                assert_eq!((r.meta.start_ms, r.meta.end_ms), (lo, hi), "{what}");
+                assert_eq!(r.meta.records, l.records(), "{what}");
+                assert_eq!(r.meta.total, l.total().value, "{what}");
+                let bin_ms: u64 = r.meta.params["bin=".len()..]
+                    .split('s')
+                    .next()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+                    * 1000;
+                let spec = SeriesSpec {
+                    start_ms: lo - lo % bin_ms,
+                    end_ms: hi.max(lo + 1000),
+                    bin_ms,
+                    categories: cats.len(),
+                    local: split.then(|| LocalNets {
+                        prefixes: local.clone(),
+                    }),
+                };
+                let want = series(
+                    &spec,
+                    SeriesInput {
+                        start_ms: &ts,
+                        end_ms: &te,
+                        category: &category,
+                        bytes: flowdrill_analysis::Weights::exact(&bytes),
+                        packets: flowdrill_analysis::Weights::exact(&packets),
+                        flows: flowdrill_analysis::Weights::exact(&flows),
+                        src: Some(&src),
+                        dst: Some(&dst),
+                    },
+                )
+                .unwrap();
+                let s = &r.sections[0];
+                let v = s.col("value").unwrap();
+                assert_eq!(
+                    s.rows.len(),
+                    want.bins * want.categories * want.directions.len(),
+                    "{what}"
+                );
+                let mut k = 0;
+                for b in 0..want.bins {
+                    for c in 0..want.categories {
+                        for d in 0..want.directions.len() {
+                            let cell = want.cell(b, c, d);
+                            let expect = match value {
+                                SeriesValue::Metric => cell.bytes.value,
+                                SeriesValue::Active => cell.active_flows,
+                                SeriesValue::Sources => cell.sources.count(),
+                                SeriesValue::Destinations => cell.destinations.count(),
+                            };
+                            let got: f64 = s.rows[k][v].text().parse().unwrap();
+                            assert_eq!(got, expect, "{what}: bin {b} category {c} direction {d}");
+                            k += 1;
+                        }
+                    }
+                }
+            }
         }
     }
 }
