@@ -6,7 +6,7 @@
 //! bin of their own. Cumulative shares run from the smallest flows up, so the row of size s says
 //! what share of the bytes (packets, flows) is in flows of at most s packets.
 
-use crate::{AnalysisError, Estimate, FastMap, Weights, check_len, fast_map};
+use crate::{AnalysisError, Estimate, FastMap, Weights, fast_map};
 
 /// Sizes up to this many packets get a bin each; larger sizes are binned by powers of two.
 pub const LINEAR_SIZES: u64 = 16;
@@ -66,57 +66,101 @@ fn share(part: f64, whole: f64) -> f64 {
     if whole > 0.0 { part / whole } else { 0.0 }
 }
 
-/// The distribution of records whose flow size (packets) is `size[i]`.
+/// The distribution of records whose flow size (packets) is `size[i]`: [`SizeCounts`] of
+/// one part.
 pub fn size_distribution(
     size: &[u64],
     flows: Weights<'_>,
     bytes: Weights<'_>,
     packets: Weights<'_>,
 ) -> Result<SizeDistribution, AnalysisError> {
-    let n = size.len();
-    flows.check(n)?;
-    bytes.check(n)?;
-    packets.check(n)?;
-    check_len("size", n, size.len())?;
-    let mut m: FastMap<u64, SizeTotals> = fast_map(256);
-    for (i, &s) in size.iter().enumerate() {
-        let e = m.entry(s).or_default();
-        e.flows.value += flows.weight[i];
-        e.flows.variance += flows.var(i);
-        e.bytes.value += bytes.weight[i];
-        e.bytes.variance += bytes.var(i);
-        e.packets.value += packets.weight[i];
-        e.packets.variance += packets.var(i);
-    }
-    let mut sizes: Vec<(u64, SizeTotals)> = m.into_iter().collect();
-    sizes.sort_unstable_by_key(|x| x.0);
-    let mut total = SizeTotals::default();
-    for (_, t) in &sizes {
-        total.add(t);
-    }
-    let mut rows: Vec<SizeRow> = Vec::new();
-    let mut cum = SizeTotals::default();
-    for &(s, t) in &sizes {
-        let (lo, hi) = bin_of(s);
-        cum.add(&t);
-        let row = SizeRow {
-            lo,
-            hi,
-            totals: t,
-            cum_flows: share(cum.flows.value, total.flows.value),
-            cum_bytes: share(cum.bytes.value, total.bytes.value),
-            cum_packets: share(cum.packets.value, total.packets.value),
-        };
-        match rows.last_mut() {
-            Some(last) if last.lo == lo => {
-                let mut t2 = last.totals;
-                t2.add(&t);
-                *last = SizeRow { totals: t2, ..row };
-            }
-            _ => rows.push(row),
+    let mut c = SizeCounts::default();
+    c.add(size, flows, bytes, packets)?;
+    Ok(c.distribution())
+}
+
+/// Flows counted by size as they are read: records are added in parts ([`SizeCounts::add`]),
+/// counts made apart (one per worker or per time bin) are merged ([`SizeCounts::merge`]), and
+/// [`SizeCounts::distribution`] gives the distribution. Memory holds one entry per distinct
+/// size.
+#[derive(Clone, Debug)]
+pub struct SizeCounts {
+    by_size: FastMap<u64, SizeTotals>,
+}
+
+impl Default for SizeCounts {
+    fn default() -> Self {
+        SizeCounts {
+            by_size: fast_map(256),
         }
     }
-    Ok(SizeDistribution { rows, total, sizes })
+}
+
+impl SizeCounts {
+    /// Adds records whose flow size (packets) is `size[i]`.
+    pub fn add(
+        &mut self,
+        size: &[u64],
+        flows: Weights<'_>,
+        bytes: Weights<'_>,
+        packets: Weights<'_>,
+    ) -> Result<(), AnalysisError> {
+        let n = size.len();
+        flows.check(n)?;
+        bytes.check(n)?;
+        packets.check(n)?;
+        for (i, &s) in size.iter().enumerate() {
+            let e = self.by_size.entry(s).or_default();
+            e.flows.value += flows.weight[i];
+            e.flows.variance += flows.var(i);
+            e.bytes.value += bytes.weight[i];
+            e.bytes.variance += bytes.var(i);
+            e.packets.value += packets.weight[i];
+            e.packets.variance += packets.var(i);
+        }
+        Ok(())
+    }
+
+    /// Adds the counts of `other`.
+    pub fn merge(&mut self, other: &SizeCounts) {
+        for (&s, t) in &other.by_size {
+            self.by_size.entry(s).or_default().add(t);
+        }
+    }
+
+    /// The distribution of the records added.
+    pub fn distribution(&self) -> SizeDistribution {
+        let mut sizes: Vec<(u64, SizeTotals)> =
+            self.by_size.iter().map(|(&s, &t)| (s, t)).collect();
+        sizes.sort_unstable_by_key(|x| x.0);
+        let mut total = SizeTotals::default();
+        for (_, t) in &sizes {
+            total.add(t);
+        }
+        let mut rows: Vec<SizeRow> = Vec::new();
+        let mut cum = SizeTotals::default();
+        for &(s, t) in &sizes {
+            let (lo, hi) = bin_of(s);
+            cum.add(&t);
+            let row = SizeRow {
+                lo,
+                hi,
+                totals: t,
+                cum_flows: share(cum.flows.value, total.flows.value),
+                cum_bytes: share(cum.bytes.value, total.bytes.value),
+                cum_packets: share(cum.packets.value, total.packets.value),
+            };
+            match rows.last_mut() {
+                Some(last) if last.lo == lo => {
+                    let mut t2 = last.totals;
+                    t2.add(&t);
+                    *last = SizeRow { totals: t2, ..row };
+                }
+                _ => rows.push(row),
+            }
+        }
+        SizeDistribution { rows, total, sizes }
+    }
 }
 
 /// What ignoring the flows of at most K packets drops.
@@ -240,6 +284,31 @@ mod tests {
                 dropped,
                 "seed {seed}"
             );
+            // Counted in parts (as workers and time bins count them) and merged: the same.
+            let var: Vec<f64> = (0..n).map(|i| (i % 7) as f64).collect();
+            let whole = size_distribution(
+                &size,
+                Weights::exact(&fl),
+                Weights::sampled(&bytes, &var),
+                Weights::exact(&pk),
+            )
+            .unwrap();
+            let mut merged = SizeCounts::default();
+            let mut at = 0;
+            while at < n {
+                let to = (at + r.random_range(1..60)).min(n);
+                let mut part = SizeCounts::default();
+                part.add(
+                    &size[at..to],
+                    Weights::exact(&fl[at..to]),
+                    Weights::sampled(&bytes[at..to], &var[at..to]),
+                    Weights::exact(&pk[at..to]),
+                )
+                .unwrap();
+                merged.merge(&part);
+                at = to;
+            }
+            assert_eq!(merged.distribution(), whole, "seed {seed}");
         }
     }
 }

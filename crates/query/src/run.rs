@@ -15,7 +15,7 @@ use flowdrill_analysis::hhh::{
 use flowdrill_analysis::top;
 use flowdrill_analysis::{AnalysisError, Estimate, Weights};
 use flowdrill_model::{Addr, ColumnRef, ColumnSource, Field, Kind, Prefix, proto};
-use flowdrill_store::Batch;
+use flowdrill_store::{Batch, BinRef};
 /// A hash map with a fast, fixed hasher (keys are addresses and ports, not attacker-chosen
 /// strings; the analyses' maps are rebuilt per query).
 type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
@@ -944,7 +944,7 @@ fn expected_keys(
     sel: &Selection,
     bound: Bound,
     (field, v4_len): (Field, u8),
-    bins: &[flowdrill_store::BinRef],
+    bins: &[BinRef],
 ) -> usize {
     let whole_addrs = matches!(field, Field::SrcAddr | Field::DstAddr) && v4_len == 32;
     if sel.filter.is_some() || !whole_addrs || bins.is_empty() {
@@ -958,7 +958,7 @@ fn expected_keys(
     let mut union: Option<flowdrill_model::hll::Hll> = None;
     // A small bin adds at most its records; its footer is not worth opening (a trail of
     // one-record bins follows long flows).
-    let small = |b: &flowdrill_store::BinRef| b.records_after < 4096;
+    let small = |b: &BinRef| b.records_after < 4096;
     let smalls: u64 = bins
         .iter()
         .filter(|b| small(b))
@@ -1035,7 +1035,7 @@ pub fn top(
                     .expect("one shard per worker");
                 TopState::sharded(keys, shard)
             },
-            |st: &mut TopState, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
+            |st: &mut TopState, _: &BinRef, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
                 if !st.add(&p.by, b, rw, rank, rows) {
                     unsharded.store(true, Ordering::Relaxed);
                 }
@@ -1422,7 +1422,7 @@ fn hhh_addrs_folded(
             )),
             v6: flat::Flat::new(),
         },
-        |st: &mut LeafState, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
+        |st: &mut LeafState, _: &BinRef, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
             st.add(b, rw, (field, levels, sel.metric), rows);
             Ok::<(), RunError>(())
         },
@@ -2038,9 +2038,11 @@ pub fn series(
                     )
                 }))
             },
-            |part: &mut SeriesPart, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
-                part.add(p, sel.metric, addrs, b, rw, rows)
-            },
+            |part: &mut SeriesPart,
+             _: &BinRef,
+             b: &Batch,
+             rw: RowWeights<'_>,
+             rows: Option<&[u32]>| { part.add(p, sel.metric, addrs, b, rw, rows) },
             |_| {},
         )
     };
@@ -2196,33 +2198,80 @@ pub fn dist(
     bound: Bound,
     p: &DistParams,
 ) -> Result<Report, RunError> {
-    use flowdrill_analysis::dist::size_distribution;
-    let l = engine.load(sel, &[Field::Packets], bound)?;
-    let exact = l.exact;
-    let run = |parts: &[usize]| -> Result<flowdrill_analysis::dist::SizeDistribution, RunError> {
-        let mut size = Vec::new();
-        let mut w = [(); 3].map(|_| (Vec::new(), Vec::new()));
-        for &i in parts {
-            let b = &l.batches[i].1;
-            size.extend_from_slice(b.u64s(Field::Packets).unwrap_or(&[]));
-            for (mi, m) in [Metric::Flows, Metric::Bytes, Metric::Packets]
-                .into_iter()
-                .enumerate()
-            {
-                let (a, v) = l.weights_of(i, m);
-                w[mi].0.extend(a);
-                w[mi].1.extend(v);
+    use flowdrill_analysis::dist::SizeCounts;
+    // Folded without keeping the records: each worker counts its bins' flows by size, per
+    // time bin (for the second section); the bins' counts merged make the whole.
+    struct Part {
+        by_bin: std::collections::BTreeMap<u64, SizeCounts>,
+        total: Estimate,
+        size: Vec<u64>,
+        /// Weight and variance term of flows, bytes and packets.
+        w: [Vec<f64>; 6],
+    }
+    let metrics = [Metric::Flows, Metric::Bytes, Metric::Packets];
+    let (mut l, parts) = engine.fold(
+        sel,
+        &[Field::Packets],
+        bound,
+        |_: FoldPart<'_>| Part {
+            by_bin: Default::default(),
+            total: Estimate::default(),
+            size: Vec::new(),
+            w: Default::default(),
+        },
+        |part: &mut Part, bin: &BinRef, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
+            let n = rows.map_or(b.len(), <[u32]>::len);
+            let row = |k: usize| rows.map_or(k, |r| r[k] as usize);
+            let packets = b.column(Field::Packets);
+            part.size.clear();
+            part.size
+                .extend((0..n).map(|k| packets.and_then(|c| c.u64_at(row(k))).unwrap_or(0)));
+            for (m, metric) in metrics.into_iter().enumerate() {
+                let [w, v] = part
+                    .w
+                    .get_disjoint_mut([2 * m, 2 * m + 1])
+                    .expect("six columns");
+                w.clear();
+                v.clear();
+                for k in 0..n {
+                    let (a, c) = rw.get(row(k), metric);
+                    w.push(a);
+                    v.push(c);
+                }
+                if metric == sel.metric {
+                    part.total.value += w.iter().sum::<f64>();
+                    part.total.variance += v.iter().sum::<f64>();
+                }
             }
+            let w = &part.w;
+            part.by_bin.entry(bin.start).or_default().add(
+                &part.size,
+                Weights::sampled(&w[0], &w[1]),
+                Weights::sampled(&w[2], &w[3]),
+                Weights::sampled(&w[4], &w[5]),
+            )?;
+            Ok::<(), RunError>(())
+        },
+        |_: &mut Part| {},
+    )?;
+    let mut by_bin: std::collections::BTreeMap<u64, SizeCounts> = Default::default();
+    let mut total = Estimate::default();
+    for part in parts {
+        total.value += part.total.value;
+        total.variance += part.total.variance;
+        for (start, c) in part.by_bin {
+            by_bin.entry(start).or_default().merge(&c);
         }
-        Ok(size_distribution(
-            &size,
-            Weights::sampled(&w[0].0, &w[0].1),
-            Weights::sampled(&w[1].0, &w[1].1),
-            Weights::sampled(&w[2].0, &w[2].1),
-        )?)
-    };
-    let all: Vec<usize> = (0..l.batches.len()).collect();
-    let d = run(&all)?;
+    }
+    if let Some(f) = l.folded.as_mut() {
+        f.total = total;
+    }
+    let exact = l.exact;
+    let mut all = SizeCounts::default();
+    for c in by_bin.values() {
+        all.merge(c);
+    }
+    let d = all.distribution();
     let mut s = Section::new(
         "Flow-size distribution (flow size in packets)",
         Shape::List,
@@ -2250,10 +2299,6 @@ pub fn dist(
         ]);
     }
     // Per time bin: what ignoring the smallest flows would drop.
-    let mut by_start: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
-    for (i, (b, _)) in l.batches.iter().enumerate() {
-        by_start.entry(b.start).or_default().push(i);
-    }
     let mut per = Section::new(
         format!("Ignoring flows of {} packets or fewer, per bin", p.ignore),
         Shape::List,
@@ -2265,8 +2310,8 @@ pub fn dist(
             "bytes_pct",
         ],
     );
-    for (start, parts) in &by_start {
-        let x = run(parts)?.ignoring_up_to(p.ignore);
+    for (start, counts) in &by_bin {
+        let x = counts.distribution().ignoring_up_to(p.ignore);
         per.push(vec![
             Cell::Str(flowdrill_model::time::format_ms(*start)),
             Cell::amount(x.totals.flows.value, exact),

@@ -73,9 +73,9 @@ impl Engine {
     /// Reads the selection as [`Engine::load`] does and folds each bin's matching records into
     /// a state per worker thread, without keeping the records: `init` makes a state for a
     /// worker from the bins it will read (to size it ahead; on Spark, for no bins: one
-    /// worker), `f` adds
-    /// one batch (with the weights of its rows) to it: the rows listed, or every row when
-    /// `None` (a filter's matching rows are not copied out of the batch); `done` finishes a
+    /// worker), `f` adds one batch of a bin (with the weights of its rows) to it: the rows
+    /// listed, or every row when `None` (a filter's matching rows are not copied out of the
+    /// batch); a bin read in chunks comes as several batches. `done` finishes a
     /// state on its worker once its bins are folded. The bins are split among the workers in
     /// contiguous runs of about equal records, so that a selection is folded the same way on
     /// every run; the states come back in bin order. Returns what `load` does, without the
@@ -89,7 +89,7 @@ impl Engine {
         fields: &[Field],
         bound: Bound,
         init: impl Fn(FoldPart<'_>) -> S + Sync,
-        f: impl Fn(&mut S, &Batch, RowWeights<'_>, Option<&[u32]>) -> Result<(), E> + Sync,
+        f: impl Fn(&mut S, &BinRef, &Batch, RowWeights<'_>, Option<&[u32]>) -> Result<(), E> + Sync,
         done: impl Fn(&mut S) + Sync,
     ) -> Result<(Loaded, Vec<S>), E> {
         if self.spark().is_some() {
@@ -102,7 +102,13 @@ impl Engine {
                 resampled: false,
             });
             for i in 0..l.batches.len() {
-                f(&mut s, &l.batches[i].1, l.row_weights(i), None)?;
+                f(
+                    &mut s,
+                    &l.batches[i].0,
+                    &l.batches[i].1,
+                    l.row_weights(i),
+                    None,
+                )?;
             }
             done(&mut s);
             l.folded = Some(Folded {
@@ -169,6 +175,7 @@ impl Engine {
                     took(&mut span, b.len());
                     return f(
                         &mut state,
+                        bin,
                         b,
                         RowWeights::Records(WeightColumns::of(b)),
                         None,
@@ -189,6 +196,7 @@ impl Engine {
                 took(&mut span, rows.as_ref().map_or(b.len(), Vec::len));
                 f(
                     &mut state,
+                    bin,
                     &b,
                     RowWeights::Records(WeightColumns::of(&b)),
                     rows.as_deref(),

@@ -460,3 +460,102 @@ fn folded_series_equals_the_series_of_the_loaded_records() {
         }
     }
 }
+
+/// `dist` counts flows by size per time bin as it folds the bins: the distribution and each
+/// bin's "ignoring" row equal those of the records `load` hands over.
+#[test]
+fn folded_dist_equals_the_distribution_of_the_loaded_records() {
+    use flowdrill_analysis::Weights;
+    use flowdrill_analysis::dist::size_distribution;
+    use flowdrill_query::run::DistParams;
+    let spread: Vec<FlowRecord> = records()
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| FlowRecord {
+            time_start: T0 + i as u64 * 360,
+            time_end: T0 + i as u64 * 360 + 5,
+            ..r
+        })
+        .collect();
+    let cached = engine_of("dist", spread);
+    let dir = cached.store().root().to_path_buf();
+    let uncached = Engine::new(Store::open(&dir).unwrap(), 0);
+    for (filter, start, end) in [
+        ("", T0, T0 + 7_200_000),
+        ("proto udp", T0 + 1_000_000, T0 + 4_000_000),
+        ("dst port 443", T0 + 37_000, T0 + 1_151_000),
+    ] {
+        let sel = Selection {
+            filter: (!filter.is_empty())
+                .then(|| flowdrill_query::parse_filter(filter, &cached.custom_fields()).unwrap()),
+            range: start..end,
+            ..Selection::all()
+        };
+        let l = cached.load(&sel, &[Field::Packets], Bound::Exact).unwrap();
+        let of = |parts: &[usize]| {
+            let mut size = Vec::new();
+            let mut w = [(); 3].map(|_| Vec::new());
+            for &i in parts {
+                size.extend(l.batches[i].1.u64s(Field::Packets).unwrap());
+                for (k, m) in [Metric::Flows, Metric::Bytes, Metric::Packets]
+                    .into_iter()
+                    .enumerate()
+                {
+                    w[k].extend(l.weights_of(i, m).0);
+                }
+            }
+            size_distribution(
+                &size,
+                Weights::exact(&w[0]),
+                Weights::exact(&w[1]),
+                Weights::exact(&w[2]),
+            )
+            .unwrap()
+        };
+        let all: Vec<usize> = (0..l.batches.len()).collect();
+        let whole = of(&all);
+        let mut by_start: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+        for (i, (b, _)) in l.batches.iter().enumerate() {
+            by_start.entry(b.start).or_default().push(i);
+        }
+        assert!(by_start.len() > 3, "filter '{filter}': too few bins");
+        for (name, e) in [("cached", &cached), ("uncached", &uncached)] {
+            let what = format!("{name}, filter '{filter}'");
+            let r = run::dist(e, &sel, Bound::Exact, &DistParams { ignore: 2 }).unwrap();
+            assert_eq!(r.meta.total, l.total().value, "{what}");
+            let s = &r.sections[0];
+            let got: Vec<Vec<String>> = s
+                .rows
+                .iter()
+                .map(|row| {
+                    ["packets_lo", "flows", "packets", "bytes"]
+                        .iter()
+                        .map(|c| row[s.col(c).unwrap()].text())
+                        .collect()
+                })
+                .collect();
+            let want: Vec<Vec<String>> = whole
+                .rows
+                .iter()
+                .map(|row| {
+                    vec![
+                        row.lo.to_string(),
+                        (row.totals.flows.value as u64).to_string(),
+                        (row.totals.packets.value as u64).to_string(),
+                        (row.totals.bytes.value as u64).to_string(),
+                    ]
+                })
+                .collect();
+            assert_eq!(got, want, "{what}");
+            let per = &r.sections[1];
+            let dropped = per.col("flows_dropped").unwrap();
+            let mut want: Vec<String> = by_start
+                .values()
+                .map(|parts| (of(parts).ignoring_up_to(2).totals.flows.value as u64).to_string())
+                .collect();
+            want.push((whole.ignoring_up_to(2).totals.flows.value as u64).to_string());
+            let got: Vec<String> = per.rows.iter().map(|row| row[dropped].text()).collect();
+            assert_eq!(got, want, "{what}");
+        }
+    }
+}
