@@ -184,6 +184,65 @@ pub fn hhh<H: Hierarchy>(
     h.pass(aggregate_leaves(h, leaves, w), n, nvar, thr)
 }
 
+/// Records summed by leaf key as they are read, for [`hhh`] without keeping them: each part
+/// (a worker's) adds its records ([`LeafSums::add`]), the parts are merged in a fixed order
+/// ([`LeafSums::merge`]), and [`LeafSums::hhh`] runs the rule on the sums, as [`hhh`] does
+/// on the records.
+#[derive(Clone, Debug)]
+pub struct LeafSums<K> {
+    sums: FastMap<K, (f64, f64)>,
+    n: f64,
+    nvar: f64,
+}
+
+impl<K: Clone + Eq + Hash> Default for LeafSums<K> {
+    fn default() -> Self {
+        LeafSums {
+            sums: fast_map(1024),
+            n: 0.0,
+            nvar: 0.0,
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash> LeafSums<K> {
+    /// Adds one record: its leaf key (`Hierarchy::leaf`), weight and variance term. A weight
+    /// that is negative or not finite is refused, as [`hhh`] refuses it.
+    #[inline]
+    pub fn add(&mut self, key: K, w: f64, var: f64) -> Result<(), AnalysisError> {
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(AnalysisError::BadWeight { index: 0, value: w });
+        }
+        let e = self.sums.entry(key).or_insert((0.0, 0.0));
+        e.0 += w;
+        e.1 += var;
+        self.n += w;
+        self.nvar += var;
+        Ok(())
+    }
+
+    /// Adds the sums of `other`.
+    pub fn merge(&mut self, other: LeafSums<K>) {
+        for (k, (w, v)) in other.sums {
+            let e = self.sums.entry(k).or_insert((0.0, 0.0));
+            e.0 += w;
+            e.1 += v;
+        }
+        self.n += other.n;
+        self.nvar += other.nvar;
+    }
+
+    /// The HHH of the records added, in hierarchy `h` (whose leaf keys these are).
+    pub fn hhh<H: Hierarchy<Key = K>>(
+        self,
+        h: &H,
+        threshold: Threshold,
+    ) -> Result<HhhReport<K>, AnalysisError> {
+        let thr = threshold.resolve(self.n)?;
+        h.pass(self.sums.into_iter().collect(), self.n, self.nvar, thr)
+    }
+}
+
 /// [`hhh`] always with the generic [`bottom_up`] pass: the reference the fast passes are tested
 /// against, and a baseline for benchmarks.
 pub fn hhh_bottom_up<H: Hierarchy>(
@@ -1705,6 +1764,21 @@ mod tests {
                 let h = AppHierarchy { side };
                 let rep = hhh(&h, &leaves, Weights::exact(&w), Threshold::Absolute(t)).unwrap();
                 assert_eq!(triples(&rep), naive(&h, &leaves, &w, t), "seed {seed}");
+                // Summed by leaf in parts (as workers fold them) and merged: the same report.
+                let share = Threshold::Share(r.random_range(0.01..0.5));
+                let whole = hhh(&h, &leaves, Weights::exact(&w), share).unwrap();
+                let mut sums = LeafSums::default();
+                let mut at = 0;
+                while at < n {
+                    let to = (at + r.random_range(1..40)).min(n);
+                    let mut part = LeafSums::default();
+                    for i in at..to {
+                        part.add(h.leaf(leaves[i]), w[i], 0.0).unwrap();
+                    }
+                    sums.merge(part);
+                    at = to;
+                }
+                assert_eq!(sums.hhh(&h, share).unwrap(), whole, "seed {seed}");
             }
             let a = clustered_addrs(&mut r, n, true);
             let map_rows: Vec<PrefixMapRow> = a

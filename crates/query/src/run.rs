@@ -1243,6 +1243,59 @@ fn hhh_of(
     })
 }
 
+/// HHH of a hierarchy whose leaves come from a record's columns (the application's ports,
+/// a prefix map's addresses; `leaf(batch)(row)`), folded without keeping the records: each
+/// worker sums its records by leaf key, the sums are merged in bin order.
+fn hhh_leaves_folded<H>(
+    engine: &Engine,
+    sel: &Selection,
+    bound: Bound,
+    h: &H,
+    fields: &[Field],
+    leaf: impl for<'b> Fn(&'b Batch) -> Box<dyn Fn(usize) -> H::Leaf + 'b> + Sync,
+    share: f64,
+) -> Result<(Loaded, HhhReport<H::Key>), RunError>
+where
+    H: flowdrill_analysis::hhh::Hierarchy + Sync,
+{
+    use flowdrill_analysis::hhh::LeafSums;
+    let (mut l, parts) = engine.fold(
+        sel,
+        fields,
+        bound,
+        |_: FoldPart<'_>| LeafSums::<H::Key>::default(),
+        |sums: &mut LeafSums<H::Key>,
+         _: &BinRef,
+         b: &Batch,
+         rw: RowWeights<'_>,
+         rows: Option<&[u32]>| {
+            let leaf_of = leaf(b);
+            let mut one = |i: usize| {
+                let (w, v) = rw.get(i, sel.metric);
+                sums.add(h.leaf(leaf_of(i)), w, v)
+            };
+            match rows {
+                Some(r) => r.iter().try_for_each(|&i| one(i as usize))?,
+                None => (0..b.len()).try_for_each(one)?,
+            }
+            Ok::<(), RunError>(())
+        },
+        |_| {},
+    )?;
+    let mut all = LeafSums::default();
+    for part in parts {
+        all.merge(part);
+    }
+    let r = all.hhh(h, Threshold::Share(share))?;
+    if let Some(f) = l.folded.as_mut() {
+        f.total = Estimate {
+            value: r.total,
+            variance: r.total_variance,
+        };
+    }
+    Ok((l, r))
+}
+
 /// Labels an address or prefix key with the prefix map's AS and organisation.
 fn label(key: &AnyKey, map: Option<&PrefixMap>) -> Cell {
     match (map, key) {
@@ -1274,11 +1327,40 @@ pub fn hhh(
     check_share(p.share)?;
     let (l, r) = match &p.dim {
         Dim::Addr { field, levels } => hhh_addrs_folded(engine, sel, bound, *field, levels, p)?,
-        _ => {
-            let l = engine.load(sel, &p.dim.fields(), bound)?;
-            let (w, v) = (l.all_weights(), l.all_variances_if_sampled());
-            let r = hhh_of(&p.dim, &l, l.weights_arg(&w, &v), Threshold::Share(p.share))?;
-            (l, r)
+        Dim::App(side) => {
+            let (l, r) = hhh_leaves_folded(
+                engine,
+                sel,
+                bound,
+                &AppHierarchy { side: *side },
+                &p.dim.fields(),
+                |b| {
+                    let (p, s, d) = (
+                        b.column(Field::Proto),
+                        b.column(Field::SrcPort),
+                        b.column(Field::DstPort),
+                    );
+                    let at = |c: Option<ColumnRef<'_>>, i| c.and_then(|c| c.u64_at(i)).unwrap_or(0);
+                    Box::new(move |i| (at(p, i) as u8, at(s, i) as u16, at(d, i) as u16))
+                },
+                p.share,
+            )?;
+            (l, convert(r, AnyKey::App))
+        }
+        Dim::Map { field, map } => {
+            let (l, r) = hhh_leaves_folded(
+                engine,
+                sel,
+                bound,
+                map,
+                &p.dim.fields(),
+                |b| match b.column(*field) {
+                    Some(ColumnRef::Addr(a)) => Box::new(move |i| a[i]),
+                    _ => Box::new(|_| 0),
+                },
+                p.share,
+            )?;
+            (l, convert(r, AnyKey::Map))
         }
     };
     let exact = l.exact;

@@ -287,6 +287,58 @@ fn folded_analyses_equal_a_naive_aggregation_of_the_loaded_records() {
                 .map(|row| (row.key.to_string(), format!("{}", row.total as i128)))
                 .collect();
             assert_eq!(got, expect, "hhh: {what}");
+            // The application hierarchy, summed by leaf as the bins are folded.
+            let l = cached
+                .load(
+                    &sel,
+                    &[Field::Proto, Field::SrcPort, Field::DstPort],
+                    Bound::Exact,
+                )
+                .unwrap();
+            let (p, sp, dp) = (
+                l.concat_u64(Field::Proto),
+                l.concat_u64(Field::SrcPort),
+                l.concat_u64(Field::DstPort),
+            );
+            let leaves: Vec<(u8, u16, u16)> = (0..p.len())
+                .map(|i| (p[i] as u8, sp[i] as u16, dp[i] as u16))
+                .collect();
+            let app = flowdrill_analysis::hhh::AppHierarchy {
+                side: flowdrill_analysis::hhh::PortSide::Destination,
+            };
+            let want = flowdrill_analysis::hhh::hhh(
+                &app,
+                &leaves,
+                flowdrill_analysis::Weights::exact(&l.all_weights()),
+                flowdrill_analysis::hhh::Threshold::Share(0.02),
+            )
+            .unwrap();
+            let h = run::hhh(
+                e,
+                &sel,
+                Bound::Exact,
+                &HhhParams {
+                    dim: Dim::parse("app-dst", &levels, None).unwrap(),
+                    share: 0.02,
+                    labels: None,
+                },
+            )
+            .unwrap();
+            let hs = &h.sections[0];
+            let (hk, hv) = (hs.col("key").unwrap(), hs.col("value").unwrap());
+            let got: Vec<(String, String)> = hs
+                .rows
+                .iter()
+                .map(|row| (row[hk].text(), row[hv].text()))
+                .collect();
+            let expect: Vec<(String, String)> = want
+                .rows
+                .iter()
+                .map(|row| (row.key.to_string(), format!("{}", row.total as i128)))
+                .collect();
+            assert!(expect.len() > 3, "{what}: {expect:?}");
+            assert_eq!(got, expect, "hhh app-dst: {what}");
+            assert_eq!(h.meta.total, l.total().value, "{what}");
         }
     }
 }
