@@ -232,6 +232,16 @@ impl<K: Clone + Eq + Hash> LeafSums<K> {
         self.nvar += other.nvar;
     }
 
+    /// The sum of the weights added and of their variance terms.
+    pub fn total(&self) -> (f64, f64) {
+        (self.n, self.nvar)
+    }
+
+    /// Each key's sums (weight, variance), in no particular order.
+    pub fn into_sums(self) -> impl Iterator<Item = (K, (f64, f64))> {
+        self.sums.into_iter()
+    }
+
     /// The HHH of the records added, in hierarchy `h` (whose leaf keys these are).
     pub fn hhh<H: Hierarchy<Key = K>>(
         self,

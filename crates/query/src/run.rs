@@ -12,7 +12,6 @@ use flowdrill_analysis::hhh::{
     self, AppHierarchy, HhhReport, Hierarchy, IpKey, IpLevels, MapKey, PortSide, PrefixMap,
     PrefixMapRow, Threshold,
 };
-use flowdrill_analysis::top;
 use flowdrill_analysis::{AnalysisError, Estimate, Weights};
 use flowdrill_model::{Addr, ColumnRef, ColumnSource, Field, Kind, Prefix, proto};
 use flowdrill_store::{Batch, BinRef};
@@ -111,22 +110,19 @@ impl KeySpec {
         Ok(k)
     }
 
-    /// The key of record `i` of `b` as a u128 (addresses masked).
-    fn extract(&self, loaded: &Loaded) -> Vec<u128> {
-        match self.field.info().kind {
-            Kind::Address => {
-                let a = loaded.concat_u128(self.field);
-                if self.v4_len == 32 && self.v6_len == 128 {
-                    a
-                } else {
-                    top::mask_addrs(&a, self.v4_len, self.v6_len)
-                }
+    /// Row `i`'s key in `b` (0 where `b` lacks the field), masked to the prefix lengths.
+    fn key_of<'b>(&self, b: &'b Batch) -> Box<dyn Fn(usize) -> u128 + 'b> {
+        let (v4, v6) = (self.v4_len, self.v6_len);
+        match (self.field.info().kind, b.column(self.field)) {
+            (Kind::Address, Some(ColumnRef::Addr(a))) if v4 == 32 && v6 == 128 => {
+                Box::new(move |i| a[i])
             }
-            _ => loaded
-                .concat_u64(self.field)
-                .into_iter()
-                .map(u128::from)
-                .collect(),
+            (Kind::Address, Some(ColumnRef::Addr(a))) => Box::new(move |i| {
+                let x = Addr(a[i]);
+                x.masked(if x.is_v4() { v4 } else { v6 }).0
+            }),
+            (Kind::Address, _) => Box::new(|_| 0),
+            (_, c) => Box::new(move |i| c.and_then(|c| c.u64_at(i)).map_or(0, u128::from)),
         }
     }
 
@@ -178,25 +174,6 @@ impl Trace {
             );
             c.set(now);
         }
-    }
-}
-
-/// [`top::aggregate`] over u128 keys, on u64 keys when every key fits (integers, and IPv4
-/// addresses in their IPv4-mapped form do): half the memory traffic and cheaper hashing.
-fn aggregate_keys(keys: &[u128], w: Weights<'_>) -> Result<Vec<top::Group<u128>>, AnalysisError> {
-    if keys.iter().all(|&k| k <= u64::MAX as u128) {
-        let narrow: Vec<u64> = keys.iter().map(|&k| k as u64).collect();
-        Ok(top::aggregate(&narrow, w)?
-            .into_iter()
-            .map(|g| top::Group {
-                key: g.key as u128,
-                weight: g.weight,
-                variance: g.variance,
-                records: g.records,
-            })
-            .collect())
-    } else {
-        top::aggregate(keys, w)
     }
 }
 
@@ -2434,17 +2411,50 @@ pub fn compare(
     p: &CompareParams,
 ) -> Result<Report, RunError> {
     use flowdrill_analysis::compare::{self as c, ChangeKind};
-    let groups = |s: &Selection| -> Result<(Loaded, Vec<top::Group<u128>>), RunError> {
-        let l = engine.load(s, &[p.by.field], bound)?;
-        let keys = p.by.extract(&l);
-        let (w, v) = (l.all_weights(), l.all_variances_if_sampled());
-        let g = aggregate_keys(&keys, l.weights_arg(&w, &v))?;
+    // Each selection folded into sums per key (no records kept), merged in bin order.
+    let groups = |s: &Selection| -> Result<(Loaded, Vec<(u128, Estimate)>), RunError> {
+        use flowdrill_analysis::hhh::LeafSums;
+        let (mut l, parts) = engine.fold(
+            s,
+            &[p.by.field],
+            bound,
+            |_: FoldPart<'_>| LeafSums::<u128>::default(),
+            |sums: &mut LeafSums<u128>,
+             _: &BinRef,
+             b: &Batch,
+             rw: RowWeights<'_>,
+             rows: Option<&[u32]>| {
+                let key = p.by.key_of(b);
+                let mut one = |i: usize| {
+                    let (w, v) = rw.get(i, s.metric);
+                    sums.add(key(i), w, v)
+                };
+                match rows {
+                    Some(r) => r.iter().try_for_each(|&i| one(i as usize))?,
+                    None => (0..b.len()).try_for_each(one)?,
+                }
+                Ok::<(), RunError>(())
+            },
+            |_| {},
+        )?;
+        let mut all = LeafSums::default();
+        for part in parts {
+            all.merge(part);
+        }
+        let (value, variance) = all.total();
+        if let Some(f) = l.folded.as_mut() {
+            f.total = Estimate { value, variance };
+        }
+        let g = all
+            .into_sums()
+            .map(|(k, (value, variance))| (k, Estimate { value, variance }))
+            .collect();
         Ok((l, g))
     };
     let (lb, gb) = groups(&p.before)?;
     let (la, ga) = groups(sel)?;
     let exact = la.exact && lb.exact;
-    let changes = c::compare(c::estimates(&gb), c::estimates(&ga));
+    let changes = c::compare(gb, ga);
     let mut s = Section::new(
         format!(
             "Largest changes of {} by {}",

@@ -611,3 +611,70 @@ fn folded_dist_equals_the_distribution_of_the_loaded_records() {
         }
     }
 }
+
+/// `compare` folds each selection into sums per key: its rows (the largest changes, before and
+/// after) equal sums of the records `load` hands over for each selection.
+#[test]
+fn folded_compare_equals_sums_of_the_loaded_records() {
+    use flowdrill_query::run::CompareParams;
+    let e = engine("compare");
+    let uncached = Engine::new(Store::open(e.store().root()).unwrap(), 0);
+    let sel = |filter: &str, start: u64, end: u64| Selection {
+        filter: (!filter.is_empty())
+            .then(|| flowdrill_query::parse_filter(filter, &e.custom_fields()).unwrap()),
+        range: start..end,
+        ..Selection::all()
+    };
+    for (by, filter) in [("dstport", ""), ("srcip/24", "proto tcp"), ("srcip", "")] {
+        let (after, before) = (
+            sel(filter, T0 + 100_000, T0 + 200_000),
+            sel(filter, T0, T0 + 100_000),
+        );
+        let spec = KeySpec::parse(by).unwrap();
+        let sums = |s: &Selection| {
+            let l = e.load(s, &[spec.field], Bound::Exact).unwrap();
+            let w = l.all_weights();
+            let mut m: std::collections::BTreeMap<String, f64> = Default::default();
+            let keys: Vec<String> = if by.starts_with("srcip") {
+                l.concat_u128(Field::SrcAddr)
+                    .into_iter()
+                    .map(|a| spec.show(Addr(a).masked(spec.v4_len).0))
+                    .collect()
+            } else {
+                l.concat_u64(Field::DstPort)
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect()
+            };
+            for (k, x) in keys.into_iter().zip(w) {
+                *m.entry(k).or_default() += x;
+            }
+            m
+        };
+        let (b, a) = (sums(&before), sums(&after));
+        for (name, eng) in [("cached", &e), ("uncached", &uncached)] {
+            let r = run::compare(
+                eng,
+                &after,
+                Bound::Exact,
+                &CompareParams {
+                    by: spec.clone(),
+                    n: 25,
+                    before: before.clone(),
+                },
+            )
+            .unwrap();
+            let s = &r.sections[0];
+            assert!(s.rows.len() > 5, "{name} {by}: {} rows", s.rows.len());
+            let col = |row: &Vec<Cell>, c: &str| row[s.col(c).unwrap()].text();
+            for row in &s.rows {
+                let k = col(row, "key");
+                let want = |m: &std::collections::BTreeMap<String, f64>| {
+                    format!("{}", m.get(&k).copied().unwrap_or(0.0) as i64)
+                };
+                assert_eq!(col(row, "before"), want(&b), "{name} {by} {k}");
+                assert_eq!(col(row, "after"), want(&a), "{name} {by} {k}");
+            }
+        }
+    }
+}
