@@ -658,7 +658,7 @@ fn folded_compare_equals_sums_of_the_loaded_records() {
                 &after,
                 Bound::Exact,
                 &CompareParams {
-                    by: spec.clone(),
+                    by: spec,
                     n: 25,
                     before: before.clone(),
                 },
