@@ -243,6 +243,12 @@ class Suite:
         t_fd, rss_fd, _ = timed(fdq(["hhh", "-d", "src", "-T", "5"]), runs)
         self.row(n, "HHH sources 5% (no peer)", "flowdrill CLI", t_fd, rss_fd,
                  "target: 0.5 s for 10 M records")
+        # The other analyses that fold the bins (none of the peers answers these directly).
+        for q, args in [("HHH applications 5% (no peer)", ["hhh", "-d", "app", "-T", "5"]),
+                        ("series by Brownlee class (no peer)", ["series", "-c", "brownlee"]),
+                        ("flow-size distribution (no peer)", ["dist"])]:
+            t_fd, rss_fd, _ = timed(fdq(args), runs)
+            self.row(n, q, "flowdrill CLI", t_fd, rss_fd, "")
 
     def month(self, work):
         """Time range scaling over a month stored at the default budget (coarse levels)."""
