@@ -208,9 +208,25 @@ impl<K: Key, A: Copy + Default> Flat<K, A> {
         }
     }
 
+    /// Makes room for about `keys` keys before the table grows again (as
+    /// [`Flat::with_expected`] sizes a table); a table that large already is left as it is.
+    /// For a table whose size shows only after its first keys: one move instead of a
+    /// doubling after another, each leaving fresh memory behind.
+    pub fn reserve(&mut self, keys: usize) {
+        let slots = (keys.saturating_mul(SIZED_LOAD.1) / SIZED_LOAD.0).max(MIN_SLOTS);
+        if slots > self.slots.len() {
+            self.rehash(slots);
+        }
+    }
+
     /// Doubles the table.
     fn grow(&mut self) {
-        let mut next = Self::with_slots(self.slots.len() * 2);
+        self.rehash(self.slots.len() * 2);
+    }
+
+    /// Moves the groups into a table of `slots` slots.
+    fn rehash(&mut self, slots: usize) {
+        let mut next = Self::with_slots(slots);
         for &(k, a) in self.slots.iter().filter(|e| e.0 != K::default()) {
             let s = next.find(k);
             next.slots[s] = (k, a);
@@ -686,5 +702,19 @@ mod tests {
         assert_eq!(g.get(0), Some(&1));
         assert_eq!(g.get(99_999), Some(&1));
         assert_eq!(g.get(100_000), None);
+        // Reserved after its first keys: they stay, with their sums, and it does not grow.
+        let mut r: Flat<u32, u64> = Flat::new();
+        r.add((0..500u32).map(|k| (k, 2)), |a, x| *a += x);
+        r.reserve(100_000);
+        let slots = r.capacity();
+        assert!(slots >= 100_000 * 10 / 7, "{slots}");
+        r.add((0..100_000u32).map(|k| (k, 1)), |a, x| *a += x);
+        assert_eq!((r.len(), r.capacity()), (100_000, slots));
+        assert_eq!(
+            (r.get(0), r.get(499), r.get(500)),
+            (Some(&3), Some(&3), Some(&1))
+        );
+        r.reserve(10);
+        assert_eq!(r.capacity(), slots);
     }
 }
