@@ -304,17 +304,22 @@ impl Default for Distinct {
     }
 }
 
+/// The sketch of a set of addresses.
+fn sketch_of(s: &FastSet<u128>) -> Hll {
+    let mut h = Hll::new();
+    for &x in s.iter() {
+        h.insert_hash(hash_u128(x));
+    }
+    h
+}
+
 impl Distinct {
     pub fn insert(&mut self, a: u128) {
         match self {
             Distinct::Exact(s) => {
                 s.insert(a);
                 if s.len() > EXACT_DISTINCT {
-                    let mut h = Hll::new();
-                    for &x in s.iter() {
-                        h.insert_hash(hash_u128(x));
-                    }
-                    *self = Distinct::Sketch(h);
+                    *self = Distinct::Sketch(sketch_of(s));
                 }
             }
             Distinct::Sketch(h) => h.insert_hash(hash_u128(a)),
@@ -327,13 +332,7 @@ impl Distinct {
             Distinct::Sketch(h) => {
                 let mut mine = match std::mem::take(self) {
                     Distinct::Sketch(m) => m,
-                    Distinct::Exact(s) => {
-                        let mut m = Hll::new();
-                        for &x in s.iter() {
-                            m.insert_hash(hash_u128(x));
-                        }
-                        m
-                    }
+                    Distinct::Exact(s) => sketch_of(&s),
                 };
                 // Every sketch here is `Hll::new()`'s: the precisions agree.
                 let _ = mine.merge(&h);

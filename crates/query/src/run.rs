@@ -1244,36 +1244,36 @@ fn hhh_of(
     })
 }
 
-/// HHH of a hierarchy whose leaves come from a record's columns (the application's ports,
-/// a prefix map's addresses; `leaf(batch)(row)`), folded without keeping the records: each
-/// worker sums its records by leaf key, the sums are merged in bin order.
-fn hhh_leaves_folded<H>(
+/// The selection folded into sums per key without keeping the records: each row's key is
+/// `to_key(read(batch)(row))` and it adds its weight and variance term in the selection's
+/// metric; each worker sums its own rows, the sums are merged in bin order, and the fold's
+/// total is theirs.
+fn fold_key_sums<R, K>(
     engine: &Engine,
     sel: &Selection,
     bound: Bound,
-    h: &H,
     fields: &[Field],
-    leaf: impl for<'b> Fn(&'b Batch) -> Box<dyn Fn(usize) -> H::Leaf + 'b> + Sync,
-    share: f64,
-) -> Result<(Loaded, HhhReport<H::Key>), RunError>
+    read: impl for<'b> Fn(&'b Batch) -> Box<dyn Fn(usize) -> R + 'b> + Sync,
+    to_key: impl Fn(R) -> K + Sync,
+) -> Result<(Loaded, flowdrill_analysis::hhh::LeafSums<K>), RunError>
 where
-    H: flowdrill_analysis::hhh::Hierarchy + Sync,
+    K: Clone + Eq + std::hash::Hash + Send,
 {
     use flowdrill_analysis::hhh::LeafSums;
     let (mut l, parts) = engine.fold(
         sel,
         fields,
         bound,
-        |_: FoldPart<'_>| LeafSums::<H::Key>::default(),
-        |sums: &mut LeafSums<H::Key>,
+        |_: FoldPart<'_>| LeafSums::<K>::default(),
+        |sums: &mut LeafSums<K>,
          _: &BinRef,
          b: &Batch,
          rw: RowWeights<'_>,
          rows: Option<&[u32]>| {
-            let leaf_of = leaf(b);
+            let raw = read(b);
             let mut one = |i: usize| {
                 let (w, v) = rw.get(i, sel.metric);
-                sums.add(h.leaf(leaf_of(i)), w, v)
+                sums.add(to_key(raw(i)), w, v)
             };
             match rows {
                 Some(r) => r.iter().try_for_each(|&i| one(i as usize))?,
@@ -1287,14 +1287,30 @@ where
     for part in parts {
         all.merge(part);
     }
-    let r = all.hhh(h, Threshold::Share(share))?;
+    let (value, variance) = all.total();
     if let Some(f) = l.folded.as_mut() {
-        f.total = Estimate {
-            value: r.total,
-            variance: r.total_variance,
-        };
+        f.total = Estimate { value, variance };
     }
-    Ok((l, r))
+    Ok((l, all))
+}
+
+/// HHH of a hierarchy whose leaves come from a record's columns (the application's ports,
+/// a prefix map's addresses; `leaf(batch)(row)`), folded without keeping the records
+/// ([`fold_key_sums`] by leaf key).
+fn hhh_leaves_folded<H>(
+    engine: &Engine,
+    sel: &Selection,
+    bound: Bound,
+    h: &H,
+    fields: &[Field],
+    leaf: impl for<'b> Fn(&'b Batch) -> Box<dyn Fn(usize) -> H::Leaf + 'b> + Sync,
+    share: f64,
+) -> Result<(Loaded, HhhReport<H::Key>), RunError>
+where
+    H: flowdrill_analysis::hhh::Hierarchy + Sync,
+{
+    let (l, sums) = fold_key_sums(engine, sel, bound, fields, leaf, |x| h.leaf(x))?;
+    Ok((l, sums.hhh(h, Threshold::Share(share))?))
 }
 
 /// Labels an address or prefix key with the prefix map's AS and organisation.
@@ -1969,6 +1985,35 @@ pub struct SeriesParams {
     pub local: Option<Vec<Prefix>>,
 }
 
+/// The weight and variance term in each of `metrics` of `rows` of a batch (its `n` rows when
+/// `None`), into `out` (weight, then variance, per metric in that order); those in the metric
+/// `total.0` are also added to `total.1`.
+fn weigh_rows(
+    rw: RowWeights<'_>,
+    (rows, n): (Option<&[u32]>, usize),
+    metrics: [Metric; 3],
+    out: &mut [Vec<f64>; 6],
+    total: (Metric, &mut Estimate),
+) {
+    let row = |k: usize| rows.map_or(k, |r| r[k] as usize);
+    for (m, metric) in metrics.into_iter().enumerate() {
+        let [w, v] = out
+            .get_disjoint_mut([2 * m, 2 * m + 1])
+            .expect("six columns");
+        w.clear();
+        v.clear();
+        for k in 0..n {
+            let (a, c) = rw.get(row(k), metric);
+            w.push(a);
+            v.push(c);
+        }
+        if metric == total.0 {
+            total.1.value += w.iter().sum::<f64>();
+            total.1.variance += v.iter().sum::<f64>();
+        }
+    }
+}
+
 /// A worker's part of a series: its cells, the selection's total in its metric, and the
 /// columns of the batch being added.
 struct SeriesPart {
@@ -2020,29 +2065,13 @@ impl SeriesPart {
             out.clear();
             out.extend((0..n).map(|k| c.and_then(|c| c.u64_at(row(k))).unwrap_or(0)));
         }
-        for (m, metric) in [Metric::Bytes, Metric::Packets, Metric::Flows]
-            .into_iter()
-            .enumerate()
-        {
-            let [w, v] = self
-                .w
-                .get_disjoint_mut([2 * m, 2 * m + 1])
-                .expect("six columns");
-            w.clear();
-            v.clear();
-            for k in 0..n {
-                let (a, c) = rw.get(row(k), metric);
-                w.push(a);
-                v.push(c);
-            }
-        }
-        let t = match metric {
-            Metric::Bytes => 0,
-            Metric::Packets => 2,
-            Metric::Flows => 4,
-        };
-        self.total.value += self.w[t].iter().sum::<f64>();
-        self.total.variance += self.w[t + 1].iter().sum::<f64>();
+        weigh_rows(
+            rw,
+            (rows, n),
+            [Metric::Bytes, Metric::Packets, Metric::Flows],
+            &mut self.w,
+            (metric, &mut self.total),
+        );
         if addrs {
             for (f, out) in [
                 (Field::SrcAddr, &mut self.src),
@@ -2309,23 +2338,13 @@ pub fn dist(
             part.size.clear();
             part.size
                 .extend((0..n).map(|k| packets.and_then(|c| c.u64_at(row(k))).unwrap_or(0)));
-            for (m, metric) in metrics.into_iter().enumerate() {
-                let [w, v] = part
-                    .w
-                    .get_disjoint_mut([2 * m, 2 * m + 1])
-                    .expect("six columns");
-                w.clear();
-                v.clear();
-                for k in 0..n {
-                    let (a, c) = rw.get(row(k), metric);
-                    w.push(a);
-                    v.push(c);
-                }
-                if metric == sel.metric {
-                    part.total.value += w.iter().sum::<f64>();
-                    part.total.variance += v.iter().sum::<f64>();
-                }
-            }
+            weigh_rows(
+                rw,
+                (rows, n),
+                metrics,
+                &mut part.w,
+                (sel.metric, &mut part.total),
+            );
             let w = &part.w;
             part.by_bin.entry(bin.start).or_default().add(
                 &part.size,
@@ -2437,39 +2456,8 @@ pub fn compare(
     use flowdrill_analysis::compare::{self as c, ChangeKind};
     // Each selection folded into sums per key (no records kept), merged in bin order.
     let groups = |s: &Selection| -> Result<(Loaded, Vec<(u128, Estimate)>), RunError> {
-        use flowdrill_analysis::hhh::LeafSums;
-        let (mut l, parts) = engine.fold(
-            s,
-            &[p.by.field],
-            bound,
-            |_: FoldPart<'_>| LeafSums::<u128>::default(),
-            |sums: &mut LeafSums<u128>,
-             _: &BinRef,
-             b: &Batch,
-             rw: RowWeights<'_>,
-             rows: Option<&[u32]>| {
-                let key = p.by.key_of(b);
-                let mut one = |i: usize| {
-                    let (w, v) = rw.get(i, s.metric);
-                    sums.add(key(i), w, v)
-                };
-                match rows {
-                    Some(r) => r.iter().try_for_each(|&i| one(i as usize))?,
-                    None => (0..b.len()).try_for_each(one)?,
-                }
-                Ok::<(), RunError>(())
-            },
-            |_| {},
-        )?;
-        let mut all = LeafSums::default();
-        for part in parts {
-            all.merge(part);
-        }
-        let (value, variance) = all.total();
-        if let Some(f) = l.folded.as_mut() {
-            f.total = Estimate { value, variance };
-        }
-        let g = all
+        let (l, sums) = fold_key_sums(engine, s, bound, &[p.by.field], |b| p.by.key_of(b), |k| k)?;
+        let g = sums
             .into_sums()
             .map(|(k, (value, variance))| (k, Estimate { value, variance }))
             .collect();

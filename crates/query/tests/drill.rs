@@ -195,6 +195,39 @@ fn prefix_map_keys_narrow_by_longest_match() {
     assert_eq!(check(&e, base, &r, 0, "bytes"), 5);
 }
 
+/// The (key, value) rows of `hhh` over `sel` in `dim`, and the report.
+fn hhh_rows(e: &Engine, sel: &Selection, dim: Dim, share: f64) -> (Vec<(String, String)>, Report) {
+    let h = run::hhh(
+        e,
+        sel,
+        Bound::Exact,
+        &HhhParams {
+            dim,
+            share,
+            labels: None,
+        },
+    )
+    .unwrap();
+    let hs = &h.sections[0];
+    let (hk, hv) = (hs.col("key").unwrap(), hs.col("value").unwrap());
+    let rows = hs
+        .rows
+        .iter()
+        .map(|row| (row[hk].text(), row[hv].text()))
+        .collect();
+    (rows, h)
+}
+
+/// The (key, total) rows of an analysis-level HHH report, as `hhh` prints exact ones.
+fn report_rows<K: std::fmt::Display>(
+    r: &flowdrill_analysis::hhh::HhhReport<K>,
+) -> Vec<(String, String)> {
+    r.rows
+        .iter()
+        .map(|row| (row.key.to_string(), format!("{}", row.total as i128)))
+        .collect()
+}
+
 /// `top` and address HHH fold the bins without keeping them, reading matching rows in place
 /// (engine with a cache) or bin chunks (without): under filters and a time range cutting the
 /// bin, both equal a naive aggregation of the records `load` hands over.
@@ -263,30 +296,8 @@ fn folded_analyses_equal_a_naive_aggregation_of_the_loaded_records() {
             assert_eq!(got, expect, "top: {what}");
             assert_eq!(r.meta.records, l.records(), "records: {what}");
             assert_eq!(r.meta.total, l.total().value, "total: {what}");
-            let h = run::hhh(
-                e,
-                &sel,
-                Bound::Exact,
-                &HhhParams {
-                    dim: Dim::parse("src", &levels, None).unwrap(),
-                    share: 0.03,
-                    labels: None,
-                },
-            )
-            .unwrap();
-            let hs = &h.sections[0];
-            let (hk, hv) = (hs.col("key").unwrap(), hs.col("value").unwrap());
-            let got: Vec<(String, String)> = hs
-                .rows
-                .iter()
-                .map(|row| (row[hk].text(), row[hv].text()))
-                .collect();
-            let expect: Vec<(String, String)> = hhh_want
-                .rows
-                .iter()
-                .map(|row| (row.key.to_string(), format!("{}", row.total as i128)))
-                .collect();
-            assert_eq!(got, expect, "hhh: {what}");
+            let (got, _) = hhh_rows(e, &sel, Dim::parse("src", &levels, None).unwrap(), 0.03);
+            assert_eq!(got, report_rows(&hhh_want), "hhh: {what}");
             // The application hierarchy, summed by leaf as the bins are folded.
             let l = cached
                 .load(
@@ -295,47 +306,18 @@ fn folded_analyses_equal_a_naive_aggregation_of_the_loaded_records() {
                     Bound::Exact,
                 )
                 .unwrap();
-            let (p, sp, dp) = (
-                l.concat_u64(Field::Proto),
-                l.concat_u64(Field::SrcPort),
-                l.concat_u64(Field::DstPort),
-            );
-            let leaves: Vec<(u8, u16, u16)> = (0..p.len())
-                .map(|i| (p[i] as u8, sp[i] as u16, dp[i] as u16))
-                .collect();
             let app = flowdrill_analysis::hhh::AppHierarchy {
                 side: flowdrill_analysis::hhh::PortSide::Destination,
             };
             let want = flowdrill_analysis::hhh::hhh(
                 &app,
-                &leaves,
+                &run::app_leaves(&l),
                 flowdrill_analysis::Weights::exact(&l.all_weights()),
                 flowdrill_analysis::hhh::Threshold::Share(0.02),
             )
             .unwrap();
-            let h = run::hhh(
-                e,
-                &sel,
-                Bound::Exact,
-                &HhhParams {
-                    dim: Dim::parse("app-dst", &levels, None).unwrap(),
-                    share: 0.02,
-                    labels: None,
-                },
-            )
-            .unwrap();
-            let hs = &h.sections[0];
-            let (hk, hv) = (hs.col("key").unwrap(), hs.col("value").unwrap());
-            let got: Vec<(String, String)> = hs
-                .rows
-                .iter()
-                .map(|row| (row[hk].text(), row[hv].text()))
-                .collect();
-            let expect: Vec<(String, String)> = want
-                .rows
-                .iter()
-                .map(|row| (row.key.to_string(), format!("{}", row.total as i128)))
-                .collect();
+            let (got, h) = hhh_rows(e, &sel, Dim::parse("app-dst", &levels, None).unwrap(), 0.02);
+            let expect = report_rows(&want);
             assert!(expect.len() > 3, "{what}: {expect:?}");
             assert_eq!(got, expect, "hhh app-dst: {what}");
             assert_eq!(h.meta.total, l.total().value, "{what}");
