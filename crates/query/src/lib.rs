@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 
 pub mod cache;
 pub mod drill;
+mod packed;
 pub mod report;
 pub mod run;
 pub mod spark;

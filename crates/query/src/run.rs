@@ -3,6 +3,7 @@
 //! render.
 
 use crate::drill;
+use crate::packed::{self, Layout, Packed, Tally};
 use crate::report::{Cell, Meta, Report, Section, Shape};
 use crate::{
     Bound, Engine, FoldPart, Loaded, Metric, QueryError, RowWeights, Selection, WeightColumns,
@@ -437,21 +438,54 @@ impl<A: Copy + Default> Direct<A> {
 /// A worker's shares of the IPv4 keys and of the wide IPv6 keys of `top` (see
 /// [`flat::Shard`]); IPv6 addresses that fit 64 bits (rare) stay in per-worker tables.
 #[derive(Debug)]
-struct TopShards {
-    v4: flat::Shard<u32, ExactVal>,
-    wide: flat::Shard<u128, ExactVal>,
+struct TopShards<V> {
+    v4: flat::Shard<u32, V>,
+    wide: flat::Shard<u128, V>,
 }
 
 /// A worker's shards of IPv4 and of wide IPv6 keys, lent to [`Groups::add`].
 type ShardsOf<'a, V> = (&'a mut flat::Shard<u32, V>, &'a mut flat::Shard<u128, V>);
 
 /// One set of [`TopShards`] per worker.
-fn top_shards(workers: usize) -> Vec<TopShards> {
+fn top_shards<V: Copy>(workers: usize) -> Vec<TopShards<V>> {
     flat::shards(workers)
         .into_iter()
         .zip(flat::shards(workers))
         .map(|(v4, wide)| TopShards { v4, wide })
         .collect()
+}
+
+/// Exact groups of one form (`A` the sums, `V` what a record adds) and, when the workers
+/// share the IPv4 and wide IPv6 keys out among themselves, this worker's shards until
+/// [`Exact::finish`].
+#[derive(Debug)]
+struct ExactGroups<A, V> {
+    g: Groups<A>,
+    shard: Option<TopShards<V>>,
+}
+
+impl<A: Copy + Default, V: Copy> ExactGroups<A, V> {
+    fn new(keys: usize, shard: Option<TopShards<V>>) -> Self {
+        ExactGroups {
+            g: Groups::with_v4_keys(keys),
+            shard,
+        }
+    }
+
+    /// The groups, and the shards to add their records through (see [`Groups::add`]).
+    fn lend(&mut self) -> (&mut Groups<A>, Option<ShardsOf<'_, V>>) {
+        let shards = self.shard.as_mut().map(|s| (&mut s.v4, &mut s.wide));
+        (&mut self.g, shards)
+    }
+
+    /// Adds what the other workers' shards still send (see [`flat::Shard::finish`]): every
+    /// worker finishes its IPv4 shard first, the other's IPv6 records waiting meanwhile.
+    fn finish(&mut self, add: impl Fn(&mut A, V) + Copy) {
+        if let Some(mut shard) = self.shard.take() {
+            shard.v4.finish(&mut self.g.v4, add);
+            shard.wide.finish(&mut self.g.wide, add);
+        }
+    }
 }
 
 /// One family of `top` groups, in flat tables: IPv4 addresses on u32 keys (the address;
@@ -611,30 +645,96 @@ impl<A: Copy + Default> Groups<A> {
 /// to estimates ([`TopState::switch_to_estimates`]), where they stay.
 #[derive(Debug)]
 struct TopState {
-    exact: Option<Groups<ExactAcc>>,
+    exact: Option<Exact>,
     est: Groups<TopAcc>,
     /// Records added to `exact` (at most `u32::MAX`, so that [`ExactAcc::flows`] fits).
     exact_records: u64,
-    /// This worker's share of the IPv4 and wide IPv6 keys of `exact` (see [`TopShards`]), until
-    /// [`TopState::finish`]; `sharded` stays set after it.
-    shard: Option<TopShards>,
+    /// Whether the workers share the IPv4 and wide IPv6 keys of `exact` out among themselves
+    /// (see [`TopShards`]).
     sharded: bool,
+}
+
+/// The exact groups of a [`TopState`]: the three sums packed in 96 bits when the query's
+/// totals allow (see [`packed`]), else apart.
+#[derive(Debug)]
+enum Exact {
+    Packed(ExactGroups<Packed, Packed>, Layout, Tally),
+    Wide(ExactGroups<ExactAcc, ExactVal>),
+}
+
+/// The shards of `top`'s workers, for exact sums packed or apart.
+enum AnyShards {
+    Packed(TopShards<Packed>),
+    Wide(TopShards<ExactVal>),
+}
+
+/// One set of shards per worker: for packed sums when `packed`.
+fn any_shards(workers: usize, packed: bool) -> Vec<AnyShards> {
+    if packed {
+        top_shards(workers)
+            .into_iter()
+            .map(AnyShards::Packed)
+            .collect()
+    } else {
+        top_shards(workers)
+            .into_iter()
+            .map(AnyShards::Wide)
+            .collect()
+    }
+}
+
+/// Why a fold of `top` must run again: a sharded state met sampled records (run without
+/// shards), or a worker added more than its packed sums have room for (run with the sums
+/// apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rerun {
+    Unsharded,
+    Unpacked,
+}
+
+/// A packed sum as `top`'s sums.
+fn packed_top(l: &Layout, a: Packed) -> TopAcc {
+    let [f, p, b] = l.unpack(a);
+    TopAcc {
+        sums: [f as f64, p as f64, b as f64],
+        var: 0.0,
+    }
+}
+
+/// The records, packets and bytes of rows `rows` (all when `None`) of `c`.
+fn tally_rows(c: &WeightColumns<'_>, rows: Option<&[u32]>) -> (u64, u128, u128) {
+    let at = |v: &[u64], i: u32| u128::from(v.get(i as usize).copied().unwrap_or(0));
+    match rows {
+        None => (
+            c.bytes.len().max(c.packets.len()) as u64,
+            packed::sum_wide(c.packets),
+            packed::sum_wide(c.bytes),
+        ),
+        Some(r) => (
+            r.len() as u64,
+            r.iter().map(|&i| at(c.packets, i)).sum(),
+            r.iter().map(|&i| at(c.bytes, i)).sum(),
+        ),
+    }
 }
 
 impl Default for TopState {
     fn default() -> Self {
-        Self::with_v4_keys(0)
+        Self::with_v4_keys(0, None)
     }
 }
 
 impl TopState {
-    /// A state whose IPv4 table has room for about `keys` keys (see [`expected_keys`]).
-    fn with_v4_keys(keys: usize) -> Self {
+    /// A state whose IPv4 table has room for about `keys` keys (see [`expected_keys`]), its
+    /// exact sums packed in `layout` if given.
+    fn with_v4_keys(keys: usize, layout: Option<Layout>) -> Self {
         TopState {
-            exact: Some(Groups::with_v4_keys(keys)),
+            exact: Some(match layout {
+                Some(l) => Exact::Packed(ExactGroups::new(keys, None), l, Tally::default()),
+                None => Exact::Wide(ExactGroups::new(keys, None)),
+            }),
             est: Groups::default(),
             exact_records: 0,
-            shard: None,
             sharded: false,
         }
     }
@@ -642,28 +742,34 @@ impl TopState {
     /// A state that keeps the IPv4 and wide IPv6 keys of `shard` (its IPv4 table sized for
     /// about `keys`), the other workers' states the rest. Only for unsampled records, at most `u32::MAX` in all:
     /// the exact sums are added in whatever order records arrive.
-    fn sharded(keys: usize, shard: TopShards) -> Self {
+    /// A sharded state's shards are made for its form of sums: packed ones in `layout`.
+    fn sharded(keys: usize, layout: Option<Layout>, shard: AnyShards) -> Self {
+        let exact = match (layout, shard) {
+            (Some(l), AnyShards::Packed(s)) => {
+                Exact::Packed(ExactGroups::new(keys, Some(s)), l, Tally::default())
+            }
+            (None, AnyShards::Wide(s)) => Exact::Wide(ExactGroups::new(keys, Some(s))),
+            _ => unreachable!("a worker's shards are made for the query's layout"),
+        };
         TopState {
-            shard: Some(shard),
+            exact: Some(exact),
             sharded: true,
-            ..Self::with_v4_keys(keys)
+            ..Self::with_v4_keys(0, None)
         }
     }
 
     /// Adds what the other workers' shards still send (see [`flat::Shard::finish`]).
     fn finish(&mut self) {
-        if let (Some(mut shard), Some(g)) = (self.shard.take(), self.exact.as_mut()) {
-            // Every worker finishes its IPv4 shard first: the other's IPv6 records wait in
-            // the channel meanwhile.
-            shard.v4.finish(&mut g.v4, ExactAcc::add);
-            shard.wide.finish(&mut g.wide, ExactAcc::add);
+        match self.exact.as_mut() {
+            Some(Exact::Packed(g, ..)) => g.finish(Packed::add),
+            Some(Exact::Wide(g)) => g.finish(ExactAcc::add),
+            None => {}
         }
     }
 
-    /// Adds one batch's records to their groups: the rows listed, or all. `false` (nothing
-    /// added) when the state is sharded and the records are not all exact: the fold must run
-    /// again without shards.
-    #[must_use]
+    /// Adds one batch's records to their groups: the rows listed, or all. An error (nothing
+    /// added) says why the fold must run again: the state is sharded and the records are
+    /// not all exact, or they would take this worker past its share of the packed sums.
     fn add(
         &mut self,
         by: &KeySpec,
@@ -671,10 +777,20 @@ impl TopState {
         rw: RowWeights<'_>,
         rank: usize,
         rows: Option<&[u32]>,
-    ) -> bool {
+    ) -> Result<(), Rerun> {
+        if let (Some(Exact::Packed(_, l, tally)), RowWeights::Records(c)) = (&mut self.exact, &rw) {
+            let (n, packets, bytes) = tally_rows(c, rows);
+            if !tally.add(l, n, packets, bytes) {
+                return Err(Rerun::Unpacked);
+            }
+        }
         if self.exact.is_some() {
             self.exact_records += rows.map_or(b.len(), <[u32]>::len) as u64;
             if self.exact_records > u64::from(u32::MAX) {
+                if self.sharded {
+                    // More records than the catalog said: estimates are not sharded.
+                    return Err(Rerun::Unsharded);
+                }
                 self.switch_to_estimates();
             }
         }
@@ -691,29 +807,36 @@ impl TopState {
         rw: RowWeights<'_>,
         rank: usize,
         rows: impl Iterator<Item = usize> + Clone,
-    ) -> bool {
+    ) -> Result<(), Rerun> {
         let exact_cols = match rw {
             RowWeights::Records(c) if c.exact() => Some(c),
             _ => None,
         };
-        if let Some(g) = &mut self.exact {
+        if let Some(ex) = &mut self.exact {
             if let Some(c) = exact_cols.filter(packs) {
-                let value = |i: usize| ExactVal {
-                    bytes: c.bytes.get(i).copied().unwrap_or(0),
-                    packets_flow: c.packets.get(i).copied().unwrap_or(0)
-                        | if c.continued.get(i).copied().unwrap_or(0) == 0 {
-                            FLOW_BIT
-                        } else {
-                            0
-                        },
-                };
-                let shards = self.shard.as_mut().map(|s| (&mut s.v4, &mut s.wide));
-                g.add(by, b, rows, value, ExactAcc::add, shards);
-                return true;
+                let bytes = |i: usize| c.bytes.get(i).copied().unwrap_or(0);
+                let packets = |i: usize| c.packets.get(i).copied().unwrap_or(0);
+                let flow = |i: usize| c.continued.get(i).copied().unwrap_or(0) == 0;
+                match ex {
+                    Exact::Packed(g, l, _) => {
+                        let value = |i: usize| l.pack(bytes(i), packets(i), flow(i));
+                        let (g, shards) = g.lend();
+                        g.add(by, b, rows, value, Packed::add, shards);
+                    }
+                    Exact::Wide(g) => {
+                        let value = |i: usize| ExactVal {
+                            bytes: bytes(i),
+                            packets_flow: packets(i) | if flow(i) { FLOW_BIT } else { 0 },
+                        };
+                        let (g, shards) = g.lend();
+                        g.add(by, b, rows, value, ExactAcc::add, shards);
+                    }
+                }
+                return Ok(());
             }
             if self.sharded {
                 // Other workers' exact records of this worker's keys keep arriving.
-                return false;
+                return Err(Rerun::Unsharded);
             }
             self.switch_to_estimates();
         }
@@ -736,32 +859,47 @@ impl TopState {
             a
         };
         self.est.add(by, b, rows, value, TopAcc::combine, None);
-        true
+        Ok(())
     }
 
     /// Moves the exact groups to the estimated ones (which must be empty, as they are until
     /// this is called): the same sums as `f64`.
     fn switch_to_estimates(&mut self) {
-        let Some(g) = self.exact.take() else {
-            return;
-        };
-        self.est.v4 = to_estimates(&g.v4);
-        self.est.narrow = to_estimates(&g.narrow);
-        self.est.wide = to_estimates(&g.wide);
+        match self.exact.take() {
+            Some(Exact::Packed(g, l, _)) => self.est.take_estimates(&g.g, |a| packed_top(&l, a)),
+            Some(Exact::Wide(g)) => self.est.take_estimates(&g.g, ExactAcc::to_top),
+            None => {}
+        }
+    }
+}
+
+impl Groups<TopAcc> {
+    /// Takes exact groups (these must be empty): the same sums as `f64`.
+    fn take_estimates<A: Copy + Default>(
+        &mut self,
+        g: &Groups<A>,
+        to_top: impl Fn(A) -> TopAcc + Copy,
+    ) {
+        self.v4 = to_estimates(&g.v4, to_top);
+        self.narrow = to_estimates(&g.narrow, to_top);
+        self.wide = to_estimates(&g.wide, to_top);
         let mut small = Direct::default();
         small.add(
             g.small.accs.len(),
-            g.small.iter().map(|(k, a)| (k as usize, a.to_top())),
+            g.small.iter().map(|(k, a)| (k as usize, to_top(a))),
             TopAcc::combine,
         );
-        self.est.small = small;
+        self.small = small;
     }
 }
 
 /// Exact groups as estimated ones: the same sums as `f64`.
-fn to_estimates<K: flat::Key>(exact: &flat::Flat<K, ExactAcc>) -> flat::Flat<K, TopAcc> {
+fn to_estimates<K: flat::Key, A: Copy + Default>(
+    exact: &flat::Flat<K, A>,
+    to_top: impl Fn(A) -> TopAcc,
+) -> flat::Flat<K, TopAcc> {
     let mut est = flat::Flat::with_expected(exact.len());
-    est.add(exact.iter().map(|(k, a)| (k, a.to_top())), TopAcc::combine);
+    est.add(exact.iter().map(|(k, a)| (k, to_top(a))), TopAcc::combine);
     est
 }
 
@@ -770,8 +908,20 @@ fn to_estimates<K: flat::Key>(exact: &flat::Flat<K, ExactAcc>) -> flat::Flat<K, 
 fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
     // A worker that met a sampled record holds estimates: then every worker's groups are
     // merged as estimates.
+    // So do workers whose exact sums are not all in one form (they are, as every worker
+    // packs them in the layout of the whole query, or none does).
     let exact_records: u64 = states.iter().map(|s| s.exact_records).sum();
-    if states.iter().any(|s| s.exact.is_none()) || exact_records > u64::from(u32::MAX) {
+    let layouts: Vec<Option<Layout>> = states
+        .iter()
+        .map(|s| match &s.exact {
+            Some(Exact::Packed(_, l, _)) => Some(*l),
+            _ => None,
+        })
+        .collect();
+    if states.iter().any(|s| s.exact.is_none())
+        || exact_records > u64::from(u32::MAX)
+        || layouts.iter().any(|l| *l != layouts[0])
+    {
         for s in &mut states {
             s.switch_to_estimates();
         }
@@ -779,17 +929,26 @@ fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
     let init = || Pick::new(n, rank);
     // Sharded states' IPv4 and wide IPv6 tables hold disjoint keys.
     let disjoint = states.iter().all(|s| s.sharded);
-    let mut exact = Vec::new();
-    let mut est = Vec::new();
+    let (mut packed, mut wide, mut est) = (Vec::new(), Vec::new(), Vec::new());
+    let mut layout = None;
     for s in states {
-        if let Some(g) = s.exact {
-            exact.push(g);
+        match s.exact {
+            Some(Exact::Packed(g, l, _)) => {
+                packed.push(g.g);
+                layout = Some(l);
+            }
+            Some(Exact::Wide(g)) => wide.push(g.g),
+            None => {}
         }
         est.push(s.est);
     }
     let mut picks = Vec::new();
+    if let Some(l) = layout {
+        let to_top = move |a| packed_top(&l, a);
+        pick_groups(packed, disjoint, Packed::add, to_top, init, &mut picks);
+    }
     pick_groups(
-        exact,
+        wide,
         disjoint,
         ExactAcc::combine,
         ExactAcc::to_top,
@@ -951,12 +1110,10 @@ fn expected_keys(
     if sel.filter.is_some() || !whole_addrs || bins.is_empty() {
         return 0;
     }
-    let sketch = |s: flowdrill_store::BinStats| match field {
-        Field::SrcAddr => Some(s.src_addrs),
-        Field::DstAddr => Some(s.dst_addrs),
-        _ => None,
+    let which = match field {
+        Field::SrcAddr => flowdrill_store::Sketch::SrcAddrs,
+        _ => flowdrill_store::Sketch::DstAddrs,
     };
-    let mut union: Option<flowdrill_model::hll::Hll> = None;
     // A small bin adds at most its records; its footer is not worth opening (a trail of
     // one-record bins follows long flows).
     let small = |b: &BinRef| b.records_after < 4096;
@@ -965,19 +1122,41 @@ fn expected_keys(
         .filter(|b| small(b))
         .map(|b| b.records_after)
         .sum();
-    for bin in bins.iter().filter(|b| !small(b)) {
-        let Some(h) = engine.store.bin_stats(bin).ok().and_then(sketch) else {
-            return 0;
-        };
-        match &mut union {
-            None => union = Some(h),
-            Some(u) => {
-                if u.merge(&h).is_err() {
-                    return 0;
-                }
+    let large: Vec<&BinRef> = bins.iter().filter(|b| !small(b)).collect();
+    // The union of some bins' sketches (None: a footer without one, or of another precision).
+    let union_of = |bins: &[&BinRef]| -> Option<Option<flowdrill_model::hll::Hll>> {
+        let mut union: Option<flowdrill_model::hll::Hll> = None;
+        for bin in bins {
+            let h = engine.store.bin_sketch(bin, which).ok()?;
+            match &mut union {
+                None => union = Some(h),
+                Some(u) => u.merge(&h).ok()?,
             }
         }
-    }
+        Some(union)
+    };
+    // Two threads over halves of the footers: the workers wait for this to size their tables.
+    let (a, b) = large.split_at(large.len() / 2);
+    let (ua, ub) = if large.len() >= 4 {
+        std::thread::scope(|s| {
+            let h = s.spawn(|| union_of(b));
+            (union_of(a), h.join().unwrap_or(None))
+        })
+    } else {
+        (union_of(&large), Some(None))
+    };
+    let (Some(ua), Some(ub)) = (ua, ub) else {
+        return 0;
+    };
+    let union = match (ua, ub) {
+        (Some(mut x), Some(y)) => {
+            if x.merge(&y).is_err() {
+                return 0;
+            }
+            Some(x)
+        }
+        (x, y) => x.or(y),
+    };
     let stored: u64 = bins.iter().map(|b| b.records_after).sum();
     let cap = match bound {
         Bound::Records(max) => stored.min(max),
@@ -988,7 +1167,7 @@ fn expected_keys(
 }
 
 /// The shards of `top`'s workers, each taken by its worker.
-type ShardHandout = Mutex<Vec<Option<TopShards>>>;
+type ShardHandout = Mutex<Vec<Option<AnyShards>>>;
 
 pub fn top(
     engine: &Engine,
@@ -1001,56 +1180,75 @@ pub fn top(
     // One pass: every worker folds its bins into flat tables (IPv4 addresses on u32 keys,
     // sized ahead from the bins' sketches; integers on u64 keys, IPv6 addresses on u128
     // keys), then the tables are merged. On unsampled records, the workers share the IPv4
-    // and wide IPv6 keys out among themselves instead (no merge, smaller tables); should a sampled record
-    // show up all the same (a file that disagrees with the catalog), the fold runs again
-    // without shards.
+    // and wide IPv6 keys out among themselves instead (no merge, smaller tables), and their
+    // exact sums are packed in 96 bits when the bins' totals allow. Should a sampled record
+    // show up all the same, or more than the catalog's totals (a file that disagrees with the
+    // catalog), the fold runs again without shards or with the sums apart.
     let by_addr = matches!(p.by.field, Field::SrcAddr | Field::DstAddr);
-    let fold = |allow_shards: bool| {
+    let fold = |allow_shards: bool, allow_packed: bool| {
         let shards: OnceLock<ShardHandout> = OnceLock::new();
         let keys: OnceLock<usize> = OnceLock::new();
-        let unsharded = AtomicBool::new(false);
+        let rerun = [AtomicBool::new(false), AtomicBool::new(false)];
         let r = engine.fold(
             sel,
             &[p.by.field],
             bound,
             |part: FoldPart<'_>| {
                 let spec = (p.by.field, p.by.v4_len);
+                let records = part.all.iter().map(|b| b.records_after).sum::<u64>();
                 let exact = !part.resampled
                     && part.all.iter().all(|b| b.z_max == 0)
-                    && part.all.iter().map(|b| b.records_after).sum::<u64>() <= u64::from(u32::MAX);
+                    && records <= u64::from(u32::MAX);
+                let layout = (allow_packed && exact)
+                    .then(|| {
+                        let packets = part.all.iter().map(|b| b.packets).sum();
+                        let bytes = part.all.iter().map(|b| b.bytes).sum();
+                        Layout::for_totals(records, packets, bytes, part.workers)
+                    })
+                    .flatten();
                 if !(allow_shards && by_addr && exact && part.workers > 1) {
-                    return TopState::with_v4_keys(expected_keys(
-                        engine, sel, bound, spec, part.bins,
-                    ));
+                    return TopState::with_v4_keys(
+                        expected_keys(engine, sel, bound, spec, part.bins),
+                        layout,
+                    );
                 }
                 let keys = *keys.get_or_init(|| {
                     expected_keys(engine, sel, bound, spec, part.all) / part.workers
                 });
                 let shard = shards
                     .get_or_init(|| {
-                        Mutex::new(top_shards(part.workers).into_iter().map(Some).collect())
+                        let packed = layout.is_some();
+                        Mutex::new(
+                            any_shards(part.workers, packed)
+                                .into_iter()
+                                .map(Some)
+                                .collect(),
+                        )
                     })
                     .lock()
                     .ok()
                     .and_then(|mut all| all.get_mut(part.worker)?.take())
                     .expect("one shard per worker");
-                TopState::sharded(keys, shard)
+                TopState::sharded(keys, layout, shard)
             },
             |st: &mut TopState, _: &BinRef, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
-                if !st.add(&p.by, b, rw, rank, rows) {
-                    unsharded.store(true, Ordering::Relaxed);
+                if let Err(why) = st.add(&p.by, b, rw, rank, rows) {
+                    rerun[why as usize].store(true, Ordering::Relaxed);
                 }
                 Ok::<(), RunError>(())
             },
             TopState::finish,
         )?;
-        Ok::<_, RunError>((r, unsharded.into_inner()))
+        Ok::<_, RunError>((r, rerun.map(AtomicBool::into_inner)))
     };
-    let ((l, states), unsharded) = fold(true)?;
-    let (mut l, states) = if unsharded {
-        fold(false)?.0
-    } else {
-        (l, states)
+    let (mut shards_ok, mut packed_ok) = (true, true);
+    let (mut l, states) = loop {
+        let (r, [unsharded, unpacked]) = fold(shards_ok, packed_ok)?;
+        if !unsharded && !unpacked {
+            break r;
+        }
+        shards_ok &= !unsharded;
+        packed_ok &= !unpacked;
     };
     t.mark("read and group");
     let all = merge_states(states, p.n, rank);
@@ -2864,17 +3062,28 @@ mod tests {
             let want = naive(&by, &batches, &rows);
             let workers = 1 + (seed as usize / 3) % 3;
             let per = nb.div_ceil(workers);
+            // Exact sums packed (in a layout for the batches' totals) on odd seeds.
+            let layout = (seed % 2 == 1)
+                .then(|| {
+                    let c: Vec<WeightColumns<'_>> = batches.iter().map(WeightColumns::of).collect();
+                    let n: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                    let p = c.iter().map(|c| packed::sum_wide(c.packets)).sum::<u128>();
+                    let b = c.iter().map(|c| packed::sum_wide(c.bytes)).sum::<u128>();
+                    Layout::for_totals(n, p as u64, b as u64, workers)
+                })
+                .flatten();
             let mut states = Vec::new();
             // Tables sized for few keys (they grow) or for more (the IPv6 one is then sized
             // after the first keys: `Groups::size_wide`).
             let expect = [100, 4000][seed as usize % 2];
             for w in 0..workers {
-                let mut st = TopState::with_v4_keys(expect);
+                let mut st = TopState::with_v4_keys(expect, layout);
                 for i in (w * per).min(nb)..((w + 1) * per).min(nb) {
                     let b = &batches[i];
                     let rw = RowWeights::Records(WeightColumns::of(b));
-                    assert!(
+                    assert_eq!(
                         st.add(&by, b, rw, 2, rows[i].as_deref()),
+                        Ok(()),
                         "an unsharded state takes every batch"
                     );
                 }
@@ -2886,18 +3095,18 @@ mod tests {
             if workers > 1 {
                 let (batches, rows) = (&batches, &rows);
                 let run = |w: usize, shard| {
-                    let mut st = TopState::sharded(expect, shard);
+                    let mut st = TopState::sharded(expect, layout, shard);
                     let mut all_added = true;
                     for i in (w * per).min(nb)..((w + 1) * per).min(nb) {
                         let b = &batches[i];
                         let rw = RowWeights::Records(WeightColumns::of(b));
-                        all_added &= st.add(&by, b, rw, 2, rows[i].as_deref());
+                        all_added &= st.add(&by, b, rw, 2, rows[i].as_deref()).is_ok();
                     }
                     st.finish();
                     (st, all_added)
                 };
                 let done: Vec<(TopState, bool)> = std::thread::scope(|s| {
-                    let hs: Vec<_> = top_shards(workers)
+                    let hs: Vec<_> = any_shards(workers, layout.is_some())
                         .into_iter()
                         .enumerate()
                         .map(|(w, shard)| s.spawn(move || run(w, shard)))

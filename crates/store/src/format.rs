@@ -38,6 +38,7 @@ use arrow_array::{
     UInt8Array, UInt16Array, UInt32Array,
 };
 use arrow_schema::{DataType, Field as AField, Schema, TimeUnit};
+use flowdrill_model::hll::Hll;
 use flowdrill_model::{Addr, CustomField, CustomFields, CustomKind, FIELDS, Field, Kind};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -576,6 +577,21 @@ fn guard<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
             path,
             format!("the Parquet decoder failed: {why}"),
         ))
+    })
+}
+
+/// One of a bin file's sketches, read from its footer without decoding the others (see
+/// [`read_meta`] for all of them).
+pub fn read_sketch(path: &Path, which: crate::stats::Sketch) -> Result<Hll> {
+    guard(path, || {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let reader = SerializedFileReader::new(file).map_err(|e| Error::corrupt(path, e))?;
+        let kv = reader.metadata().file_metadata().key_value_metadata();
+        let get = |k: &str| {
+            kv.and_then(|v| v.iter().find(|e| e.key == k))
+                .and_then(|e| e.value.as_deref())
+        };
+        crate::stats::sketch_from_metadata(get, which).map_err(|e| Error::corrupt(path, e))
     })
 }
 

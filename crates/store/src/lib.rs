@@ -71,6 +71,6 @@ pub mod writer;
 pub use batch::{Batch, ExtraColumn, OwnedColumn};
 pub use config::{DEFAULT_LINK, LevelConfig, LinkConfig, LinksConfig};
 pub use error::{Error, Result};
-pub use stats::{BinStats, Counters};
+pub use stats::{BinStats, Counters, Sketch};
 pub use store::{BinRef, ExpireSummary, Plan, PlanGoal, ReadResult, Skipped, Store};
 pub use writer::{BinSummary, LinkTotals, StoreWriter, WriteSummary, WriterOptions};

@@ -74,6 +74,31 @@ pub(crate) const HLL_KEYS: [&str; 4] = [
 ];
 pub(crate) const STATS_KEY: &str = "flowdrill.stats";
 
+/// One of a bin's sketches (see [`BinStats`]), in the order of its metadata keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sketch {
+    SrcAddrs,
+    DstAddrs,
+    SrcPorts,
+    DstPorts,
+}
+
+/// Decodes the sketch stored under metadata key `k` (base64 of the zstd'd registers).
+fn decode_sketch(k: &str, b64: &str) -> std::result::Result<Hll, String> {
+    let z = base64_decode(b64).ok_or_else(|| format!("{k}: bad base64"))?;
+    let raw = zstd::bulk::decompress(&z, 1 << 20).map_err(|e| format!("{k}: {e}"))?;
+    Hll::from_bytes(&raw).map_err(|e| format!("{k}: {e}"))
+}
+
+/// Reads one sketch back from metadata (`get` looks a key up), without decoding the others.
+pub(crate) fn sketch_from_metadata<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    which: Sketch,
+) -> std::result::Result<Hll, String> {
+    let k = HLL_KEYS[which as usize];
+    decode_sketch(k, get(k).ok_or_else(|| format!("no {k}"))?)
+}
+
 impl BinStats {
     /// Counts one record; `starts_flow` is false for the second and later parts of a split
     /// flow.
@@ -141,10 +166,7 @@ impl BinStats {
             .map_err(|e| format!("statistics: {e}"))?;
         let mut hlls = Vec::with_capacity(4);
         for k in HLL_KEYS {
-            let b64 = get(k).ok_or_else(|| format!("no {k}"))?;
-            let z = base64_decode(b64).ok_or_else(|| format!("{k}: bad base64"))?;
-            let raw = zstd::bulk::decompress(&z, 1 << 20).map_err(|e| format!("{k}: {e}"))?;
-            hlls.push(Hll::from_bytes(&raw).map_err(|e| format!("{k}: {e}"))?);
+            hlls.push(decode_sketch(k, get(k).ok_or_else(|| format!("no {k}"))?)?);
         }
         let mut it = hlls.into_iter();
         let mut next = || it.next().expect("four sketches");

@@ -14,6 +14,7 @@ use crate::format;
 use crate::layout::{self, CATALOG, LINKS_FILE, MARKER};
 use crate::stats::BinStats;
 use flowdrill_model::Field;
+use flowdrill_model::hll::Hll;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
@@ -471,6 +472,12 @@ impl Store {
     /// The exact counters and sketches of a bin (taken before sampling).
     pub fn bin_stats(&self, bin: &BinRef) -> Result<BinStats> {
         format::read_meta(&self.root.join(&bin.path)).map(|(_, s)| s)
+    }
+
+    /// One sketch of a bin's statistics (cheaper than [`Store::bin_stats`] when only it is
+    /// needed).
+    pub fn bin_sketch(&self, bin: &BinRef, which: crate::stats::Sketch) -> Result<Hll> {
+        format::read_sketch(&self.root.join(&bin.path), which)
     }
 
     /// Reads every bin of `link` at `level` overlapping `range`; unreadable files are listed

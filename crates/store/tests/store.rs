@@ -392,6 +392,20 @@ fn late_records_merge_into_their_bin_and_distinct_counts_hold() {
     let rel = (est - exact.len() as f64) / exact.len() as f64;
     assert!(rel.abs() < 4.0 * 0.0163, "HLL {est} vs {}", exact.len());
     assert_eq!(stats.total.flows, 6000);
+    // One sketch read alone is the one read with the others.
+    use flowdrill_store::Sketch;
+    for (which, want) in [
+        (Sketch::SrcAddrs, &stats.src_addrs),
+        (Sketch::DstAddrs, &stats.dst_addrs),
+        (Sketch::SrcPorts, &stats.src_ports),
+        (Sketch::DstPorts, &stats.dst_ports),
+    ] {
+        assert!(
+            store.bin_sketch(&bins[0], which).unwrap() == *want,
+            "{which:?}"
+        );
+    }
+    assert!(stats.src_addrs != stats.dst_ports);
 }
 
 #[test]
