@@ -96,6 +96,17 @@ impl Layout {
         )
     }
 
+    /// Field `i` of a sum (0 flows, 1 packets, 2 bytes): one of [`Layout::unpack`]'s.
+    #[inline]
+    pub(crate) fn field(&self, p: Packed, i: usize) -> u64 {
+        let (from, to) = match i {
+            0 => (self.flows_at, 96),
+            1 => (self.packets_at, self.flows_at),
+            _ => (0, self.packets_at),
+        };
+        ((p.get() >> from) & ((1u128 << (to - from)) - 1)) as u64
+    }
+
     /// Flows, packets and bytes of a sum.
     pub(crate) fn unpack(&self, p: Packed) -> [u64; 3] {
         let v = p.get();
@@ -184,6 +195,7 @@ mod tests {
             }
             a.add(b);
             assert_eq!(l.unpack(a), [flows, packets, bytes]);
+            assert_eq!([0, 1, 2].map(|i| l.field(a, i)), [flows, packets, bytes]);
         }
     }
 

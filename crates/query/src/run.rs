@@ -945,7 +945,14 @@ fn merge_states(mut states: Vec<TopState>, n: usize, rank: usize) -> Pick {
     let mut picks = Vec::new();
     if let Some(l) = layout {
         let to_top = move |a| packed_top(&l, a);
-        pick_groups(packed, disjoint, Packed::add, to_top, init, &mut picks);
+        pick_groups_with(
+            packed,
+            disjoint,
+            (Packed::add, to_top, init),
+            |s, t| s.visit_packed(t, v4_key, &l),
+            |s, t| s.visit_packed(t, |k| k, &l),
+            &mut picks,
+        );
     }
     pick_groups(
         wide,
@@ -976,21 +983,48 @@ fn pick_groups<A: Copy + Default + Send + Sync>(
     init: impl Fn() -> Pick + Sync + Copy,
     picks: &mut Vec<Pick>,
 ) {
+    pick_groups_with(
+        gs,
+        disjoint,
+        (combine, to_top, init),
+        |s, t| s.visit_table(t, v4_key, to_top),
+        |s, t| s.visit_table(t, |k| k, to_top),
+        picks,
+    );
+}
+
+/// An IPv4 group's key.
+fn v4_key(k: u32) -> u128 {
+    Addr::from_v4_u32(k).0
+}
+
+/// [`pick_groups`], disjoint IPv4 and wide IPv6 tables each visited whole by `scan_v4` and
+/// `scan_wide`.
+fn pick_groups_with<A: Copy + Default + Send + Sync>(
+    gs: Vec<Groups<A>>,
+    disjoint: bool,
+    (combine, to_top, init): (
+        impl Fn(&mut A, A) + Sync + Copy,
+        impl Fn(A) -> TopAcc + Sync + Copy,
+        impl Fn() -> Pick + Sync + Copy,
+    ),
+    scan_v4: impl Fn(&mut Pick, &flat::Flat<u32, A>) + Sync,
+    scan_wide: impl Fn(&mut Pick, &flat::Flat<u128, A>) + Sync,
+    picks: &mut Vec<Pick>,
+) {
     let (v4, narrow, wide, small) = unzip_groups(gs);
-    let visit_v4 = |s: &mut Pick, k: u32, a: A| s.visit(Addr::from_v4_u32(k).0, to_top(a));
     picks.extend(if disjoint {
-        flat::visit_disjoint(v4, init, visit_v4)
+        flat::visit_disjoint(v4, init, scan_v4)
     } else {
-        flat::merge_into(v4, combine, init, visit_v4)
+        flat::merge_into(v4, combine, init, |s, k, a| s.visit(v4_key(k), to_top(a)))
     });
     picks.extend(flat::merge_into(narrow, combine, init, |s, k, a| {
         s.visit(k as u128, to_top(a))
     }));
-    let visit_wide = |s: &mut Pick, k: u128, a: A| s.visit(k, to_top(a));
     picks.extend(if disjoint {
-        flat::visit_disjoint(wide, init, visit_wide)
+        flat::visit_disjoint(wide, init, scan_wide)
     } else {
-        flat::merge_into(wide, combine, init, visit_wide)
+        flat::merge_into(wide, combine, init, |s, k, a| s.visit(k, to_top(a)))
     });
     let mut pick = init();
     for (k, a) in merge_small(small, combine).iter() {
@@ -1059,6 +1093,62 @@ impl Pick {
         if self.n == 0 || a.sums[self.rank] < self.floor {
             return;
         }
+        self.keep(k, a);
+    }
+
+    /// Visits every group of a table, as [`Pick::visit`] would in table order, in one pass
+    /// over its slots: an empty slot adds zeros to the totals (its accumulator is the
+    /// default), and only the groups at or above the floor take a branch of their own. (A pass
+    /// over the groups alone branches on every slot: half of them empty, in no pattern.)
+    fn visit_table<K: flat::Key, A: Copy + Default>(
+        &mut self,
+        t: &flat::Flat<K, A>,
+        key: impl Fn(K) -> u128,
+        to_top: impl Fn(A) -> TopAcc,
+    ) {
+        if let Some(a) = t.zero() {
+            self.visit(key(K::default()), to_top(a));
+        }
+        for &(k, a) in t.slots() {
+            let a = to_top(a);
+            let used = k != K::default();
+            self.distinct += usize::from(used);
+            self.total.value += a.sums[self.rank];
+            self.total.variance += a.var;
+            if used & (a.sums[self.rank] >= self.floor) & (self.n > 0) {
+                self.keep(key(k), a);
+            }
+        }
+    }
+
+    /// [`Pick::visit_table`] for packed sums: the totals added as integers, and a group's sums
+    /// unpacked only when its ranked one reaches the floor.
+    fn visit_packed<K: flat::Key>(
+        &mut self,
+        t: &flat::Flat<K, Packed>,
+        key: impl Fn(K) -> u128,
+        l: &Layout,
+    ) {
+        if let Some(a) = t.zero() {
+            self.visit(key(K::default()), packed_top(l, a));
+        }
+        // Within the fields: every group of the table together adds no more than the workers.
+        let mut total = Packed::default();
+        let mut distinct = 0;
+        for &(k, a) in t.slots() {
+            total.add(a);
+            let used = k != K::default();
+            distinct += usize::from(used);
+            if used & (l.field(a, self.rank) as f64 >= self.floor) & (self.n > 0) {
+                self.keep(key(k), packed_top(l, a));
+            }
+        }
+        self.distinct += distinct;
+        self.total.value += l.field(total, self.rank) as f64;
+    }
+
+    /// Keeps a group at or above the floor.
+    fn keep(&mut self, k: u128, a: TopAcc) {
         self.best.push((k, a));
         if self.best.len() >= 2 * self.n.max(64) {
             self.best = top_of(std::mem::take(&mut self.best), self.n, self.rank);
