@@ -204,8 +204,8 @@ impl Engine {
             };
             let extras: Vec<&str> = reading.extras.iter().map(String::as_str).collect();
             // The filter's columns, read first so that the others are decoded only for the
-            // pages that hold matching rows (rows are sorted by exporter, interface, protocol,
-            // destination port, ...: a drill-down's rows sit together).
+            // pages that hold matching rows (rows are sorted by address family, exporter,
+            // interface, protocol, destination port, ...: a drill-down's rows sit together).
             let pre_names: Vec<String> = sel
                 .filter
                 .as_ref()

@@ -199,10 +199,11 @@ impl std::fmt::Debug for CoarseBin {
     }
 }
 
-/// The row order of a bin file: by exporter, input interface, protocol, destination port,
-/// destination and source address, then start time. Rows of one router interface and one
-/// service sit together, so every column has long similar runs: on the demo scenario this
-/// takes a file from 21 to 17 bytes per record against sorting by time alone.
+/// The row order of a bin file: by address family (IPv4 first, see [`ipv6_rows`]), exporter,
+/// input interface, protocol, destination port, destination and source address, then start
+/// time. Rows of one router interface and one service sit together, so every column has long
+/// similar runs: on the demo scenario this takes a file from 21 to 17 bytes per record
+/// against sorting by time alone.
 const SORT_KEY: [Field; 7] = [
     Field::Exporter,
     Field::InIf,
@@ -215,12 +216,37 @@ const SORT_KEY: [Field; 7] = [
 
 fn sort_for_compression(batch: Batch) -> Batch {
     use flowdrill_model::ColumnSource;
-    let cols: Vec<ColumnRef<'_>> = SORT_KEY.iter().filter_map(|&f| batch.column(f)).collect();
+    let mut cols: Vec<ColumnRef<'_>> = SORT_KEY.iter().filter_map(|&f| batch.column(f)).collect();
     if cols.len() != SORT_KEY.len() {
         return batch;
     }
+    let v6 = ipv6_rows(&batch);
+    if !v6.is_empty() {
+        cols.insert(0, ColumnRef::U8(&v6));
+    }
     let order = sort_order(&cols, batch.len);
+    drop(cols);
     batch.into_take(&order)
+}
+
+/// 1 for each row with an IPv6 address, else 0 (empty when every row is IPv4). The rows of
+/// each family then sit together, first of all: a chunk a query reads holds one family, so its
+/// IPv4 addresses stay 4-byte integers and neither address column has nulls in it to spread.
+fn ipv6_rows(batch: &Batch) -> Vec<u8> {
+    use flowdrill_model::{Addr, ColumnSource};
+    let addrs = |f| match batch.column(f) {
+        Some(ColumnRef::Addr(a)) => Some(a),
+        _ => None,
+    };
+    match (addrs(Field::SrcAddr), addrs(Field::DstAddr)) {
+        (None, None) => Vec::new(),
+        (s, d) => (0..batch.len)
+            .map(|i| {
+                let v6 = |a: Option<&[u128]>| a.is_some_and(|a| !Addr(a[i]).is_v4());
+                u8::from(v6(s) || v6(d))
+            })
+            .collect(),
+    }
 }
 
 /// Value `i` of a sort-key column.
@@ -1402,6 +1428,73 @@ mod tests {
         let level0 = s.bins.iter().filter(|b| b.level == 0);
         assert_eq!(level0.map(|b| b.records_after).sum::<u64>(), 5000 + 1 + 10);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A bin's rows sort by address family first (a row is IPv6 when either address is), then
+    /// by the sort key: every IPv4 row before every IPv6 one, each family in the key's order,
+    /// and no row lost or changed.
+    #[test]
+    fn rows_sort_by_address_family_then_by_the_key() {
+        use flowdrill_model::{Addr, ColumnSource};
+        let mut rng = Rng::new(11);
+        for case in 0..20u64 {
+            let n = 1 + (rng.next_u64() % 2000) as usize;
+            let recs: Vec<FlowRecord> = (0..n)
+                .map(|i| {
+                    let r = rng.next_u64();
+                    let addr = |x: u64, v6: bool| {
+                        if v6 {
+                            Addr((0x2001_0db8u128 << 96) | u128::from(x % 5))
+                        } else {
+                            Addr::from_v4_u32(0x0a00_0000 | (x % 7) as u32)
+                        }
+                    };
+                    // Case 0: IPv4 only; else a share of IPv6 rows, a few with one IPv6 side.
+                    let v6 = case > 0 && r.is_multiple_of(5);
+                    FlowRecord {
+                        time_start: 1_000 + i as u64,
+                        src_addr: addr(r >> 8, v6 || (case > 0 && r % 97 == 1)),
+                        dst_addr: addr(r >> 16, v6),
+                        dst_port: (r >> 24) as u16 % 4,
+                        proto: [6, 17][(r >> 40) as usize % 2],
+                        bytes: r >> 44,
+                        ..FlowRecord::default()
+                    }
+                })
+                .collect();
+            let batch = Batch::from_records(&recs, vec![0; n], &CustomFields::default());
+            let sorted = sort_for_compression(batch.clone());
+            let family = ipv6_rows(&sorted);
+            if case == 0 {
+                assert!(family.iter().all(|&f| f == 0));
+            } else {
+                assert!(family.contains(&1), "case {case}");
+            }
+            assert!(family.is_sorted(), "case {case}: IPv4 rows first");
+            let key = |b: &Batch, i: usize| -> Vec<u128> {
+                SORT_KEY
+                    .iter()
+                    .map(|&f| key_value(&b.column(f).unwrap(), i))
+                    .collect()
+            };
+            for i in 1..n {
+                if family[i - 1] == family[i] {
+                    assert!(
+                        key(&sorted, i - 1) <= key(&sorted, i),
+                        "case {case} row {i}"
+                    );
+                }
+            }
+            let mut before: Vec<(Vec<u128>, u64)> = (0..n)
+                .map(|i| (key(&batch, i), batch.u64s(Field::Bytes).unwrap()[i]))
+                .collect();
+            let mut after: Vec<(Vec<u128>, u64)> = (0..n)
+                .map(|i| (key(&sorted, i), sorted.u64s(Field::Bytes).unwrap()[i]))
+                .collect();
+            before.sort();
+            after.sort();
+            assert_eq!(before, after, "case {case}");
+        }
     }
 
     /// Row order by every column in turn, then row number: what `sort_order` must give.
