@@ -465,9 +465,9 @@ struct ExactGroups<A, V> {
 }
 
 impl<A: Copy + Default, V: Copy> ExactGroups<A, V> {
-    fn new(keys: usize, shard: Option<TopShards<V>>) -> Self {
+    fn new(keys: Expected, shard: Option<TopShards<V>>) -> Self {
         ExactGroups {
-            g: Groups::with_v4_keys(keys),
+            g: Groups::with_keys(keys),
             shard,
         }
     }
@@ -504,20 +504,23 @@ struct Groups<A> {
 
 impl<A: Copy + Default> Default for Groups<A> {
     fn default() -> Self {
-        Self::with_v4_keys(0)
+        Self::with_keys(Expected::default())
     }
 }
 
 impl<A: Copy + Default> Groups<A> {
-    /// Groups whose IPv4 table has room for about `keys` keys.
-    fn with_v4_keys(keys: usize) -> Self {
+    /// Groups whose IPv4 table has room for about `keys.v4` keys, and the IPv6 one for
+    /// `keys.v6` when known (else it is sized after its first keys: [`Groups::size_wide`]).
+    fn with_keys(keys: Expected) -> Self {
         Groups {
-            v4: flat::Flat::with_expected(keys),
+            v4: flat::Flat::with_expected(keys.v4),
             narrow: flat::Flat::new(),
-            wide: flat::Flat::new(),
+            wide: keys
+                .v6
+                .map_or_else(flat::Flat::new, flat::Flat::with_expected),
             small: Direct::default(),
-            expected: keys,
-            wide_sized: false,
+            expected: keys.v4,
+            wide_sized: keys.v6.is_some(),
         }
     }
 
@@ -720,14 +723,14 @@ fn tally_rows(c: &WeightColumns<'_>, rows: Option<&[u32]>) -> (u64, u128, u128) 
 
 impl Default for TopState {
     fn default() -> Self {
-        Self::with_v4_keys(0, None)
+        Self::with_keys(Expected::default(), None)
     }
 }
 
 impl TopState {
-    /// A state whose IPv4 table has room for about `keys` keys (see [`expected_keys`]), its
-    /// exact sums packed in `layout` if given.
-    fn with_v4_keys(keys: usize, layout: Option<Layout>) -> Self {
+    /// A state whose tables have room for about `keys` (see [`expected_keys`]), its exact
+    /// sums packed in `layout` if given.
+    fn with_keys(keys: Expected, layout: Option<Layout>) -> Self {
         TopState {
             exact: Some(match layout {
                 Some(l) => Exact::Packed(ExactGroups::new(keys, None), l, Tally::default()),
@@ -743,7 +746,7 @@ impl TopState {
     /// about `keys`), the other workers' states the rest. Only for unsampled records, at most `u32::MAX` in all:
     /// the exact sums are added in whatever order records arrive.
     /// A sharded state's shards are made for its form of sums: packed ones in `layout`.
-    fn sharded(keys: usize, layout: Option<Layout>, shard: AnyShards) -> Self {
+    fn sharded(keys: Expected, layout: Option<Layout>, shard: AnyShards) -> Self {
         let exact = match (layout, shard) {
             (Some(l), AnyShards::Packed(s)) => {
                 Exact::Packed(ExactGroups::new(keys, Some(s)), l, Tally::default())
@@ -754,7 +757,7 @@ impl TopState {
         TopState {
             exact: Some(exact),
             sharded: true,
-            ..Self::with_v4_keys(0, None)
+            ..Self::with_keys(Expected::default(), None)
         }
     }
 
@@ -1184,28 +1187,50 @@ fn top_of<K: Ord + Copy>(mut v: Vec<(K, TopAcc)>, n: usize, rank: usize) -> Vec<
     v
 }
 
-/// About how many distinct IPv4 keys a worker folding `bins` will group by `by`, to size its
-/// table ahead (0: unknown, the table grows): the union of the bins' sketches of the source
-/// or destination addresses (taken before sampling), at most the records stored or the
-/// bound's. Only for whole addresses and no filter; a time range that cuts a bin may make it
-/// an overestimate.
+/// Keys expected in the tables of `top` and address HHH, to size them ahead (0: unknown, the
+/// table grows): `v4` for the IPv4 table (every address when the IPv6 ones are not counted
+/// apart), `v6` for the IPv6 one when every bin's footer counts them apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Expected {
+    v4: usize,
+    v6: Option<usize>,
+}
+
+impl Expected {
+    /// One worker's share of the keys, when the workers share them out.
+    fn per_worker(self, workers: usize) -> Expected {
+        let w = workers.max(1);
+        Expected {
+            v4: self.v4 / w,
+            v6: self.v6.map(|k| k / w),
+        }
+    }
+}
+
+/// About how many distinct keys a worker folding `bins` will group by `by`, per address family
+/// (see [`Expected`]): the unions of the bins' sketches of the source or destination addresses
+/// (taken before sampling), of all of them and of the IPv6 ones, at most the records stored or
+/// the bound's. Only for whole addresses and no filter; a time range that cuts a bin may make
+/// it an overestimate.
 fn expected_keys(
     engine: &Engine,
     sel: &Selection,
     bound: Bound,
     (field, v4_len): (Field, u8),
     bins: &[BinRef],
-) -> usize {
+) -> Expected {
+    use flowdrill_model::hll::Hll;
+    use flowdrill_store::Sketch;
     let whole_addrs = matches!(field, Field::SrcAddr | Field::DstAddr) && v4_len == 32;
     if sel.filter.is_some() || !whole_addrs || bins.is_empty() {
-        return 0;
+        return Expected::default();
     }
     let which = match field {
-        Field::SrcAddr => flowdrill_store::Sketch::SrcAddrs,
-        _ => flowdrill_store::Sketch::DstAddrs,
+        Field::SrcAddr => [Sketch::SrcAddrs, Sketch::SrcAddrsV6],
+        _ => [Sketch::DstAddrs, Sketch::DstAddrsV6],
     };
-    // A small bin adds at most its records; its footer is not worth opening (a trail of
-    // one-record bins follows long flows).
+    // A small bin adds at most its records (to each family); its footer is not worth opening
+    // (a trail of one-record bins follows long flows).
     let small = |b: &BinRef| b.records_after < 4096;
     let smalls: u64 = bins
         .iter()
@@ -1213,17 +1238,27 @@ fn expected_keys(
         .map(|b| b.records_after)
         .sum();
     let large: Vec<&BinRef> = bins.iter().filter(|b| !small(b)).collect();
-    // The union of some bins' sketches (None: a footer without one, or of another precision).
-    let union_of = |bins: &[&BinRef]| -> Option<Option<flowdrill_model::hll::Hll>> {
-        let mut union: Option<flowdrill_model::hll::Hll> = None;
-        for bin in bins {
-            let h = engine.store.bin_sketch(bin, which).ok()?;
-            match &mut union {
-                None => union = Some(h),
-                Some(u) => u.merge(&h).ok()?,
-            }
+    // Unions of some bins' sketches of all addresses and of the IPv6 ones (None: a footer
+    // without the first, or of another precision; the second is None when a footer lacks it).
+    type Unions = (Option<Hll>, Option<Option<Hll>>);
+    let merge = |a: Option<Hll>, b: Option<Hll>| -> Option<Option<Hll>> {
+        match (a, b) {
+            (Some(mut x), Some(y)) => x.merge(&y).ok().map(|()| Some(x)),
+            (x, y) => Some(x.or(y)),
         }
-        Some(union)
+    };
+    let union_of = |bins: &[&BinRef]| -> Option<Unions> {
+        let mut all: Option<Hll> = None;
+        let mut v6: Option<Option<Hll>> = Some(None);
+        for bin in bins {
+            let mut got = engine.store.bin_sketches(bin, &which).ok()?.into_iter();
+            all = merge(all, Some(got.next().flatten()?))?;
+            v6 = match (v6, got.next().flatten()) {
+                (Some(u), Some(h)) => Some(merge(u, Some(h))?),
+                _ => None,
+            };
+        }
+        Some((all, v6))
     };
     // Two threads over halves of the footers: the workers wait for this to size their tables.
     let (a, b) = large.split_at(large.len() / 2);
@@ -1233,27 +1268,37 @@ fn expected_keys(
             (union_of(a), h.join().unwrap_or(None))
         })
     } else {
-        (union_of(&large), Some(None))
+        (union_of(&large), Some((None, Some(None))))
     };
-    let (Some(ua), Some(ub)) = (ua, ub) else {
-        return 0;
+    let (Some((all_a, v6_a)), Some((all_b, v6_b))) = (ua, ub) else {
+        return Expected::default();
     };
-    let union = match (ua, ub) {
-        (Some(mut x), Some(y)) => {
-            if x.merge(&y).is_err() {
-                return 0;
-            }
-            Some(x)
-        }
-        (x, y) => x.or(y),
+    let Some(all) = merge(all_a, all_b) else {
+        return Expected::default();
+    };
+    let v6 = match (v6_a, v6_b) {
+        (Some(x), Some(y)) => merge(x, y),
+        _ => None,
     };
     let stored: u64 = bins.iter().map(|b| b.records_after).sum();
     let cap = match bound {
         Bound::Records(max) => stored.min(max),
         _ => stored,
-    };
-    let sketched = union.map_or(0.0, |u| u.estimate());
-    (sketched + smalls as f64).min(cap as f64) as usize
+    } as f64;
+    let all = all.map_or(0.0, |u| u.estimate());
+    match v6 {
+        Some(v6) => {
+            let v6 = v6.map_or(0.0, |u| u.estimate());
+            Expected {
+                v4: ((all - v6).max(0.0) + smalls as f64).min(cap) as usize,
+                v6: Some((v6 + smalls as f64).min(cap) as usize),
+            }
+        }
+        None => Expected {
+            v4: (all + smalls as f64).min(cap) as usize,
+            v6: None,
+        },
+    }
 }
 
 /// The shards of `top`'s workers, each taken by its worker.
@@ -1277,7 +1322,7 @@ pub fn top(
     let by_addr = matches!(p.by.field, Field::SrcAddr | Field::DstAddr);
     let fold = |allow_shards: bool, allow_packed: bool| {
         let shards: OnceLock<ShardHandout> = OnceLock::new();
-        let keys: OnceLock<usize> = OnceLock::new();
+        let keys: OnceLock<Expected> = OnceLock::new();
         let rerun = [AtomicBool::new(false), AtomicBool::new(false)];
         let r = engine.fold(
             sel,
@@ -1297,13 +1342,13 @@ pub fn top(
                     })
                     .flatten();
                 if !(allow_shards && by_addr && exact && part.workers > 1) {
-                    return TopState::with_v4_keys(
+                    return TopState::with_keys(
                         expected_keys(engine, sel, bound, spec, part.bins),
                         layout,
                     );
                 }
                 let keys = *keys.get_or_init(|| {
-                    expected_keys(engine, sel, bound, spec, part.all) / part.workers
+                    expected_keys(engine, sel, bound, spec, part.all).per_worker(part.workers)
                 });
                 let shard = shards
                     .get_or_init(|| {
@@ -1799,15 +1844,14 @@ fn hhh_addrs_folded(
         sel,
         &[field],
         bound,
-        |part: FoldPart<'_>| LeafState {
-            v4: flat::Flat::with_expected(expected_keys(
-                engine,
-                sel,
-                bound,
-                (field, levels.v4()[0]),
-                part.bins,
-            )),
-            v6: flat::Flat::new(),
+        |part: FoldPart<'_>| {
+            let keys = expected_keys(engine, sel, bound, (field, levels.v4()[0]), part.bins);
+            LeafState {
+                v4: flat::Flat::with_expected(keys.v4),
+                v6: keys
+                    .v6
+                    .map_or_else(flat::Flat::new, flat::Flat::with_expected),
+            }
         },
         |st: &mut LeafState, _: &BinRef, b: &Batch, rw: RowWeights<'_>, rows: Option<&[u32]>| {
             st.add(b, rw, (field, levels, sel.metric), rows);
@@ -3065,7 +3109,12 @@ mod tests {
             FlowRecord {
                 time_start: t0 + bin * 300_000 + u64::from(i % 1000),
                 time_end: t0 + bin * 300_000 + u64::from(i % 1000) + 10,
-                src_addr: Addr::from_v4_u32(0x0a00_0000 + i),
+                // The second bin's sources are IPv6.
+                src_addr: if bin == 1 {
+                    Addr((0x2001_0db8u128 << 96) | u128::from(i))
+                } else {
+                    Addr::from_v4_u32(0x0a00_0000 + i)
+                },
                 dst_addr: Addr::from_v4_u32(0xc000_0200 + i % 300),
                 packets: 1,
                 bytes: 100,
@@ -3085,33 +3134,42 @@ mod tests {
             assert!(err < 0.05, "{got} for {want}");
         };
         let src = (Field::SrcAddr, 32);
-        near(expected_keys(&e, &all, Bound::Exact, src, &bins), 40_100);
-        near(
-            expected_keys(&e, &all, Bound::Exact, src, &bins[..1]),
-            20_000,
-        );
-        assert_eq!(expected_keys(&e, &all, Bound::Exact, src, &bins[2..]), 100);
-        near(
-            expected_keys(&e, &all, Bound::Exact, (Field::DstAddr, 32), &bins),
-            400,
-        );
+        let keys =
+            |sel: &Selection, bound, by, bins: &[BinRef]| expected_keys(&e, sel, bound, by, bins);
+        // Sources: the second bin's are IPv6 (none are IPv4 there); the small bin's 100
+        // records count for either family.
+        let k = keys(&all, Bound::Exact, src, &bins);
+        near(k.v4, 20_100);
+        near(k.v6.unwrap(), 20_100);
+        let k = keys(&all, Bound::Exact, src, &bins[..1]);
+        near(k.v4, 20_000);
+        assert_eq!(k.v6, Some(0));
+        let k = keys(&all, Bound::Exact, src, &bins[1..2]);
+        assert!(k.v4 < 400, "{k:?}");
+        near(k.v6.unwrap(), 20_000);
         assert_eq!(
-            expected_keys(&e, &all, Bound::Records(1000), src, &bins),
-            1000
+            keys(&all, Bound::Exact, src, &bins[2..]),
+            Expected {
+                v4: 100,
+                v6: Some(100)
+            }
         );
-        assert_eq!(
-            expected_keys(&e, &all, Bound::Exact, (Field::SrcAddr, 24), &bins),
-            0
-        );
-        assert_eq!(
-            expected_keys(&e, &all, Bound::Exact, (Field::SrcPort, 32), &bins),
-            0
-        );
+        let k = keys(&all, Bound::Exact, (Field::DstAddr, 32), &bins);
+        near(k.v4, 400);
+        assert_eq!(k.v6, Some(100));
+        assert_eq!(keys(&all, Bound::Records(1000), src, &bins).v4, 1000);
+        for by in [(Field::SrcAddr, 24), (Field::SrcPort, 32)] {
+            assert_eq!(keys(&all, Bound::Exact, by, &bins), Expected::default());
+        }
+        assert_eq!(k.per_worker(2).v6, Some(50));
         let filtered = Selection {
             filter: Some(crate::parse_filter("proto tcp", &e.custom_fields()).unwrap()),
             ..Selection::all()
         };
-        assert_eq!(expected_keys(&e, &filtered, Bound::Exact, src, &bins), 0);
+        assert_eq!(
+            keys(&filtered, Bound::Exact, src, &bins),
+            Expected::default()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -3165,9 +3223,12 @@ mod tests {
             let mut states = Vec::new();
             // Tables sized for few keys (they grow) or for more (the IPv6 one is then sized
             // after the first keys: `Groups::size_wide`).
-            let expect = [100, 4000][seed as usize % 2];
+            let expect = Expected {
+                v4: [100, 4000][seed as usize % 2],
+                v6: [None, Some(50), None, Some(3000)][seed as usize % 4],
+            };
             for w in 0..workers {
-                let mut st = TopState::with_v4_keys(expect, layout);
+                let mut st = TopState::with_keys(expect, layout);
                 for i in (w * per).min(nb)..((w + 1) * per).min(nb) {
                     let b = &batches[i];
                     let rw = RowWeights::Records(WeightColumns::of(b));

@@ -580,9 +580,10 @@ fn guard<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-/// One of a bin file's sketches, read from its footer without decoding the others (see
-/// [`read_meta`] for all of them).
-pub fn read_sketch(path: &Path, which: crate::stats::Sketch) -> Result<Hll> {
+/// Some of a bin file's sketches, read from its footer without decoding the others (see
+/// [`read_meta`] for all of them): `None` for one the file does not have (the IPv6-only
+/// sketches of older files).
+pub fn read_sketches(path: &Path, which: &[crate::stats::Sketch]) -> Result<Vec<Option<Hll>>> {
     guard(path, || {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let reader = SerializedFileReader::new(file).map_err(|e| Error::corrupt(path, e))?;
@@ -591,7 +592,10 @@ pub fn read_sketch(path: &Path, which: crate::stats::Sketch) -> Result<Hll> {
             kv.and_then(|v| v.iter().find(|e| e.key == k))
                 .and_then(|e| e.value.as_deref())
         };
-        crate::stats::sketch_from_metadata(get, which).map_err(|e| Error::corrupt(path, e))
+        which
+            .iter()
+            .map(|&w| crate::stats::sketch_if_any(get, w).map_err(|e| Error::corrupt(path, e)))
+            .collect()
     })
 }
 

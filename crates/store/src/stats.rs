@@ -43,6 +43,10 @@ pub struct BinStats {
     pub dst_addrs: Hll,
     pub src_ports: Hll,
     pub dst_ports: Hll,
+    /// The IPv6 addresses alone (`src_addrs` and `dst_addrs` count both families), so that a
+    /// query can size its tables for each family; `None` in files written before they were.
+    pub src_addrs_v6: Option<Hll>,
+    pub dst_addrs_v6: Option<Hll>,
 }
 
 impl Default for BinStats {
@@ -54,6 +58,8 @@ impl Default for BinStats {
             dst_addrs: Hll::new(),
             src_ports: Hll::new(),
             dst_ports: Hll::new(),
+            src_addrs_v6: Some(Hll::new()),
+            dst_addrs_v6: Some(Hll::new()),
         }
     }
 }
@@ -72,6 +78,10 @@ pub(crate) const HLL_KEYS: [&str; 4] = [
     "flowdrill.hll.src_port",
     "flowdrill.hll.dst_port",
 ];
+/// The metadata keys of the IPv6-only sketches, for `BinStats::src_addrs_v6` and
+/// `dst_addrs_v6` (absent from older files).
+pub(crate) const HLL_V6_KEYS: [&str; 2] =
+    ["flowdrill.hll.src_addr_v6", "flowdrill.hll.dst_addr_v6"];
 pub(crate) const STATS_KEY: &str = "flowdrill.stats";
 
 /// One of a bin's sketches (see [`BinStats`]), in the order of its metadata keys.
@@ -81,6 +91,20 @@ pub enum Sketch {
     DstAddrs,
     SrcPorts,
     DstPorts,
+    /// The IPv6 source or destination addresses alone (files written before these sketches
+    /// have none).
+    SrcAddrsV6,
+    DstAddrsV6,
+}
+
+impl Sketch {
+    fn key(self) -> &'static str {
+        match self {
+            Sketch::SrcAddrsV6 => HLL_V6_KEYS[0],
+            Sketch::DstAddrsV6 => HLL_V6_KEYS[1],
+            other => HLL_KEYS[other as usize],
+        }
+    }
 }
 
 /// Decodes the sketch stored under metadata key `k` (base64 of the zstd'd registers).
@@ -90,13 +114,14 @@ fn decode_sketch(k: &str, b64: &str) -> std::result::Result<Hll, String> {
     Hll::from_bytes(&raw).map_err(|e| format!("{k}: {e}"))
 }
 
-/// Reads one sketch back from metadata (`get` looks a key up), without decoding the others.
-pub(crate) fn sketch_from_metadata<'a>(
+/// Reads one sketch back from metadata (`get` looks a key up) without decoding the others:
+/// `None` when the file has no such sketch (the IPv6-only ones of older files).
+pub(crate) fn sketch_if_any<'a>(
     get: impl Fn(&str) -> Option<&'a str>,
     which: Sketch,
-) -> std::result::Result<Hll, String> {
-    let k = HLL_KEYS[which as usize];
-    decode_sketch(k, get(k).ok_or_else(|| format!("no {k}"))?)
+) -> std::result::Result<Option<Hll>, String> {
+    let k = which.key();
+    get(k).map(|b64| decode_sketch(k, b64)).transpose()
 }
 
 impl BinStats {
@@ -112,8 +137,15 @@ impl BinStats {
         };
         self.total.add(&c);
         self.by_proto.entry(r.proto).or_default().add(&c);
-        self.src_addrs.insert_hash(hash_u128(r.src_addr.0));
-        self.dst_addrs.insert_hash(hash_u128(r.dst_addr.0));
+        let (hs, hd) = (hash_u128(r.src_addr.0), hash_u128(r.dst_addr.0));
+        self.src_addrs.insert_hash(hs);
+        self.dst_addrs.insert_hash(hd);
+        if let (false, Some(h)) = (r.src_addr.is_v4(), self.src_addrs_v6.as_mut()) {
+            h.insert_hash(hs);
+        }
+        if let (false, Some(h)) = (r.dst_addr.is_v4(), self.dst_addrs_v6.as_mut()) {
+            h.insert_hash(hd);
+        }
         self.src_ports.insert_hash(hash_u64(r.src_port as u64));
         self.dst_ports.insert_hash(hash_u64(r.dst_port as u64));
     }
@@ -129,6 +161,16 @@ impl BinStats {
         m(&mut self.dst_addrs, &o.dst_addrs)?;
         m(&mut self.src_ports, &o.src_ports)?;
         m(&mut self.dst_ports, &o.dst_ports)?;
+        // Known for the merge only when known for both.
+        for (a, b) in [
+            (&mut self.src_addrs_v6, &o.src_addrs_v6),
+            (&mut self.dst_addrs_v6, &o.dst_addrs_v6),
+        ] {
+            match (a.as_mut(), b) {
+                (Some(x), Some(y)) => m(x, y)?,
+                _ => *a = None,
+            }
+        }
         Ok(())
     }
 
@@ -151,7 +193,12 @@ impl BinStats {
             STATS_KEY.to_string(),
             serde_json::to_string(&json).expect("counters serialise"),
         )];
-        for (k, h) in HLL_KEYS.iter().zip(self.sketches()) {
+        let v6 = [&self.src_addrs_v6, &self.dst_addrs_v6];
+        let known = HLL_V6_KEYS
+            .iter()
+            .zip(v6)
+            .filter_map(|(k, h)| Some((k, h.as_ref()?)));
+        for (k, h) in HLL_KEYS.iter().zip(self.sketches()).chain(known) {
             let z = zstd::bulk::compress(&h.to_bytes(), 3).expect("in-memory zstd");
             out.push((k.to_string(), base64_encode(&z)));
         }
@@ -168,6 +215,7 @@ impl BinStats {
         for k in HLL_KEYS {
             hlls.push(decode_sketch(k, get(k).ok_or_else(|| format!("no {k}"))?)?);
         }
+        let v6 = |k: &str| get(k).map(|b64| decode_sketch(k, b64)).transpose();
         let mut it = hlls.into_iter();
         let mut next = || it.next().expect("four sketches");
         Ok(BinStats {
@@ -177,6 +225,8 @@ impl BinStats {
             dst_addrs: next(),
             src_ports: next(),
             dst_ports: next(),
+            src_addrs_v6: v6(HLL_V6_KEYS[0])?,
+            dst_addrs_v6: v6(HLL_V6_KEYS[1])?,
         })
     }
 }
@@ -260,5 +310,55 @@ mod tests {
         twice.merge(&s).unwrap();
         assert_eq!(twice.total.bytes, 200_000);
         assert_eq!(twice.src_addrs, s.src_addrs);
+    }
+
+    /// The IPv6-only sketches count the IPv6 addresses of each side and nothing else; a file
+    /// written before them reads as `None`, and a merge with such a file is `None` too.
+    #[test]
+    fn ipv6_sketches_count_one_family_and_old_files_have_none() {
+        let mut s = BinStats::default();
+        for i in 0..3000u32 {
+            let v6 = flowdrill_model::Addr((0x2001_0db8u128 << 96) | u128::from(i / 3 % 300));
+            let v4 = flowdrill_model::Addr::from_v4_u32(i % 1000);
+            let r = FlowRecord {
+                src_addr: if i % 3 == 0 { v6 } else { v4 },
+                dst_addr: v4,
+                ..Default::default()
+            };
+            s.add(&r, true);
+        }
+        let est = |h: &Option<Hll>| h.as_ref().unwrap().estimate();
+        assert!(
+            (est(&s.src_addrs_v6) - 300.0).abs() < 10.0,
+            "{}",
+            est(&s.src_addrs_v6)
+        );
+        assert_eq!(est(&s.dst_addrs_v6), 0.0);
+        assert!((s.src_addrs.estimate() - 1300.0).abs() < 40.0);
+        let md = s.to_metadata();
+        let get = |k: &str| md.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str());
+        assert_eq!(BinStats::from_metadata(get).unwrap(), s);
+        assert!(sketch_if_any(get, Sketch::SrcAddrsV6).unwrap() == s.src_addrs_v6);
+        // An older file: no IPv6 sketches.
+        let old = |k: &str| {
+            if HLL_V6_KEYS.contains(&k) {
+                None
+            } else {
+                get(k)
+            }
+        };
+        let back = BinStats::from_metadata(old).unwrap();
+        assert_eq!(
+            (back.src_addrs_v6.is_none(), back.dst_addrs_v6.is_none()),
+            (true, true)
+        );
+        assert!(sketch_if_any(old, Sketch::SrcAddrsV6).unwrap().is_none());
+        assert!(sketch_if_any(old, Sketch::SrcAddrs).unwrap().is_some());
+        let mut merged = s.clone();
+        merged.merge(&back).unwrap();
+        assert!(merged.src_addrs_v6.is_none());
+        let mut both = s.clone();
+        both.merge(&s).unwrap();
+        assert_eq!(both.src_addrs_v6, s.src_addrs_v6);
     }
 }

@@ -474,10 +474,15 @@ impl Store {
         format::read_meta(&self.root.join(&bin.path)).map(|(_, s)| s)
     }
 
-    /// One sketch of a bin's statistics (cheaper than [`Store::bin_stats`] when only it is
-    /// needed).
-    pub fn bin_sketch(&self, bin: &BinRef, which: crate::stats::Sketch) -> Result<Hll> {
-        format::read_sketch(&self.root.join(&bin.path), which)
+    /// Some sketches of a bin's statistics (cheaper than [`Store::bin_stats`] when only they
+    /// are needed): `None` for one the file does not have (the IPv6-only sketches of files
+    /// written before them).
+    pub fn bin_sketches(
+        &self,
+        bin: &BinRef,
+        which: &[crate::stats::Sketch],
+    ) -> Result<Vec<Option<Hll>>> {
+        format::read_sketches(&self.root.join(&bin.path), which)
     }
 
     /// Reads every bin of `link` at `level` overlapping `range`; unreadable files are listed

@@ -394,17 +394,27 @@ fn late_records_merge_into_their_bin_and_distinct_counts_hold() {
     assert_eq!(stats.total.flows, 6000);
     // One sketch read alone is the one read with the others.
     use flowdrill_store::Sketch;
-    for (which, want) in [
-        (Sketch::SrcAddrs, &stats.src_addrs),
-        (Sketch::DstAddrs, &stats.dst_addrs),
-        (Sketch::SrcPorts, &stats.src_ports),
-        (Sketch::DstPorts, &stats.dst_ports),
-    ] {
-        assert!(
-            store.bin_sketch(&bins[0], which).unwrap() == *want,
-            "{which:?}"
-        );
+    let which = [
+        Sketch::SrcAddrs,
+        Sketch::DstAddrs,
+        Sketch::SrcPorts,
+        Sketch::DstPorts,
+        Sketch::SrcAddrsV6,
+        Sketch::DstAddrsV6,
+    ];
+    let got = store.bin_sketches(&bins[0], &which).unwrap();
+    let want = [
+        Some(&stats.src_addrs),
+        Some(&stats.dst_addrs),
+        Some(&stats.src_ports),
+        Some(&stats.dst_ports),
+        stats.src_addrs_v6.as_ref(),
+        stats.dst_addrs_v6.as_ref(),
+    ];
+    for ((w, g), e) in which.iter().zip(&got).zip(want) {
+        assert!(g.as_ref() == e, "{w:?}");
     }
+    assert!(stats.src_addrs_v6.is_some(), "new files have IPv6 sketches");
     assert!(stats.src_addrs != stats.dst_ports);
 }
 
