@@ -810,6 +810,8 @@ pub struct WeightColumns<'a> {
     packets: &'a [u64],
     z: &'a [u64],
     continued: &'a [u8],
+    /// Every `z` is 0 ([`Batch::unsampled`]).
+    unsampled: bool,
 }
 
 impl<'a> WeightColumns<'a> {
@@ -822,13 +824,14 @@ impl<'a> WeightColumns<'a> {
                 Some(ColumnRef::U8(c)) => c,
                 _ => &[],
             },
+            unsampled: batch.unsampled(),
         }
     }
 
     /// Whether no record of these columns was sampled (every weight is then the record's own
     /// value: [`WeightColumns::exact_row`]).
     pub fn exact(&self) -> bool {
-        self.z.iter().all(|&z| z == 0)
+        self.unsampled
     }
 
     /// Record `i`'s flows, packets and bytes when [`WeightColumns::exact`].

@@ -186,6 +186,7 @@ impl Engine {
                     keep.map(|k| k.iter_ones().map(|i| i as u32).collect());
                 let z = b.sample_z();
                 let zm = match &rows {
+                    _ if b.unsampled() => None,
                     Some(r) => r
                         .iter()
                         .map(|&i| z.get(i as usize).copied().unwrap_or(0))

@@ -260,6 +260,34 @@ pub struct Batch {
     pub(crate) cols: Vec<Option<OwnedColumn>>,
     pub(crate) z: Vec<u64>,
     pub(crate) extras: Vec<(CustomField, ExtraColumn)>,
+    pub(crate) unsampled: Unsampled,
+}
+
+/// Whether every threshold of a batch is 0, found once (see [`Batch::unsampled`]): a read of
+/// an unsampled file knows it without looking. Not part of a batch's value: two equal batches
+/// may have been asked or not.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Unsampled(std::sync::OnceLock<bool>);
+
+impl Unsampled {
+    /// Known to be unsampled.
+    pub(crate) fn yes() -> Unsampled {
+        Unsampled(std::sync::OnceLock::from(true))
+    }
+
+    /// For some of the rows: unsampled if all of them were, else to be looked at.
+    fn of_subset(&self) -> Unsampled {
+        match self.0.get() {
+            Some(true) => Unsampled::yes(),
+            _ => Unsampled::default(),
+        }
+    }
+}
+
+impl PartialEq for Unsampled {
+    fn eq(&self, _: &Unsampled) -> bool {
+        true
+    }
 }
 
 impl Batch {
@@ -342,6 +370,7 @@ impl Batch {
             cols,
             z,
             extras,
+            unsampled: Unsampled::default(),
         }
     }
 
@@ -376,6 +405,7 @@ impl Batch {
             cols,
             z,
             extras: Vec::new(),
+            unsampled: Unsampled::default(),
         })
     }
 
@@ -427,6 +457,7 @@ impl Batch {
             }
         }
         self.z.extend_from_slice(&other.z);
+        self.unsampled = Unsampled::default();
         self.len += n1;
         Ok(())
     }
@@ -450,6 +481,7 @@ impl Batch {
             cols,
             z,
             extras,
+            unsampled: self.unsampled.of_subset(),
         }
     }
 
@@ -468,6 +500,7 @@ impl Batch {
                 .iter()
                 .map(|(d, c)| (d.clone(), c.take(order)))
                 .collect(),
+            unsampled: self.unsampled.of_subset(),
         }
     }
 
@@ -500,6 +533,15 @@ impl Batch {
     /// for `max(x, z)` bytes.
     pub fn sample_z(&self) -> &[u64] {
         &self.z
+    }
+
+    /// Whether no record was sampled (every threshold 0): looked at once, or known from the
+    /// file a read came from.
+    pub fn unsampled(&self) -> bool {
+        *self
+            .unsampled
+            .0
+            .get_or_init(|| self.z.iter().all(|&z| z == 0))
     }
 
     /// The user-defined columns loaded, with their definitions.
@@ -585,6 +627,11 @@ impl Batch {
                 .iter()
                 .map(|(f, c)| (f.clone(), c.filter(keep)))
                 .collect(),
+            unsampled: if raise_z.is_some_and(|r| r > 0) {
+                Unsampled::default()
+            } else {
+                self.unsampled.of_subset()
+            },
         }
     }
 }
@@ -605,6 +652,25 @@ impl ColumnSource for Batch {
 mod tests {
     use super::*;
 
+    /// `unsampled` is every threshold 0, remembered once asked, and asked again after an
+    /// append or a filter that raises thresholds; it is no part of a batch's equality.
+    #[test]
+    fn unsampled_is_every_threshold_zero_and_follows_changes() {
+        let zero = batch(vec![1, 2, 3], vec![1, 1, 1], vec![0, 0, 0]);
+        let sampled = batch(vec![1, 2], vec![1, 1], vec![0, 9]);
+        assert!(zero.unsampled());
+        assert!(!sampled.unsampled());
+        assert_eq!(zero, batch(vec![1, 2, 3], vec![1, 1, 1], vec![0, 0, 0]));
+        assert!(zero.take(&[2, 0]).unsampled());
+        assert!(zero.filter(&[true, false, true], None).unsampled());
+        assert!(!zero.filter(&[true, false, true], Some(5)).unsampled());
+        assert!(sampled.filter(&[true, false], None).unsampled());
+        let mut joined = zero.clone();
+        joined.append(&sampled).unwrap();
+        assert!(!joined.unsampled());
+        assert!(zero.clone().into_take(&[1]).unsampled());
+    }
+
     fn batch(bytes: Vec<u64>, packets: Vec<u64>, z: Vec<u64>) -> Batch {
         let mut cols = vec![None; flowdrill_model::FIELDS.len()];
         cols[Field::Bytes as usize] = Some(OwnedColumn::U64(bytes));
@@ -614,6 +680,7 @@ mod tests {
             cols,
             z,
             extras: vec![],
+            unsampled: Unsampled::default(),
         }
     }
 

@@ -1075,10 +1075,12 @@ fn convert(
         cols: vec![None; FIELDS.len()],
         z: Vec::with_capacity(rows),
         extras: Vec::new(),
+        unsampled: Default::default(),
     };
     if left_out(Z_COLUMN) {
         // An unsampled file.
         out.z = vec![0; rows];
+        out.unsampled = crate::batch::Unsampled::yes();
     } else {
         for a in col(Z_COLUMN)? {
             let a = a
