@@ -96,7 +96,7 @@ impl Layout {
         )
     }
 
-    /// Field `i` of a sum (0 flows, 1 packets, 2 bytes): one of [`Layout::unpack`]'s.
+    /// Field `i` of a sum: 0 flows, 1 packets, 2 bytes (the order of [`Layout::unpack`]).
     #[inline]
     pub(crate) fn field(&self, p: Packed, i: usize) -> u64 {
         let (from, to) = match i {
@@ -109,13 +109,7 @@ impl Layout {
 
     /// Flows, packets and bytes of a sum.
     pub(crate) fn unpack(&self, p: Packed) -> [u64; 3] {
-        let v = p.get();
-        let field = |from: u32, to: u32| ((v >> from) & ((1u128 << (to - from)) - 1)) as u64;
-        [
-            field(self.flows_at, 96),
-            field(self.packets_at, self.flows_at),
-            field(0, self.packets_at),
-        ]
+        [0, 1, 2].map(|i| self.field(p, i))
     }
 }
 

@@ -457,7 +457,7 @@ fn top_shards<V: Copy>(workers: usize) -> Vec<TopShards<V>> {
 
 /// Exact groups of one form (`A` the sums, `V` what a record adds) and, when the workers
 /// share the IPv4 and wide IPv6 keys out among themselves, this worker's shards until
-/// [`Exact::finish`].
+/// [`ExactGroups::finish`].
 #[derive(Debug)]
 struct ExactGroups<A, V> {
     g: Groups<A>,
@@ -742,10 +742,10 @@ impl TopState {
         }
     }
 
-    /// A state that keeps the IPv4 and wide IPv6 keys of `shard` (its IPv4 table sized for
-    /// about `keys`), the other workers' states the rest. Only for unsampled records, at most `u32::MAX` in all:
-    /// the exact sums are added in whatever order records arrive.
-    /// A sharded state's shards are made for its form of sums: packed ones in `layout`.
+    /// A state that keeps the IPv4 and wide IPv6 keys of `shard` (its tables sized for about
+    /// `keys`), the other workers' states the rest. Only for unsampled records, at most
+    /// `u32::MAX` in all: the exact sums are added in whatever order records arrive. The shards
+    /// are made for the state's form of sums: packed ones when `layout` is given.
     fn sharded(keys: Expected, layout: Option<Layout>, shard: AnyShards) -> Self {
         let exact = match (layout, shard) {
             (Some(l), AnyShards::Packed(s)) => {

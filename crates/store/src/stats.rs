@@ -215,7 +215,6 @@ impl BinStats {
         for k in HLL_KEYS {
             hlls.push(decode_sketch(k, get(k).ok_or_else(|| format!("no {k}"))?)?);
         }
-        let v6 = |k: &str| get(k).map(|b64| decode_sketch(k, b64)).transpose();
         let mut it = hlls.into_iter();
         let mut next = || it.next().expect("four sketches");
         Ok(BinStats {
@@ -225,8 +224,8 @@ impl BinStats {
             dst_addrs: next(),
             src_ports: next(),
             dst_ports: next(),
-            src_addrs_v6: v6(HLL_V6_KEYS[0])?,
-            dst_addrs_v6: v6(HLL_V6_KEYS[1])?,
+            src_addrs_v6: sketch_if_any(&get, Sketch::SrcAddrsV6)?,
+            dst_addrs_v6: sketch_if_any(&get, Sketch::DstAddrsV6)?,
         })
     }
 }

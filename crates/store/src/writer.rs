@@ -234,9 +234,13 @@ fn sort_for_compression(batch: Batch) -> Batch {
 /// IPv4 addresses stay 4-byte integers and neither address column has nulls in it to spread.
 fn ipv6_rows(batch: &Batch) -> Vec<u8> {
     use flowdrill_model::{Addr, ColumnSource};
-    let addrs = |f| match batch.column(f) {
-        Some(ColumnRef::Addr(a)) => Some(a),
-        _ => None,
+    // A column kept as 4-byte integers holds no IPv6 address (and is not widened here).
+    let addrs = |f| match batch.addrs_v4(f) {
+        Some(_) => None,
+        None => match batch.column(f) {
+            Some(ColumnRef::Addr(a)) => Some(a),
+            _ => None,
+        },
     };
     match (addrs(Field::SrcAddr), addrs(Field::DstAddr)) {
         (None, None) => Vec::new(),
