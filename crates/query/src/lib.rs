@@ -816,15 +816,18 @@ pub struct WeightColumns<'a> {
 
 impl<'a> WeightColumns<'a> {
     pub fn of(batch: &'a Batch) -> WeightColumns<'a> {
+        let unsampled = batch.unsampled();
         WeightColumns {
             bytes: batch.u64s(Field::Bytes).unwrap_or(&[]),
             packets: batch.u64s(Field::Packets).unwrap_or(&[]),
-            z: batch.sample_z(),
+            // Unsampled: no thresholds (a missing one is 0), and a read of an unsampled file
+            // makes none.
+            z: if unsampled { &[] } else { batch.sample_z() },
             continued: match batch.column(Field::Continued) {
                 Some(ColumnRef::U8(c)) => c,
                 _ => &[],
             },
-            unsampled: batch.unsampled(),
+            unsampled,
         }
     }
 

@@ -184,14 +184,13 @@ impl Engine {
                 // Otherwise the analysis reads the matching rows where they are.
                 let rows: Option<Vec<u32>> =
                     keep.map(|k| k.iter_ones().map(|i| i as u32).collect());
-                let z = b.sample_z();
                 let zm = match &rows {
                     _ if b.unsampled() => None,
                     Some(r) => r
                         .iter()
-                        .map(|&i| z.get(i as usize).copied().unwrap_or(0))
+                        .map(|&i| b.sample_z().get(i as usize).copied().unwrap_or(0))
                         .max(),
-                    None => z.iter().copied().max(),
+                    None => b.sample_z().iter().copied().max(),
                 };
                 part.z_max = part.z_max.max(zm.unwrap_or(0));
                 took(&mut span, rows.as_ref().map_or(b.len(), Vec::len));
@@ -555,11 +554,11 @@ impl ThresholdItems {
 
     pub(crate) fn add(&mut self, b: &Batch) {
         let x = b.u64s(Field::Bytes).unwrap_or(&[]);
-        let z = b.sample_z();
-        if self.pairs.is_none() && z.iter().all(|&z| z == 0) {
+        if self.pairs.is_none() && b.unsampled() {
             self.sizes.extend_from_slice(x);
             return;
         }
+        let z = b.sample_z();
         let pairs = self.pairs.get_or_insert_with(|| {
             std::mem::take(&mut self.sizes)
                 .into_iter()
@@ -580,6 +579,9 @@ impl ThresholdItems {
 
 /// The largest sampling threshold of a batch's records (0 when none was sampled).
 pub(crate) fn z_max(b: &Batch) -> u64 {
+    if b.unsampled() {
+        return 0;
+    }
     b.sample_z().iter().copied().max().unwrap_or(0)
 }
 
