@@ -385,6 +385,7 @@ impl CheckedFile {
                 "its column checksums do not match its columns",
             ));
         }
+        let map = map_file(&out.file, len);
         for (g, group) in md.row_groups().iter().enumerate() {
             for (i, c) in group.columns().iter().enumerate() {
                 if !mask.leaf_included(i) {
@@ -397,7 +398,12 @@ impl CheckedFile {
                         format!("column {} lies outside the file", c.column_path()),
                     ));
                 }
-                let buf = read_range(&out.file, start, n).map_err(|e| Error::io(path, e))?;
+                let buf = match &map {
+                    Some(m) => m.slice(start as usize..(start + n) as usize),
+                    None => read_range(&out.file, start, n)
+                        .map_err(|e| Error::io(path, e))?
+                        .into(),
+                };
                 if Some(crc32fast::hash(&buf)) != sums[g * columns + i] {
                     return Err(Error::corrupt(
                         path,
@@ -407,7 +413,7 @@ impl CheckedFile {
                         ),
                     ));
                 }
-                out.chunks.push((start, buf.into()));
+                out.chunks.push((start, buf));
             }
         }
         out.chunks.sort_unstable_by_key(|c| c.0);
@@ -424,6 +430,24 @@ impl CheckedFile {
         let from = (start - at) as usize;
         (from as u64 + len <= b.len() as u64).then(|| b.slice(from..))
     }
+}
+
+/// The whole of `file` (`len` bytes) mapped into memory, if it can be: its column chunks are
+/// then read where the page cache holds them, without copying them into fresh memory (which
+/// costs a page fault per 4 KiB), and shared as [`bytes::Bytes`] until the reader is done.
+/// `None` for an empty file or where mapping fails (the chunks are then read).
+#[allow(unsafe_code)]
+fn map_file(file: &std::fs::File, len: u64) -> Option<bytes::Bytes> {
+    if len == 0 {
+        return None;
+    }
+    // SAFETY: a mapping is undefined behaviour only if the file changes while it is mapped.
+    // The store never changes a bin file in place: the writer writes a new file and renames
+    // it over the old one, and expiry deletes files (the mapping keeps the old file's pages,
+    // as an open descriptor would). A file truncated by hand under a running query would
+    // fault on access (SIGBUS), as with any program that maps files.
+    let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file) }.ok()?;
+    Some(bytes::Bytes::from_owner(map))
 }
 
 /// The `n` bytes of `file` from `start`, read into memory that is not zeroed first (a query
@@ -1487,6 +1511,28 @@ mod tests {
     use super::*;
     use arrow_array::{FixedSizeBinaryArray, Int64Array, RecordBatch, UInt32Array};
     use flowdrill_model::{ColumnSource, FlowRecord};
+
+    /// A column chunk is the same bytes mapped or read; a read past the end of the file is an
+    /// error, and an empty file is not mapped.
+    #[test]
+    fn mapped_and_read_ranges_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let map = map_file(&file, data.len() as u64).expect("a file maps");
+        for (start, n) in [(0, 1), (4095, 2), (5000, 15_000), (19_999, 1), (7, 0)] {
+            let read = read_range(&file, start, n).unwrap();
+            assert_eq!(&read[..], &data[start as usize..(start + n) as usize]);
+            assert_eq!(&map[start as usize..(start + n) as usize], &read[..]);
+        }
+        let err = read_range(&file, 19_990, 20).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        std::fs::write(&path, b"").unwrap();
+        let empty = std::fs::File::open(&path).unwrap();
+        assert!(map_file(&empty, 0).is_none());
+    }
 
     /// A record batch of source addresses in the store's two columns.
     fn addrs(v4: Vec<Option<u32>>, v6: Vec<Option<u128>>) -> RecordBatch {
