@@ -42,7 +42,7 @@ pub mod report;
 pub mod run;
 pub mod spark;
 mod stream;
-pub use stream::FoldPart;
+pub use stream::{FoldPart, Schedule};
 pub mod time;
 
 pub use flowdrill_analysis::Estimate;

@@ -6,7 +6,8 @@ use crate::drill;
 use crate::packed::{self, Layout, Packed, Tally};
 use crate::report::{Cell, Meta, Report, Section, Shape};
 use crate::{
-    Bound, Engine, FoldPart, Loaded, Metric, QueryError, RowWeights, Selection, WeightColumns,
+    Bound, Engine, FoldPart, Loaded, Metric, QueryError, RowWeights, Schedule, Selection,
+    WeightColumns,
 };
 use flowdrill_analysis::flat;
 use flowdrill_analysis::hhh::{
@@ -1324,16 +1325,22 @@ pub fn top(
         let shards: OnceLock<ShardHandout> = OnceLock::new();
         let keys: OnceLock<Expected> = OnceLock::new();
         let rerun = [AtomicBool::new(false), AtomicBool::new(false)];
-        let r = engine.fold(
+        let exact_of = |all: &[BinRef], resampled: bool| {
+            let records = all.iter().map(|b| b.records_after).sum::<u64>();
+            !resampled && all.iter().all(|b| b.z_max == 0) && records <= u64::from(u32::MAX)
+        };
+        // Sharded states hold exact integer sums of disjoint keys: any worker may fold any bin.
+        let balanced =
+            |all: &[BinRef], resampled: bool| allow_shards && by_addr && exact_of(all, resampled);
+        let r = engine.fold_scheduled(
             sel,
             &[p.by.field],
             bound,
+            Schedule::Balanced(&balanced),
             |part: FoldPart<'_>| {
                 let spec = (p.by.field, p.by.v4_len);
                 let records = part.all.iter().map(|b| b.records_after).sum::<u64>();
-                let exact = !part.resampled
-                    && part.all.iter().all(|b| b.z_max == 0)
-                    && records <= u64::from(u32::MAX);
+                let exact = exact_of(part.all, part.resampled);
                 let layout = (allow_packed && exact)
                     .then(|| {
                         let packets = part.all.iter().map(|b| b.packets).sum();

@@ -19,7 +19,8 @@ pub(crate) struct Reading {
 /// What a worker of [`Engine::fold`] makes its state for.
 #[derive(Clone, Copy, Debug)]
 pub struct FoldPart<'a> {
-    /// The bins this worker reads (none on Spark).
+    /// The bins this worker reads (none on Spark; every bin, any of which it may read, when
+    /// the fold is [`Schedule::Balanced`]).
     pub bins: &'a [BinRef],
     /// This worker's index, among `workers` that run at the same time.
     pub worker: usize,
@@ -28,6 +29,28 @@ pub struct FoldPart<'a> {
     pub all: &'a [BinRef],
     /// Whether the records are re-sampled to the bound (their weights are then estimates).
     pub resampled: bool,
+}
+
+/// How [`Engine::fold_scheduled`] hands the bins to its workers.
+#[derive(Clone, Copy)]
+pub enum Schedule<'a> {
+    /// Contiguous runs of about equal records, the same on every run: for states whose
+    /// answer depends on which bins a worker folds or in which order (floating-point sums).
+    Runs,
+    /// The largest bins first, each to the next worker free, when the predicate says so for
+    /// the bins selected and whether they are re-sampled (else [`Schedule::Runs`]): for
+    /// states whose answer does not depend on it (exact integer sums). The workers then
+    /// finish together however the bins' sizes fall, and whatever else runs on the machine.
+    Balanced(&'a (dyn Fn(&[BinRef], bool) -> bool + Sync)),
+}
+
+impl std::fmt::Debug for Schedule<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Schedule::Runs => "Runs",
+            Schedule::Balanced(_) => "Balanced",
+        })
+    }
 }
 
 impl Engine {
@@ -92,6 +115,22 @@ impl Engine {
         f: impl Fn(&mut S, &BinRef, &Batch, RowWeights<'_>, Option<&[u32]>) -> Result<(), E> + Sync,
         done: impl Fn(&mut S) + Sync,
     ) -> Result<(Loaded, Vec<S>), E> {
+        self.fold_scheduled(sel, fields, bound, Schedule::Runs, init, f, done)
+    }
+
+    /// [`Engine::fold`] with the bins handed to the workers as `schedule` says (the states
+    /// then come back in worker order).
+    #[allow(clippy::too_many_arguments)]
+    pub fn fold_scheduled<S: Send, E: From<QueryError> + Send>(
+        &self,
+        sel: &Selection,
+        fields: &[Field],
+        bound: Bound,
+        schedule: Schedule<'_>,
+        init: impl Fn(FoldPart<'_>) -> S + Sync,
+        f: impl Fn(&mut S, &BinRef, &Batch, RowWeights<'_>, Option<&[u32]>) -> Result<(), E> + Sync,
+        done: impl Fn(&mut S) + Sync,
+    ) -> Result<(Loaded, Vec<S>), E> {
         if self.spark().is_some() {
             let mut l = self.load(sel, fields, bound)?;
             let mut s = init(FoldPart {
@@ -133,7 +172,20 @@ impl Engine {
         // Bins are read in chunks unless they are re-thresholded (a bin's sample is drawn
         // over the whole bin) or the engine caches whole bins for the next question.
         let chunked = z_new.is_none() && !self.caches();
-        let runs = split_bins(&reading.bins, self.fold_workers(&reading.bins));
+        let workers = self.fold_workers(&reading.bins);
+        let balanced = match schedule {
+            Schedule::Balanced(free) => workers > 1 && free(&reading.bins, z_new.is_some()),
+            Schedule::Runs => false,
+        };
+        let runs = if balanced {
+            vec![&reading.bins[..]; workers]
+        } else {
+            split_bins(&reading.bins, workers)
+        };
+        // Balanced: the bins by size, largest first, claimed one at a time.
+        let mut order: Vec<usize> = (0..reading.bins.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(reading.bins[i].records_after));
+        let claimed = std::sync::atomic::AtomicUsize::new(0);
         let work = |worker: usize| -> Result<(Loaded, S), E> {
             let bins = runs[worker];
             let mut part = Loaded::default();
@@ -212,7 +264,15 @@ impl Engine {
                 .map_or_else(Vec::new, |f| f.custom_names());
             let pre_extras: Vec<&str> = pre_names.iter().map(String::as_str).collect();
             let pre_fields: Vec<Field> = sel.filter.as_ref().map_or_else(Vec::new, |f| f.fields());
-            for bin in bins {
+            let mut mine = bins.iter();
+            let mut next_bin = || {
+                if !balanced {
+                    return mine.next();
+                }
+                let i = claimed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                order.get(i).map(|&j| &reading.bins[j])
+            };
+            while let Some(bin) = next_bin() {
                 if !chunked {
                     let r = self.read_bin(bin, &reading.fields, &reading.extras);
                     one(bin, r, &mut part)?;
@@ -292,6 +352,7 @@ impl Engine {
             })
         };
         let mut states = Vec::with_capacity(results.len());
+        let mut states_skipped = 0;
         let mut all = Folded {
             start: u64::MAX,
             ..Folded::default()
@@ -305,12 +366,19 @@ impl Engine {
             }
             out.records_read += part.records_read;
             out.records_matched += part.records_matched;
+            states_skipped += part.skipped.len();
             out.skipped.extend(part.skipped);
             out.z_max = out.z_max.max(part.z_max);
             states.push(state);
         }
         if all.records == 0 {
             all.start = 0;
+        }
+        if balanced {
+            // In bin order, as the runs give them (the store's own come first).
+            let first = out.skipped.len() - states_skipped;
+            let rank = |p: &std::path::Path| reading.bins.iter().position(|b| p.ends_with(&b.path));
+            out.skipped[first..].sort_by_key(|k| rank(&k.path));
         }
         out.folded = Some(all);
         out.exact = out.z_max == 0;

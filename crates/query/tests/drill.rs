@@ -730,3 +730,94 @@ fn top_stays_exact_when_the_catalog_understates_the_totals() {
     );
     assert_eq!(answers(&lied), want);
 }
+
+/// A balanced fold hands every bin to exactly one worker, whichever is free (the largest
+/// first), and folds the same records as the contiguous runs; with the predicate false it is
+/// the runs.
+#[test]
+fn a_balanced_fold_reads_every_bin_once() {
+    use flowdrill_query::{FoldPart, Schedule};
+    let recs: Vec<FlowRecord> = records()
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            // Uneven bins: the first half of the records in one 5-minute bin, the rest spread.
+            r.time_start = T0 + if i < 10_000 { i as u64 } else { i as u64 * 180 };
+            r.time_end = r.time_start + 5;
+            r
+        })
+        .collect();
+    let e = Engine::new(engine_of("balanced", recs).store().clone(), 0);
+    let bins = e.store().bins("default", 0..u64::MAX, 0).unwrap();
+    assert!(bins.len() >= 6, "{} bins", bins.len());
+    // Each worker's state: the bins it folded, with their rows and bytes.
+    type Seen = Vec<(String, u64, u64)>;
+    let fold = |schedule: Schedule<'_>| -> Vec<Seen> {
+        let (l, states) = e
+            .fold_scheduled(
+                &Selection::all(),
+                &[Field::Bytes],
+                Bound::Exact,
+                schedule,
+                |_: FoldPart<'_>| Seen::new(),
+                |s: &mut Seen, bin, b, _, rows| {
+                    let bytes = b.u64s(Field::Bytes).unwrap();
+                    let (n, sum) = match rows {
+                        Some(r) => (r.len(), r.iter().map(|&i| bytes[i as usize]).sum()),
+                        None => (bytes.len(), bytes.iter().sum()),
+                    };
+                    s.push((bin.path.display().to_string(), n as u64, sum));
+                    Ok::<(), flowdrill_query::QueryError>(())
+                },
+                |_| {},
+            )
+            .unwrap();
+        assert_eq!(l.folded.unwrap().records, 20_000);
+        states
+    };
+    // Chunks of one bin go to one worker, together.
+    let per_bin = |states: &[Seen]| {
+        let mut m: std::collections::BTreeMap<String, (u64, u64, Vec<usize>)> = Default::default();
+        for (w, s) in states.iter().enumerate() {
+            for (path, n, sum) in s {
+                let e = m.entry(path.clone()).or_default();
+                e.0 += n;
+                e.1 += sum;
+                if !e.2.contains(&w) {
+                    e.2.push(w);
+                }
+            }
+        }
+        m
+    };
+    let runs = per_bin(&fold(Schedule::Runs));
+    let always = |_: &[flowdrill_store::BinRef], _: bool| true;
+    let states = fold(Schedule::Balanced(&always));
+    let balanced = per_bin(&states);
+    assert_eq!(runs.len(), bins.len());
+    assert!(
+        balanced.values().all(|(_, _, w)| w.len() == 1),
+        "{balanced:?}"
+    );
+    let sums = |m: &std::collections::BTreeMap<String, (u64, u64, Vec<usize>)>| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.0, v.1))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sums(&balanced), sums(&runs));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(bins.len());
+    assert_eq!(states.len(), workers);
+    // Each worker claims the largest bin left: its bins come largest first (which worker
+    // gets which depends on timing: on a small store one may take them all).
+    for s in &states {
+        let mut paths: Vec<&String> = s.iter().map(|(p, _, _)| p).collect();
+        paths.dedup();
+        let sizes: Vec<u64> = paths.iter().map(|p| runs[*p].0).collect();
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+    }
+    let never = |_: &[flowdrill_store::BinRef], _: bool| false;
+    let as_runs = fold(Schedule::Balanced(&never));
+    assert_eq!(as_runs, fold(Schedule::Runs));
+}
