@@ -1329,14 +1329,15 @@ pub fn top(
             let records = all.iter().map(|b| b.records_after).sum::<u64>();
             !resampled && all.iter().all(|b| b.z_max == 0) && records <= u64::from(u32::MAX)
         };
-        // Sharded states hold exact integer sums of disjoint keys: any worker may fold any bin.
-        let balanced =
+        // Whether the workers share the keys out (with more than one of them): sharded states
+        // hold exact integer sums of disjoint keys, so any worker may fold any bin.
+        let sharding =
             |all: &[BinRef], resampled: bool| allow_shards && by_addr && exact_of(all, resampled);
         let r = engine.fold_scheduled(
             sel,
             &[p.by.field],
             bound,
-            Schedule::Balanced(&balanced),
+            Schedule::Balanced(&sharding),
             |part: FoldPart<'_>| {
                 let spec = (p.by.field, p.by.v4_len);
                 let records = part.all.iter().map(|b| b.records_after).sum::<u64>();
@@ -1348,7 +1349,7 @@ pub fn top(
                         Layout::for_totals(records, packets, bytes, part.workers)
                     })
                     .flatten();
-                if !(allow_shards && by_addr && exact && part.workers > 1) {
+                if !(sharding(part.all, part.resampled) && part.workers > 1) {
                     return TopState::with_keys(
                         expected_keys(engine, sel, bound, spec, part.bins),
                         layout,

@@ -183,8 +183,11 @@ impl Engine {
             split_bins(&reading.bins, workers)
         };
         // Balanced: the bins by size, largest first, claimed one at a time.
-        let mut order: Vec<usize> = (0..reading.bins.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(reading.bins[i].records_after));
+        let mut order: Vec<usize> = Vec::new();
+        if balanced {
+            order.extend(0..reading.bins.len());
+            order.sort_by_key(|&i| std::cmp::Reverse(reading.bins[i].records_after));
+        }
         let claimed = std::sync::atomic::AtomicUsize::new(0);
         let work = |worker: usize| -> Result<(Loaded, S), E> {
             let bins = runs[worker];
@@ -237,14 +240,14 @@ impl Engine {
                 let rows: Option<Vec<u32>> =
                     keep.map(|k| k.iter_ones().map(|i| i as u32).collect());
                 let zm = match &rows {
-                    _ if b.unsampled() => None,
-                    Some(r) => r
+                    Some(r) if !b.unsampled() => r
                         .iter()
                         .map(|&i| b.sample_z().get(i as usize).copied().unwrap_or(0))
-                        .max(),
-                    None => b.sample_z().iter().copied().max(),
+                        .max()
+                        .unwrap_or(0),
+                    _ => z_max(&b),
                 };
-                part.z_max = part.z_max.max(zm.unwrap_or(0));
+                part.z_max = part.z_max.max(zm);
                 took(&mut span, rows.as_ref().map_or(b.len(), Vec::len));
                 f(
                     &mut state,

@@ -52,6 +52,19 @@ fn records() -> Vec<FlowRecord> {
         .collect()
 }
 
+/// [`records`], record `i` starting at `start(i)` and lasting 5 ms.
+fn records_at(start: impl Fn(usize) -> u64) -> Vec<FlowRecord> {
+    records()
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r.time_start = start(i);
+            r.time_end = r.time_start + 5;
+            r
+        })
+        .collect()
+}
+
 /// A store of [`records`] in its own directory per test (tests run in parallel).
 fn engine(name: &str) -> Engine {
     engine_of(name, records())
@@ -669,16 +682,8 @@ fn folded_compare_equals_sums_of_the_loaded_records() {
 /// the cores) and a filter.
 #[test]
 fn top_stays_exact_when_the_catalog_understates_the_totals() {
-    let recs: Vec<FlowRecord> = records()
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut r)| {
-            // 20,000 records over 40 minutes: eight 5-minute bins.
-            r.time_start = T0 + i as u64 * 120;
-            r.time_end = r.time_start + 5;
-            r
-        })
-        .collect();
+    // 20,000 records over 40 minutes: eight 5-minute bins.
+    let recs = records_at(|i| T0 + i as u64 * 120);
     let e = engine_of("catalog", recs);
     let dir = e.store().root().to_path_buf();
     let answers = |e: &Engine| -> Vec<String> {
@@ -737,16 +742,8 @@ fn top_stays_exact_when_the_catalog_understates_the_totals() {
 #[test]
 fn a_balanced_fold_reads_every_bin_once() {
     use flowdrill_query::{FoldPart, Schedule};
-    let recs: Vec<FlowRecord> = records()
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut r)| {
-            // Uneven bins: the first half of the records in one 5-minute bin, the rest spread.
-            r.time_start = T0 + if i < 10_000 { i as u64 } else { i as u64 * 180 };
-            r.time_end = r.time_start + 5;
-            r
-        })
-        .collect();
+    // Uneven bins: the first half of the records in one 5-minute bin, the rest spread.
+    let recs = records_at(|i| T0 + if i < 10_000 { i as u64 } else { i as u64 * 180 });
     let e = Engine::new(engine_of("balanced", recs).store().clone(), 0);
     let bins = e.store().bins("default", 0..u64::MAX, 0).unwrap();
     assert!(bins.len() >= 6, "{} bins", bins.len());

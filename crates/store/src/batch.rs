@@ -361,7 +361,7 @@ impl Thresholds {
 }
 
 /// Whether every threshold of a batch is 0, found once (see [`Batch::unsampled`]): a read of
-/// an unsampled file knows it without looking. Not part of a batch's value: two equal batches
+/// an unsampled file knows it without looking ([`Thresholds::Zeros`]). Not part of a batch's value: two equal batches
 /// may have been asked or not.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Unsampled(std::sync::OnceLock<bool>);

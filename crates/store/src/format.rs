@@ -1225,7 +1225,6 @@ fn convert(
     if left_out(Z_COLUMN) {
         // An unsampled file.
         out.z = crate::batch::Thresholds::zeros(rows);
-        out.unsampled = crate::batch::Unsampled::yes();
     } else {
         let mut z = Vec::with_capacity(rows);
         for a in col(Z_COLUMN)? {
@@ -1616,6 +1615,26 @@ mod tests {
     use arrow_array::{FixedSizeBinaryArray, Int64Array, RecordBatch, UInt32Array};
     use flowdrill_model::{ColumnSource, FlowRecord};
 
+    /// `recs` with thresholds `z` as a batch, and encoded as the file of a 5-minute bin.
+    fn encode_records(recs: &[FlowRecord], z: Vec<u64>) -> (Batch, Vec<u8>) {
+        let batch = Batch::from_records(recs, z, &CustomFields::default());
+        let mut stats = BinStats::default();
+        recs.iter().for_each(|r| stats.add(r, true));
+        let meta = FileMeta {
+            link: "l".into(),
+            level: 0,
+            bin_start: 0,
+            bin_end: 300_000,
+            records_before: recs.len() as u64,
+            records_after: recs.len() as u64,
+            z_max: batch.sample_z().iter().copied().max().unwrap_or(0),
+            bytes_variance: 0.0,
+            custom: CustomFields::default(),
+        };
+        let bytes = encode(&batch, &meta, &stats).unwrap();
+        (batch, bytes)
+    }
+
     /// Delta-encoded columns that zstd cannot shrink (random times, sources and byte counts)
     /// are stored raw, the others compressed, in large files (decided on a sample) and small
     /// ones (on the file itself) alike; the same rows make the same file, and read back whole.
@@ -1643,24 +1662,10 @@ mod tests {
                     }
                 })
                 .collect();
-            let batch = Batch::from_records(&recs, vec![0; recs.len()], &CustomFields::default());
-            let mut stats = BinStats::default();
-            recs.iter().for_each(|r| stats.add(r, true));
-            let meta = FileMeta {
-                link: "l".into(),
-                level: 0,
-                bin_start: 1_704_067_200_000,
-                bin_end: 1_704_067_500_000,
-                records_before: n,
-                records_after: n,
-                z_max: 0,
-                bytes_variance: 0.0,
-                custom: CustomFields::default(),
-            };
-            let bytes = encode(&batch, &meta, &stats).unwrap();
+            let (batch, bytes) = encode_records(&recs, vec![0; recs.len()]);
             assert_eq!(
                 bytes,
-                encode(&batch, &meta, &stats).unwrap(),
+                encode_records(&recs, vec![0; recs.len()]).1,
                 "{n}: deterministic"
             );
             let dir = tempfile::tempdir().unwrap();
@@ -1801,22 +1806,8 @@ mod tests {
             let z: Vec<u64> = (0..5000u64)
                 .map(|j| if sampled && j % 3 == 0 { 2000 } else { 0 })
                 .collect();
-            let batch = Batch::from_records(&recs, z.clone(), &CustomFields::default());
-            let mut stats = BinStats::default();
-            recs.iter().for_each(|r| stats.add(r, true));
-            let meta = FileMeta {
-                link: "l".into(),
-                level: 0,
-                bin_start: 0,
-                bin_end: 300_000,
-                records_before: 5000,
-                records_after: 5000,
-                z_max: z.iter().copied().max().unwrap_or(0),
-                bytes_variance: 0.0,
-                custom: CustomFields::default(),
-            };
             let path = dir.join(format!("{i}.parquet"));
-            std::fs::write(&path, encode(&batch, &meta, &stats).unwrap()).unwrap();
+            std::fs::write(&path, encode_records(&recs, z.clone()).1).unwrap();
             let footer = Footer::read(&path, &std::fs::File::open(&path).unwrap(), false).unwrap();
             let v6_col = footer.arrow.schema().index_of("src_addr_v6").unwrap();
             assert_eq!(all_null(footer.arrow.metadata(), v6_col), !v6, "file {i}");
